@@ -1,0 +1,37 @@
+"""liqbot's exception hierarchy: one root, specific kinds, user-safe messages where marked."""
+
+
+class LiqBotError(Exception):
+    """Root of every error liqbot raises on purpose."""
+
+
+class ConfigError(LiqBotError):
+    """The configuration file or environment is invalid (exit code 2)."""
+
+
+class MarketDataError(LiqBotError):
+    """Market data could not be fetched or is invalid (exchange errors are chained)."""
+
+
+class BadSymbolError(MarketDataError):
+    """The exchange does not list the symbol; the message is safe to show a user."""
+
+
+class DataFileError(MarketDataError):
+    """A replay/candle file is malformed; the message names the file and line."""
+
+
+class StoreError(LiqBotError):
+    """The store could not be opened or migrated."""
+
+
+class UserInputError(LiqBotError):
+    """A command was malformed; ``str(exc)`` is a short message safe to show the user."""
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class LimitExceededError(UserInputError):
+    """A per-chat cap or rate limit was hit; the message says which and what to do."""

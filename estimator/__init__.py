@@ -1,0 +1,31 @@
+"""liqbot's estimator: where leveraged futures positions would be liquidated — a model.
+
+Pure numpy: no network, files, asyncio or chat code. Inputs are candle arrays, outputs are
+arrays and small dataclasses. Everything here is an *estimate*, not exchange data.
+"""
+
+from estimator.book import Book, Heatmap, build_book, build_heatmap
+from estimator.candles import Candles
+from estimator.clusters import Cluster, ClusterRule, assign_ids, find_clusters, top
+from estimator.grid import PriceGrid
+from estimator.params import ModelParams
+from estimator.tiers import BINANCE_BTCUSDT, Tier, TierTable, liquidation_price
+
+__all__ = [
+    "BINANCE_BTCUSDT",
+    "Book",
+    "Candles",
+    "Cluster",
+    "ClusterRule",
+    "Heatmap",
+    "ModelParams",
+    "PriceGrid",
+    "Tier",
+    "TierTable",
+    "assign_ids",
+    "build_book",
+    "build_heatmap",
+    "find_clusters",
+    "liquidation_price",
+    "top",
+]

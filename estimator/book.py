@@ -1,0 +1,189 @@
+"""The estimated liquidation book: at the last candle, and over time (heatmap).
+
+Fast path of the position model (DESIGN.md): every created level gets its death index once;
+its value at candle T is notional × Π f[k] for born < k ≤ T (survival factors), computed from
+cumulative log-factors; the book at one time is a bincount, the heatmap a short recurrence over
+its columns (not over candles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from estimator.candles import Candles, FloatArray, IntArray
+from estimator.deaths import first_high_at_or_above, first_low_at_or_below
+from estimator.grid import PriceGrid
+from estimator.params import ModelParams
+from estimator.positions import LONG, CreatedLevels, created_levels, survival_factors
+
+
+@dataclass(frozen=True)
+class Book:
+    """Estimated liquidation notional (USD) per price bucket at the last candle.
+
+    ``long_by_lev[i, j]`` / ``short_by_lev[i, j]``: ladder leverage ``leverages[i]``, bucket
+    ``k0 + j``. ``proxy`` is True when new notional came from the volume proxy (no OI).
+    """
+
+    grid: PriceGrid
+    k0: int
+    leverages: tuple[float, ...]
+    long_by_lev: FloatArray
+    short_by_lev: FloatArray
+    last_price: float
+    timestamp: int
+    proxy: bool
+
+    @property
+    def long_usd(self) -> FloatArray:
+        return np.asarray(self.long_by_lev.sum(axis=0), dtype=np.float64)
+
+    @property
+    def short_usd(self) -> FloatArray:
+        return np.asarray(self.short_by_lev.sum(axis=0), dtype=np.float64)
+
+    @property
+    def buckets(self) -> IntArray:
+        return np.arange(self.k0, self.k0 + self.long_by_lev.shape[1], dtype=np.int64)
+
+    @property
+    def prices(self) -> FloatArray:
+        """Bucket mid prices (USD)."""
+        return self.grid.centre(self.buckets)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """Estimated liquidation notional (USD) over time: ``long[c, j]`` / ``short[c, j]`` is the
+    book at the close of candle ``candle_index[c]`` (time ``timestamp[c]``, ms) in bucket
+    ``k0 + j``."""
+
+    grid: PriceGrid
+    k0: int
+    candle_index: IntArray
+    timestamp: IntArray
+    long: FloatArray
+    short: FloatArray
+    proxy: bool
+
+    @property
+    def total(self) -> FloatArray:
+        return self.long + self.short
+
+    @property
+    def prices(self) -> FloatArray:
+        return self.grid.centre(np.arange(self.k0, self.k0 + self.long.shape[1]))
+
+
+@dataclass(frozen=True)
+class _Model:
+    """Created levels with death index and the cumulative survival needed to value them."""
+
+    rows: CreatedLevels
+    death: IntArray
+    bucket: IntArray
+    log_f: FloatArray  # cumulative Σ log f over non-zero factors
+    zeros: IntArray  # cumulative count of zero factors (OI wiped out)
+    proxy: bool
+
+    def value_at(self, sel: NDArray[np.bool_] | IntArray, t: IntArray | int) -> FloatArray:
+        """Value (USD) at the close of candle ``t`` of the selected rows (alive or not)."""
+        born = self.rows.born[sel]
+        tt = np.broadcast_to(np.asarray(t, dtype=np.int64), born.shape)
+        factor = np.exp(self.log_f[tt] - self.log_f[born])
+        factor = np.where(self.zeros[tt] > self.zeros[born], 0.0, factor)
+        return np.asarray(self.rows.notional[sel] * factor, dtype=np.float64)
+
+
+def _build_model(c: Candles, params: ModelParams) -> _Model:
+    rows, proxy = created_levels(c, params)
+    is_long = rows.side == LONG
+    death = np.empty(len(rows.born), dtype=np.int64)
+    death[is_long] = first_low_at_or_below(c.low, rows.born[is_long], rows.level[is_long])
+    death[~is_long] = first_high_at_or_above(c.high, rows.born[~is_long], rows.level[~is_long])
+    f = survival_factors(c, params)
+    zero = f <= 0.0
+    log_f = np.cumsum(np.log(np.where(zero, 1.0, f)))
+    zeros = np.cumsum(zero.astype(np.int64))
+    bucket = params.grid.index(rows.level)
+    return _Model(rows, death, bucket, log_f, zeros, proxy)
+
+
+def _bucket_range(model: _Model, alive: NDArray[np.bool_], fallback_price: float,
+                  grid: PriceGrid) -> tuple[int, int]:
+    if bool(np.any(alive)):
+        b = model.bucket[alive]
+        return int(b.min()), int(b.max()) + 1
+    k = int(grid.index(fallback_price))
+    return k, k + 1
+
+
+def build_book(c: Candles, params: ModelParams | None = None) -> Book:
+    """The estimated book at the close of the last candle."""
+    p = params if params is not None else ModelParams()
+    model = _build_model(c, p)
+    last = len(c) - 1
+    alive = model.death > last
+    k0, k1 = _bucket_range(model, alive, float(c.close[-1]), p.grid)
+    width = k1 - k0
+    value = model.value_at(alive, last)
+    n_lev = len(p.leverages)
+    sides = []
+    for side in (0, 1):
+        m = model.rows.side[alive] == side
+        flat = model.rows.lev[alive][m] * width + (model.bucket[alive][m] - k0)
+        sides.append(np.bincount(flat, weights=value[m], minlength=n_lev * width)
+                     .reshape(n_lev, width))
+    return Book(p.grid, k0, tuple(p.leverages), sides[0], sides[1], float(c.close[-1]),
+                int(c.timestamp[-1]), model.proxy)
+
+
+def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 200,
+                  start: int = 0) -> Heatmap:
+    """The book at ``columns`` evenly spaced candles from ``start`` to the last one.
+
+    Positions created before ``start`` count (they are still live); only the sampling starts
+    there. Computed by a recurrence over columns: V[c] = V[c−1]·g[c] + born[c] − died[c].
+    """
+    p = params if params is not None else ModelParams()
+    n = len(c)
+    if not 0 <= start < n:
+        raise ValueError(f"heatmap: start {start!r} outside 0..{n - 1}")
+    if columns < 1:
+        raise ValueError(f"heatmap: columns must be ≥ 1, got {columns!r}")
+    cols = np.unique(np.linspace(start, n - 1, num=min(columns, n - start)).round().astype(np.int64))
+    model = _build_model(c, p)
+    born, death = model.rows.born, model.death
+    first_col = np.searchsorted(cols, born, side="left")  # first column at/after birth
+    end_col = np.searchsorted(cols, death, side="left")  # first column at/after death
+    shown = first_col < end_col
+    k0, k1 = _bucket_range(model, shown, float(c.close[-1]), p.grid)
+    width, n_cols = k1 - k0, len(cols)
+    # Survival between consecutive columns.
+    gain = np.ones(n_cols)
+    if n_cols > 1:
+        gain[1:] = np.exp(model.log_f[cols[1:]] - model.log_f[cols[:-1]])
+        gain[1:] = np.where(model.zeros[cols[1:]] > model.zeros[cols[:-1]], 0.0, gain[1:])
+    out = []
+    for side in (0, 1):
+        sel = shown & (model.rows.side == side)
+        idx = np.nonzero(sel)[0]
+        b = model.bucket[idx] - k0
+        fc, ec = first_col[idx], end_col[idx]
+        add = np.bincount(fc * width + b, weights=model.value_at(idx, cols[fc]),
+                          minlength=n_cols * width).reshape(n_cols, width)
+        dies = ec < n_cols
+        rem = np.bincount(ec[dies] * width + b[dies],
+                          weights=model.value_at(idx[dies], cols[ec[dies]]),
+                          minlength=n_cols * width).reshape(n_cols, width)
+        mat = np.empty((n_cols, width))
+        running = np.zeros(width)
+        for col in range(n_cols):
+            running = running * gain[col] + add[col] - rem[col]
+            np.maximum(running, 0.0, out=running)  # rounding can leave −1e−9 after a removal
+            mat[col] = running
+        out.append(mat)
+    return Heatmap(p.grid, k0, cols, c.timestamp[cols], out[0], out[1], model.proxy)

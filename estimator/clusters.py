@@ -1,0 +1,134 @@
+"""Clusters: dense price ranges of estimated liquidations, with ids stable across recomputes.
+
+Threshold rule (per side): a bucket is *hot* when its notional is ≥ ``hot_multiple`` × the
+median of that side's non-empty buckets and ≥ ``min_share`` of the side's total. Hot buckets
+form runs; runs whose gap is within ``merge_pct`` % of price are merged into one cluster. A
+cluster's notional is the sum of its hot buckets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from estimator.book import Book
+from estimator.candles import FloatArray
+from estimator.grid import PriceGrid
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A liquidation cluster. Prices in USD, ``distance_pct`` = (price − last) / last × 100."""
+
+    id: str
+    side: str  # "long" (liquidates longs, usually below price) or "short"
+    low: float
+    high: float
+    price: float  # notional-weighted centre
+    notional_usd: float
+    distance_pct: float
+
+    def overlap(self, other: Cluster) -> float:
+        """Width (USD) of the price overlap with ``other`` (0 when disjoint)."""
+        return max(0.0, min(self.high, other.high) - max(self.low, other.low))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id, "side": self.side, "low": self.low, "high": self.high,
+            "price": self.price, "notional_usd": self.notional_usd,
+            "distance_pct": self.distance_pct,
+        }
+
+
+@dataclass(frozen=True)
+class ClusterRule:
+    hot_multiple: float = 3.0
+    min_share: float = 0.01
+    merge_pct: float = 0.5
+
+
+def find_clusters(book: Book, rule: ClusterRule | None = None) -> list[Cluster]:
+    """Clusters of both sides of ``book``, ids provisional (see :func:`assign_ids`)."""
+    r = rule if rule is not None else ClusterRule()
+    found: list[Cluster] = []
+    for side, values in (("long", book.long_usd), ("short", book.short_usd)):
+        found.extend(_side_clusters(side, values, book.k0, book.grid, book.last_price,
+                                    book.timestamp, r))
+    return found
+
+
+def clusters_from_buckets(side: str, values: FloatArray, k0: int, grid: PriceGrid,
+                          last_price: float, rule: ClusterRule | None = None,
+                          asof: int = 0) -> list[Cluster]:
+    """Clusters of one side given per-bucket notional starting at bucket ``k0``."""
+    if side not in ("long", "short"):
+        raise ValueError(f"side must be 'long' or 'short', got {side!r}")
+    return _side_clusters(side, np.asarray(values, dtype=np.float64), k0, grid, last_price, asof,
+                          rule if rule is not None else ClusterRule())
+
+
+def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last_price: float,
+                   asof: int, rule: ClusterRule) -> list[Cluster]:
+    nonzero = values[values > 0]
+    if len(nonzero) == 0:
+        return []
+    threshold = max(rule.hot_multiple * float(np.median(nonzero)),
+                    rule.min_share * float(nonzero.sum()))
+    hot = np.nonzero(values >= threshold)[0]
+    if len(hot) == 0:
+        return []
+    # Runs of hot buckets, merged when the gap between them is within merge_pct of price.
+    lows = grid.edge(hot + k0)
+    highs = grid.edge(hot + k0 + 1)
+    gap_ok = lows[1:] - highs[:-1] <= last_price * rule.merge_pct / 100.0
+    starts = np.concatenate([[0], np.nonzero(~gap_ok)[0] + 1])
+    ends = np.concatenate([starts[1:], [len(hot)]])
+    out = []
+    for s, e in zip(starts, ends, strict=True):
+        idx = hot[s:e]
+        w = values[idx]
+        centre = float(np.sum(grid.centre(idx + k0) * w) / np.sum(w))
+        low, high = float(lows[s]), float(highs[e - 1])
+        out.append(Cluster(
+            id=f"{side[0].upper()}{int(idx[np.argmax(w)]) + k0}@{asof}",
+            side=side, low=low, high=high, price=centre, notional_usd=float(w.sum()),
+            distance_pct=(centre - last_price) / last_price * 100.0,
+        ))
+    return out
+
+
+def assign_ids(previous: Iterable[Cluster], current: Sequence[Cluster]) -> list[Cluster]:
+    """Give each current cluster the id of the previous same-side cluster it overlaps most.
+
+    One previous id goes to at most one current cluster (the largest overlap wins; ties go to
+    the bigger notional). Unmatched clusters keep their fresh id ("L<bucket>@<ms>"), which
+    names where and when they first appeared.
+    """
+    prev = list(previous)
+    pairs = []
+    for i, cur in enumerate(current):
+        for j, old in enumerate(prev):
+            if old.side == cur.side:
+                ov = cur.overlap(old)
+                if ov > 0:
+                    pairs.append((ov, cur.notional_usd, i, j))
+    pairs.sort(key=lambda x: (-x[0], -x[1], x[2], x[3]))
+    taken_cur: dict[int, str] = {}
+    taken_prev: set[int] = set()
+    for _ov, _n, i, j in pairs:
+        if i not in taken_cur and j not in taken_prev:
+            taken_cur[i] = prev[j].id
+            taken_prev.add(j)
+    return [replace(c, id=taken_cur[i]) if i in taken_cur else c for i, c in enumerate(current)]
+
+
+def top(clusters: Iterable[Cluster], n: int, side: str | None = None) -> list[Cluster]:
+    """The ``n`` largest clusters by notional of one side, or of each side when ``side`` is None
+    (longs first)."""
+    items = list(clusters)
+    out: list[Cluster] = []
+    for s in ("long", "short") if side is None else (side,):
+        out.extend(sorted((c for c in items if c.side == s), key=lambda c: -c.notional_usd)[:n])
+    return out

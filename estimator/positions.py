@@ -1,0 +1,116 @@
+"""Step 1 of the model: which positions open at each candle, at what liquidation level.
+
+A flat table of "created levels": one row per (candle, side, leverage) with a positive notional.
+Also the per-candle survival factor (OI shrink × age decay) applied to everything older.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from estimator.candles import Candles, FloatArray, IntArray
+from estimator.params import ModelParams
+from estimator.tiers import liquidation_price
+
+LONG, SHORT = 0, 1
+_MS_PER_HOUR = 3_600_000.0
+
+
+@dataclass(frozen=True)
+class CreatedLevels:
+    """Rows of positions created by the model (parallel arrays).
+
+    ``born``: candle index; ``side``: 0 long / 1 short; ``lev``: ladder index; ``level``:
+    liquidation price (USD); ``notional``: USD at creation.
+    """
+
+    born: IntArray
+    side: NDArray[np.int8]
+    lev: IntArray
+    level: FloatArray
+    notional: FloatArray
+
+
+def new_notional(c: Candles, params: ModelParams) -> tuple[FloatArray, bool]:
+    """New notional per candle (USD) and whether it is the volume proxy.
+
+    With OI: max(ΔOI, 0), 0 for the first candle (its OI predates the series). Without OI:
+    ``proxy_fraction`` × volume × typical price.
+    """
+    if c.open_interest_usd is not None:
+        created = np.zeros(len(c))
+        created[1:] = np.maximum(np.diff(c.open_interest_usd), 0.0)
+        return created, False
+    return params.proxy_fraction * c.volume * c.typical_price, True
+
+
+def long_share(c: Candles, params: ModelParams) -> FloatArray:
+    """Long share of each candle's new notional (0..1).
+
+    Taker-buy share s of volume when known: ≥ 55 % → ``dominant_share``, ≤ 45 % → its complement,
+    linear in between. Otherwise (or for a zero-volume candle) candle colour: green → dominant,
+    red → complement, doji → 0.5.
+    """
+    dom = params.dominant_share
+    colour = np.where(c.close > c.open, dom, np.where(c.close < c.open, 1.0 - dom, 0.5))
+    if c.taker_buy_volume is None:
+        return np.asarray(colour, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(c.volume > 0, c.taker_buy_volume / np.where(c.volume > 0, c.volume, 1), np.nan)
+    s = np.clip(s, 0.0, 1.0)
+    by_share = (1.0 - dom) + (np.clip(s, 0.45, 0.55) - 0.45) / 0.10 * (2.0 * dom - 1.0)
+    return np.asarray(np.where(np.isnan(s), colour, by_share), dtype=np.float64)
+
+
+def survival_factors(c: Candles, params: ModelParams) -> FloatArray:
+    """Factor f[t] that scales every position older than candle t at candle t (f[0] = 1).
+
+    OI shrink OI[t]/OI[t−1] when OI falls (closures, pro rata), times the age decay
+    2^(−Δt / half-life) over the real time between candles (gaps included).
+    """
+    f = np.ones(len(c))
+    oi = c.open_interest_usd
+    if oi is not None and len(c) > 1:
+        prev, cur = oi[:-1], oi[1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shrink = np.where(cur < prev, cur / np.where(prev > 0, prev, 1.0), 1.0)
+        f[1:] = shrink
+    if params.half_life_hours is not None and len(c) > 1:
+        dt_h = np.diff(c.timestamp).astype(np.float64) / _MS_PER_HOUR
+        f[1:] *= np.exp2(-dt_h / params.half_life_hours)
+    return f
+
+
+def created_levels(c: Candles, params: ModelParams) -> tuple[CreatedLevels, bool]:
+    """All (candle, side, leverage) rows with positive new notional, and the proxy flag."""
+    notional, proxy = new_notional(c, params)
+    share = long_share(c, params)
+    tp = c.typical_price
+    weights = np.asarray(params.weights, dtype=np.float64)
+    n_lev = len(params.leverages)
+    parts = []
+    for side, side_share, name in ((LONG, share, "long"), (SHORT, 1.0 - share, "short")):
+        # One ratio per leverage: every level is a small position, so LP/EP is constant.
+        ratios = liquidation_price(
+            np.ones(n_lev), np.asarray(params.leverages, dtype=np.float64), name,
+            tiers=params.tiers,
+        )
+        amount = (notional * side_share)[:, None] * weights[None, :]
+        born, lev = np.nonzero(amount > 0)
+        parts.append(
+            (born, np.full(len(born), side, dtype=np.int8), lev, tp[born] * ratios[lev],
+             amount[born, lev])
+        )
+    born = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    rows = CreatedLevels(
+        born=born,
+        side=np.concatenate([p[1] for p in parts]),
+        lev=np.concatenate([p[2] for p in parts]).astype(np.int64),
+        level=np.concatenate([p[3] for p in parts]),
+        notional=np.concatenate([p[4] for p in parts]),
+    )
+    return rows, proxy
+
