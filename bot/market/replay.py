@@ -1,0 +1,245 @@
+"""Offline market data: a validated CSV loader and a replay source on a virtual clock.
+
+CSV format: header ``timestamp,open,high,low,close,volume`` plus optional ``open_interest_usd``
+and ``taker_buy_volume`` (any column order, extra columns ignored); ``timestamp`` is the candle
+open time in unix ms UTC, strictly ascending; prices in USD, volumes in base units, OI in USD.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bot.errors import BadSymbolError, DataFileError
+from bot.market.base import MarketSnapshot, PriceTick, is_stale
+from bot.market.symbols import normalise
+from estimator import Candles
+
+BUNDLED_CSV: Path = Path(__file__).resolve().parent.parent / "data" / "btcusd_coinbase_1h.csv"
+"""Real Coinbase BTC-USD hourly candles, 2017-07 … 2019-10 (see bot/data/README.md)."""
+
+REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
+OPTIONAL = ("open_interest_usd", "taker_buy_volume")
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """Missing candles in a series: ``step_ms`` is the usual spacing (median), ``count`` the
+    number of holes, ``missing`` the candles they span, ``first_row`` the 0-based row after the
+    first hole (None without gaps)."""
+
+    step_ms: int
+    count: int
+    missing: int
+    first_row: int | None
+
+
+def find_gaps(timestamp: np.ndarray, step_ms: int | None = None) -> Gaps:
+    """Holes in an ascending ms timestamp series (spacing > step; step = median by default)."""
+    ts = np.asarray(timestamp, dtype=np.int64)
+    if len(ts) < 2:
+        return Gaps(step_ms or 0, 0, 0, None)
+    diff = np.diff(ts)
+    step = int(step_ms if step_ms is not None else np.median(diff))
+    holes = np.nonzero(diff > step)[0]
+    missing = int(np.sum(diff[holes] // max(step, 1) - 1)) if len(holes) else 0
+    first = int(holes[0]) + 1 if len(holes) else None
+    return Gaps(step, len(holes), max(missing, len(holes)), first)
+
+
+def _fail(path: Path, line: int | None, message: str) -> DataFileError:
+    where = f"{path.name}:{line}" if line is not None else path.name
+    return DataFileError(f"{where}: {message}")
+
+
+def _parse_cells(path: Path, cells: list[str], rows: list[str], linenos: list[int],
+                 width: int, names: list[str]) -> np.ndarray:
+    """Cells → float matrix (rows × width); on failure find the offending line (slow path)."""
+    try:
+        mat = np.array(cells, dtype=np.float64).reshape(len(rows), width)
+    except ValueError:
+        mat = None
+    if mat is not None and bool(np.all(np.isfinite(mat))):
+        return mat
+    for row, lineno in zip(rows, linenos, strict=True):
+        for name, cell in zip(names, row.split(","), strict=True):
+            try:
+                ok = math.isfinite(float(cell))
+            except ValueError:
+                ok = False
+            if not ok:
+                raise _fail(path, lineno, f"{name} is not a finite number: {cell.strip()[:30]!r}")
+    raise _fail(path, None, "could not parse numbers")  # pragma: no cover - unreachable
+
+
+def load_csv(path: str | Path) -> Candles:
+    """Load and validate a candle CSV (format in the module docstring).
+
+    Raises DataFileError naming the file and line (1-based, header = line 1) for: missing
+    columns, wrong field counts, non-numeric values, non-integer/unsorted/duplicate timestamps,
+    high < low, non-positive prices, negative volume/OI. Gaps are allowed (see find_gaps).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(path, None, f"cannot read: {exc}") from exc
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise _fail(path, 1, "empty file or header line")
+    header = [h.strip().lower() for h in lines[0].split(",")]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise _fail(path, 1, f"missing column(s) {', '.join(missing)}; header is {lines[0]!r}")
+    if len(set(header)) != len(header):
+        raise _fail(path, 1, "duplicate column name in header")
+    width = len(header)
+    linenos = [i + 1 for i, line in enumerate(lines) if i and line.strip()]
+    rows = [lines[i - 1] for i in linenos]
+    if not rows:
+        raise _fail(path, None, "no data rows")
+    cells = ",".join(rows).split(",")
+    if len(cells) != len(rows) * width:
+        for row, lineno in zip(rows, linenos, strict=True):
+            if row.count(",") + 1 != width:
+                raise _fail(path, lineno, f"expected {width} fields, got {row.count(',') + 1}")
+    mat = _parse_cells(path, cells, rows, linenos, width, header)
+    col = {name: mat[:, header.index(name)] for name in (*REQUIRED, *OPTIONAL) if name in header}
+
+    def line_of(row: int) -> int:
+        return linenos[row]
+
+    ts_f = col["timestamp"]
+    bad = np.nonzero((ts_f != np.round(ts_f)) | (ts_f < 0) | (ts_f > 2**53))[0]
+    if len(bad):
+        raise _fail(path, line_of(int(bad[0])), "timestamp must be a whole number of ms")
+    ts = ts_f.astype(np.int64)
+    if len(ts) > 1:
+        d = np.diff(ts)
+        bad = np.nonzero(d <= 0)[0]
+        if len(bad):
+            r = int(bad[0]) + 1
+            kind = "duplicate" if d[r - 1] == 0 else "unsorted"
+            raise _fail(path, line_of(r), f"{kind} timestamp {ts[r]} (previous row has "
+                        f"{ts[r - 1]}); timestamps must be strictly ascending")
+    for name in ("open", "high", "low", "close"):
+        bad = np.nonzero(col[name] <= 0)[0]
+        if len(bad):
+            raise _fail(path, line_of(int(bad[0])), f"non-positive {name} {col[name][bad[0]]}")
+    bad = np.nonzero(col["high"] < col["low"])[0]
+    if len(bad):
+        r = int(bad[0])
+        raise _fail(path, line_of(r), f"high {col['high'][r]} < low {col['low'][r]}")
+    for name in ("volume", *OPTIONAL):
+        if name in col:
+            bad = np.nonzero(col[name] < 0)[0]
+            if len(bad):
+                raise _fail(path, line_of(int(bad[0])), f"negative {name} {col[name][bad[0]]}")
+    try:
+        return Candles(ts, col["open"], col["high"], col["low"], col["close"], col["volume"],
+                       col.get("open_interest_usd"), col.get("taker_buy_volume"))
+    except ValueError as exc:  # pragma: no cover - the checks above cover Candles' rules
+        raise _fail(path, None, str(exc)) from exc
+
+
+class ReplaySource:
+    """Replays a candle series on a virtual clock: the whole bot runs offline.
+
+    ``warmup`` candles are visible at the start; each :meth:`advance` reveals
+    ``candles_per_tick`` more. ``window`` (optional) caps how many candles :meth:`fetch` returns
+    (the newest ones). Implements :class:`bot.market.base.MarketSource`.
+    """
+
+    def __init__(self, candles: Candles, symbol: str = "BTC/USDT:USDT",
+                 candles_per_tick: int = 1, warmup: int = 500, window: int | None = None,
+                 timeframe: str | None = None) -> None:
+        if candles_per_tick < 1:
+            raise ValueError(f"replay: candles_per_tick must be ≥ 1, got {candles_per_tick!r}")
+        if warmup < 1:
+            raise ValueError(f"replay: warmup must be ≥ 1, got {warmup!r}")
+        if window is not None and window < 1:
+            raise ValueError(f"replay: window must be ≥ 1, got {window!r}")
+        self.candles = candles
+        self.symbol = symbol
+        self.candles_per_tick = candles_per_tick
+        self.window = window
+        self.gaps = find_gaps(candles.timestamp)
+        self.step_ms = self.gaps.step_ms or 60_000
+        self.timeframe = timeframe or _timeframe_name(self.step_ms)
+        self._pos = min(warmup, len(candles))  # candles visible
+        self._prev = self._pos - 1  # first candle of the latest tick
+
+    @classmethod
+    def from_csv(cls, path: str | Path = BUNDLED_CSV, **kwargs: object) -> ReplaySource:
+        """Replay a CSV file (the bundled BTC-USD 1h file by default)."""
+        return cls(load_csv(path), **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def position(self) -> int:
+        """Number of candles visible so far."""
+        return self._pos
+
+    @property
+    def done(self) -> bool:
+        """True when every candle has been revealed."""
+        return self._pos >= len(self.candles)
+
+    @property
+    def now_ms(self) -> int:
+        """Virtual wall clock (ms): the close time of the newest visible candle."""
+        return int(self.candles.timestamp[self._pos - 1]) + self.step_ms
+
+    def advance(self) -> bool:
+        """Reveal the next ``candles_per_tick`` candles; False (and no move) at the end."""
+        if self.done:
+            return False
+        self._prev = self._pos
+        self._pos = min(self._pos + self.candles_per_tick, len(self.candles))
+        return True
+
+    def _check(self, symbol: str) -> None:
+        if symbol != self.symbol:
+            raise BadSymbolError(f"{symbol} is not available in replay (only {self.symbol}).")
+
+    async def normalise(self, user_text: str) -> str:
+        """Unified symbol for user text; only the replayed symbol exists."""
+        symbol = normalise(user_text)
+        self._check(symbol)
+        return symbol
+
+    async def fetch(self, symbol: str) -> MarketSnapshot:
+        """The candles visible at the virtual clock (the newest ``window`` of them)."""
+        self._check(symbol)
+        start = 0 if self.window is None else max(0, self._pos - self.window)
+        view = self.candles.slice(start, self._pos)
+        notes: list[str] = ["replay data"]
+        if view.open_interest_usd is None:
+            notes.append("no open interest in the file: volume proxy")
+        taker = "file" if view.taker_buy_volume is not None else "candle colour"
+        if self.gaps.count:
+            notes.append(f"{self.gaps.count} gap(s) in the file")
+        stale = is_stale(int(view.timestamp[-1]), self.now_ms, self.step_ms)
+        return MarketSnapshot(self.symbol, self.timeframe, view, self.now_ms, stale,
+                              oi_sources=("file",) if view.open_interest_usd is not None else (),
+                              taker_source=taker, warnings=tuple(notes))
+
+    async def last_price(self, symbol: str) -> PriceTick:
+        """Newest close and the high/low of the candles revealed by the latest tick."""
+        self._check(symbol)
+        s = slice(max(self._prev, 0), self._pos)
+        c = self.candles
+        return PriceTick(self.symbol, float(c.close[self._pos - 1]), float(c.high[s].max()),
+                         float(c.low[s].min()), self.now_ms)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def _timeframe_name(step_ms: int) -> str:
+    for unit, ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
+        if step_ms % ms == 0:
+            return f"{step_ms // ms}{unit}"
+    return f"{max(step_ms // 60_000, 1)}m"

@@ -1,0 +1,82 @@
+"""User symbol text → ccxt unified linear-perpetual symbol (``BTC/USDT:USDT``).
+
+Accepts ``BTC``, ``btcusdt``, ``BTC/USDT``, ``BTC-USDT-SWAP``, ``BTCUSDT.P``, ``BTC/USDT:USDT``.
+:func:`normalise` is pure syntax; :func:`resolve` also checks the exchange's ``load_markets()``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from bot.errors import BadSymbolError
+
+DEFAULT_QUOTE = "USDT"
+# Longest first so "BTCFDUSD" is not read as "BTCFD" + "USD".
+QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "USD")
+_ASSET = re.compile(r"^[A-Z0-9]{1,20}$")
+_MAX_ECHO = 24
+
+
+def _unsafe(text: str) -> BadSymbolError:
+    shown = text if len(text) <= _MAX_ECHO else text[:_MAX_ECHO] + "…"
+    return BadSymbolError(
+        f"'{shown}' is not a symbol. Try BTC, ETHUSDT or BTC/USDT:USDT."
+    )
+
+
+def _split_concat(s: str) -> tuple[str, str]:
+    for quote in QUOTES:
+        if s.endswith(quote) and len(s) > len(quote):
+            return s[: -len(quote)], quote
+    return s, DEFAULT_QUOTE
+
+
+def normalise(user_text: str) -> str:
+    """Unified symbol for ``user_text`` by syntax alone (no exchange lookup).
+
+    Raises BadSymbolError (user-safe message) for text that cannot be a symbol.
+    """
+    s = user_text.strip().upper().replace(" ", "")
+    for suffix in (".P", "-SWAP", "-PERP", "_PERP", "PERP"):
+        if s.endswith(suffix) and len(s) > len(suffix):
+            s = s[: -len(suffix)]
+            break
+    settle = None
+    if ":" in s:
+        s, settle = s.split(":", 1)
+    if "/" in s:
+        base, _, quote = s.partition("/")
+    elif "-" in s or "_" in s:
+        base, _, quote = s.replace("_", "-").partition("-")
+    else:
+        base, quote = _split_concat(s)
+    settle = settle or quote
+    if not all(_ASSET.match(part) for part in (base, quote, settle)):
+        raise _unsafe(user_text.strip())
+    return f"{base}/{quote}:{settle}"
+
+
+def resolve(user_text: str, markets: Mapping[str, Mapping[str, Any]], exchange: str = "") -> str:
+    """Unified symbol for ``user_text`` that ``markets`` (ccxt ``load_markets()``) lists.
+
+    Matches a contract market, also by exchange id (``BTCUSDT``); otherwise raises
+    BadSymbolError with up to three close suggestions.
+    """
+    symbol = normalise(user_text)
+    market = markets.get(symbol)
+    if market is None:
+        raw = user_text.strip().upper()
+        market = next(
+            (m for m in markets.values() if m.get("id", "").upper() == raw and m.get("contract")),
+            None,
+        )
+    if market is not None and market.get("contract", True) and market.get("active") is not False:
+        return str(market["symbol"])
+    contracts = [k for k, m in markets.items() if m.get("contract", True)]
+    close = difflib.get_close_matches(symbol, contracts, n=3, cutoff=0.6)
+    where = f" on {exchange}" if exchange else ""
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise BadSymbolError(f"{symbol} is not listed as a perpetual{where}.{hint}")
