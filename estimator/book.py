@@ -135,8 +135,8 @@ def build_book(c: Candles, params: ModelParams | None = None) -> Book:
     for side in (0, 1):
         m = model.rows.side[alive] == side
         flat = model.rows.lev[alive][m] * width + (model.bucket[alive][m] - k0)
-        sides.append(np.bincount(flat, weights=value[m], minlength=n_lev * width)
-                     .reshape(n_lev, width))
+        counts = np.bincount(flat, weights=value[m], minlength=n_lev * width)
+        sides.append(np.asarray(counts, dtype=np.float64).reshape(n_lev, width))
     return Book(p.grid, k0, tuple(p.leverages), sides[0], sides[1], float(c.close[-1]),
                 int(c.timestamp[-1]), model.proxy)
 
@@ -154,7 +154,8 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
         raise ValueError(f"heatmap: start {start!r} outside 0..{n - 1}")
     if columns < 1:
         raise ValueError(f"heatmap: columns must be ≥ 1, got {columns!r}")
-    cols = np.unique(np.linspace(start, n - 1, num=min(columns, n - start)).round().astype(np.int64))
+    spaced = np.linspace(start, n - 1, num=min(columns, n - start))
+    cols = np.unique(spaced.round().astype(np.int64))
     model = _build_model(c, p)
     born, death = model.rows.born, model.death
     first_col = np.searchsorted(cols, born, side="left")  # first column at/after birth
@@ -179,11 +180,17 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
         rem = np.bincount(ec[dies] * width + b[dies],
                           weights=model.value_at(idx[dies], cols[ec[dies]]),
                           minlength=n_cols * width).reshape(n_cols, width)
+        # Live-level counts follow the same recurrence exactly (integers), so a bucket whose
+        # levels are all gone is exactly 0, not the rounding left over from the subtraction.
+        alive = np.cumsum(
+            np.bincount(fc * width + b, minlength=n_cols * width).reshape(n_cols, width)
+            - np.bincount(ec[dies] * width + b[dies], minlength=n_cols * width)
+            .reshape(n_cols, width), axis=0)
         mat = np.empty((n_cols, width))
         running = np.zeros(width)
         for col in range(n_cols):
             running = running * gain[col] + add[col] - rem[col]
-            np.maximum(running, 0.0, out=running)  # rounding can leave −1e−9 after a removal
+            running[(alive[col] == 0) | (running < 0)] = 0.0
             mat[col] = running
         out.append(mat)
     return Heatmap(p.grid, k0, cols, c.timestamp[cols], out[0], out[1], model.proxy)

@@ -1,7 +1,8 @@
 """Clusters: dense price ranges of estimated liquidations, with ids stable across recomputes.
 
 Threshold rule (per side): a bucket is *hot* when its notional is ≥ ``hot_multiple`` × the
-median of that side's non-empty buckets and ≥ ``min_share`` of the side's total. Hot buckets
+median bucket within ±``context_pct`` % of the last price (empty buckets count) and ≥
+``min_share`` of the side's total. Hot buckets
 form runs; runs whose gap is within ``merge_pct`` % of price are merged into one cluster. A
 cluster's notional is the sum of its hot buckets.
 """
@@ -46,6 +47,18 @@ class Cluster:
 class ClusterRule:
     hot_multiple: float = 3.0
     min_share: float = 0.01
+    context_pct: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.hot_multiple >= 0:
+            raise ValueError(f"cluster rule: hot_multiple must be ≥ 0, got {self.hot_multiple!r}")
+        if not 0 <= self.min_share < 1:
+            raise ValueError(f"cluster rule: min_share must be in [0, 1), got {self.min_share!r}")
+        if not 0 <= self.merge_pct <= 50:
+            raise ValueError(f"cluster rule: merge_pct must be in [0, 50], got {self.merge_pct!r}")
+        if not 0 < self.context_pct < 100:
+            raise ValueError(
+                f"cluster rule: context_pct must be in (0, 100), got {self.context_pct!r}")
     merge_pct: float = 0.5
 
 
@@ -71,11 +84,14 @@ def clusters_from_buckets(side: str, values: FloatArray, k0: int, grid: PriceGri
 
 def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last_price: float,
                    asof: int, rule: ClusterRule) -> list[Cluster]:
-    nonzero = values[values > 0]
-    if len(nonzero) == 0:
+    total = float(values.sum())
+    if total <= 0:
         return []
-    threshold = max(rule.hot_multiple * float(np.median(nonzero)),
-                    rule.min_share * float(nonzero.sum()))
+    lo, hi = grid.index([last_price * (1 - rule.context_pct / 100),
+                         last_price * (1 + rule.context_pct / 100)]) - k0
+    near = values[max(int(lo), 0): max(int(hi) + 1, 0)]
+    typical = float(np.median(near)) if len(near) else 0.0
+    threshold = max(rule.hot_multiple * typical, rule.min_share * total)
     hot = np.nonzero(values >= threshold)[0]
     if len(hot) == 0:
         return []

@@ -52,8 +52,8 @@ class TierTable:
         tiers: list[Tier] = []
         cum, prev_mmr = 0.0, 0.0
         for i, (floor, cap, lev, mmr) in enumerate(rows):
-            if i:
-                cum += floor * (mmr - prev_mmr)
+            if i:  # rounded to a micro-dollar: the rates are decimal, floats are not
+                cum = round(cum + floor * (mmr - prev_mmr), 6)
             tiers.append(Tier(floor, cap, lev, mmr, cum))
             prev_mmr = mmr
         return cls(tuple(tiers))
@@ -76,7 +76,9 @@ class TierTable:
         for t in self.tiers:
             if t.max_leverage >= leverage:
                 return t
-        raise ValueError(f"leverage {leverage!r} exceeds every tier's maximum ({self.max_leverage})")
+        raise ValueError(
+            f"leverage {leverage!r} exceeds every tier's maximum ({self.max_leverage})"
+        )
 
 
 #: Binance BTCUSDT perpetual, a snapshot (see DESIGN.md). Refresh from the exchange when you can.
@@ -124,7 +126,9 @@ def liquidation_price(
     if side not in SIDES:
         raise ValueError(f"side must be 'long' or 'short', got {side!r}")
     table = tiers if tiers is not None else BINANCE_BTCUSDT
-    scalar = np.ndim(entry_price) == 0 and np.ndim(leverage) == 0 and np.ndim(notional) == 0
+    scalar = np.ndim(entry_price) == 0 and np.ndim(leverage) == 0 and (
+        notional is None or np.ndim(notional) == 0
+    )
     ep = np.asarray(entry_price, dtype=np.float64)
     lev = np.asarray(leverage, dtype=np.float64)
     if not bool(np.all(ep > 0)):

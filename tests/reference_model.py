@@ -1,8 +1,9 @@
 """The position model as a plain per-candle loop: the oracle the fast estimator must match.
 
-Deliberately simple: a list of live positions, walked candle by candle. It reuses only the
-*inputs* of the model (new notional, long share, survival factor, liquidation ratio), each of
-which is tested on its own against the closed forms.
+Deliberately simple: the set of live positions, walked candle by candle (numpy arrays only
+to keep the per-candle filtering affordable; no cumulative factors, no death search). It
+reuses only the *inputs* of the model (new notional, long share, survival factor,
+liquidation ratio), each tested on its own against the closed forms.
 """
 
 from __future__ import annotations
@@ -26,29 +27,36 @@ def reference_books(c: Candles, params: ModelParams, at: list[int] | None = None
         side: [liquidation_price(1.0, lev, side, tiers=params.tiers) for lev in params.leverages]
         for side in ("long", "short")
     }
-    live: list[list] = []  # [side, lev index, level, amount]
+    # Live positions as parallel arrays: side (0 long / 1 short), ladder index, level, USD.
+    side = np.zeros(0, dtype=np.int8)
+    lev = np.zeros(0, dtype=np.int64)
+    level = np.zeros(0)
+    amount = np.zeros(0)
+    n_lev = len(params.weights)
+    new_side = np.repeat(np.array([0, 1], dtype=np.int8), n_lev)
+    new_lev = np.tile(np.arange(n_lev), 2)
+    new_ratio = np.concatenate([ratio["long"], ratio["short"]])
+    weights = np.tile(np.asarray(params.weights, dtype=float), 2)
     out = {}
     for t in range(n):
         if t > 0:
-            survivors = []
-            for pos in live:
-                side, _i, level, _amount = pos
-                crossed = c.low[t] <= level if side == "long" else c.high[t] >= level
-                if not crossed:
-                    pos[3] *= f[t]
-                    survivors.append(pos)
-            live = survivors
-        for side, sh in (("long", share[t]), ("short", 1.0 - share[t])):
-            for i, w in enumerate(params.weights):
-                amount = notional[t] * sh * w
-                if amount > 0:
-                    live.append([side, i, tp[t] * ratio[side][i], amount])
+            crossed = np.where(side == 0, c.low[t] <= level, c.high[t] >= level)
+            keep = ~crossed
+            side, lev, level = side[keep], lev[keep], level[keep]
+            amount = amount[keep] * f[t]
+        new_amount = notional[t] * np.where(new_side == 0, share[t], 1.0 - share[t]) * weights
+        made = new_amount > 0
+        side = np.concatenate([side, new_side[made]])
+        lev = np.concatenate([lev, new_lev[made]])
+        level = np.concatenate([level, tp[t] * new_ratio[made]])
+        amount = np.concatenate([amount, new_amount[made]])
         if t in wanted:
-            books: dict[str, dict] = {"long": {}, "short": {}}
-            for side, i, level, amount in live:
-                key = (i, int(params.grid.index(level)))
-                books[side][key] = books[side].get(key, 0.0) + amount
-            out[t] = (books["long"], books["short"])
+            buckets = params.grid.index(level)
+            books: dict[int, dict] = {0: {}, 1: {}}
+            for s_, i, k, a in zip(side, lev, buckets, amount, strict=True):
+                key = (int(i), int(k))
+                books[int(s_)][key] = books[int(s_)].get(key, 0.0) + float(a)
+            out[t] = (books[0], books[1])
     return out
 
 
