@@ -1,0 +1,368 @@
+"""Threshold engine: (state, price tick, clusters, watchers) → (alert events, new state).
+
+Pure: no I/O, no clock, no randomness; the same inputs always give the same events, which is
+what makes the outbox dedupe key meaningful after a crash. Prices in USD, distances in %,
+times in ms.
+
+Semantics (one symbol per call):
+
+- ``approach``: the last price is within a subscription's ``approach_pct`` of a cluster's near
+  edge (0 inside it) and the cluster is ≥ the subscription's ``min_usd``. Fires on *entering*
+  the zone; the zone re-arms once the price is more than ``approach_pct + rearm_pct`` away.
+  Zone state is kept per (cluster, approach %), shared by every subscription with that %.
+- ``break``: the traded range crossed the cluster's far edge coming from its near side (short
+  cluster: high ≥ cluster high after a previous price below it; long: low ≤ cluster low).
+  Re-arms when the price is back on the near side by ``rearm_pct`` beyond the near edge.
+- ``new_cluster``: a cluster first seen with notional ≥ ``min_usd`` (per subscription), a
+  cluster whose peak notional rises past a subscription's ``min_usd``, or one that grows to
+  ≥ ``growth`` × the notional it was last announced at. Clusters present on the very first
+  evaluation of a symbol are a silent baseline (no start-up flood).
+- ``level_cross``: a user level strictly between the previous price and the tick's traded
+  extreme ('up': prev < level ≤ high; 'down': low ≤ level < prev; 'any': either). Re-arms on
+  a later tick whose price is ≥ ``level_rearm_pct`` away from the level.
+
+Every fire is also subject to a cooldown per (chat, kind, ref). A stale tick produces nothing
+and forgets the previous price, so no crossing is inferred across the gap. A tick not newer
+than the last one processed adds no traded range (replays after a crash are harmless).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from bot.alerts.events import AlertEvent, EventKind
+from estimator import Cluster
+
+_DIRECTIONS = {"any": 0, "up": 1, "down": 2}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Defaults and margins. USD, %, ms."""
+
+    approach_pct: float = 0.5  # default subscription distance to a cluster edge, %
+    min_usd: float = 100e6  # default subscription cluster size, USD
+    cooldown_ms: int = 60 * 60_000  # per (chat, kind, ref)
+    growth: float = 1.5  # re-announce a cluster that grew by this factor
+    rearm_pct: float = 0.25  # extra distance (%) before approach/break re-arm
+    level_rearm_pct: float = 0.1  # distance (%) from a user level before it re-arms
+
+
+DEFAULT_CONFIG = EngineConfig()
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Last price and the high/low traded since the previous tick (USD), at ``ts_ms``."""
+
+    price: float
+    high: float
+    low: float
+    ts_ms: int
+
+    def __post_init__(self) -> None:
+        if not (self.price > 0 and self.low <= self.high):
+            raise ValueError(f"bad tick: price={self.price} low={self.low} high={self.high}")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A chat watching a symbol's clusters ≥ ``min_usd`` (USD), approach at ``approach_pct`` %."""
+
+    chat: int
+    symbol: str
+    min_usd: float = DEFAULT_CONFIG.min_usd
+    approach_pct: float = DEFAULT_CONFIG.approach_pct
+
+
+@dataclass(frozen=True)
+class UserLevel:
+    """A chat's own price level (USD); ``direction`` is 'up', 'down' or 'any'."""
+
+    id: int
+    chat: int
+    symbol: str
+    price: float
+    direction: str = "any"
+    note: str = ""
+
+
+class SymbolWatch:
+    """Subscriptions and user levels of one symbol, as sorted numpy arrays.
+
+    Building is O(n log n); build once when subscriptions/levels change and reuse it for every
+    tick (the engine's per-tick cost then depends on what moved, not on how many rows exist).
+    """
+
+    def __init__(self, symbol: str, subscriptions: Iterable[Subscription] = (),
+                 levels: Iterable[UserLevel] = ()) -> None:
+        self.symbol = symbol
+        subs = sorted((s for s in subscriptions if s.symbol == symbol),
+                      key=lambda s: (s.approach_pct, s.min_usd, s.chat))
+        self.subscriptions = subs
+        mins = np.array([s.min_usd for s in subs], dtype=np.float64)
+        chats = np.array([s.chat for s in subs], dtype=np.int64)
+        pcts = np.array([s.approach_pct for s in subs], dtype=np.float64)
+        # All subscriptions by min USD (break / new_cluster fan-out) ...
+        order = np.argsort(mins, kind="stable")
+        self.sub_min = mins[order]
+        self.sub_chat = chats[order]
+        # ... and per approach % group (approach fan-out), each group sorted by min USD.
+        self.groups: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        for pct in np.unique(pcts):
+            sel = pcts == pct
+            g_order = np.argsort(mins[sel], kind="stable")
+            self.groups[float(pct)] = (mins[sel][g_order], chats[sel][g_order])
+        self.pcts = np.array(sorted(self.groups), dtype=np.float64)
+
+        lv = sorted((x for x in levels if x.symbol == symbol), key=lambda x: (x.price, x.id))
+        for x in lv:
+            if x.direction not in _DIRECTIONS:
+                raise ValueError(
+                    f"level {x.id}: direction must be up/down/any, not {x.direction!r}")
+        self.lv_price = np.array([x.price for x in lv], dtype=np.float64)
+        self.lv_id = np.array([x.id for x in lv], dtype=np.int64)
+        self.lv_chat = np.array([x.chat for x in lv], dtype=np.int64)
+        self.lv_dir = np.array([_DIRECTIONS[x.direction] for x in lv], dtype=np.int8)
+        self.lv_note = [x.note for x in lv]
+        self.level_ids = {str(x.id) for x in lv}
+
+    @classmethod
+    def build_all(cls, subscriptions: Sequence[Subscription],
+                  levels: Sequence[UserLevel]) -> dict[str, SymbolWatch]:
+        """One watch per symbol that has any subscription or level."""
+        symbols = {s.symbol for s in subscriptions} | {x.symbol for x in levels}
+        by_sub: dict[str, list[Subscription]] = {s: [] for s in symbols}
+        by_lv: dict[str, list[UserLevel]] = {s: [] for s in symbols}
+        for s in subscriptions:
+            by_sub[s.symbol].append(s)
+        for x in levels:
+            by_lv[x.symbol].append(x)
+        return {s: cls(s, by_sub[s], by_lv[s]) for s in sorted(symbols)}
+
+
+@dataclass
+class SymbolState:
+    """Engine memory for one symbol; plain JSON-serialisable values (string keys).
+
+    Values are never mutated in place, only replaced, so the engine can return a new state
+    sharing untouched parts with the old one.
+    """
+
+    last_ms: int | None = None
+    last_price: float | None = None
+    baselined: bool = False  # clusters of the first evaluation were recorded silently
+    zones: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # cid → pct → [in, epoch]
+    breaks: dict[str, list[int]] = field(default_factory=dict)  # cid → [armed, epoch]
+    sizes: dict[str, list[float]] = field(default_factory=dict)  # cid → [peak, base, epoch]
+    levels_off: dict[str, float] = field(default_factory=dict)  # disarmed level id → price
+    level_epochs: dict[str, int] = field(default_factory=dict)  # level id → epoch (absent = 0)
+    cooldown: dict[str, int] = field(default_factory=dict)  # "chat|kind|ref" → last fire ms
+    pruned_ms: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> SymbolState:
+        if not text:
+            return cls()
+        return cls(**json.loads(text))
+
+
+def near_distance_pct(c: Cluster, price: float) -> float:
+    """Signed distance (%) from ``price`` to the cluster's nearest edge; 0 inside it."""
+    if price < c.low:
+        return (c.low - price) / price * 100.0
+    if price > c.high:
+        return (c.high - price) / price * 100.0
+    return 0.0
+
+
+class _Emitter:
+    """Collects events, applying the per (chat, kind, ref) cooldown."""
+
+    def __init__(self, symbol: str, tick: Tick, now_ms: int, cooldown: dict[str, int],
+                 cooldown_ms: int) -> None:
+        self.symbol, self.tick, self.now = symbol, tick, now_ms
+        self.cooldown, self.cooldown_ms = cooldown, cooldown_ms
+        self.events: list[AlertEvent] = []
+
+    def cluster(self, kind: EventKind, chats: np.ndarray, c: Cluster, epoch: int,
+                grown_from: float | None = None) -> None:
+        price = self.tick.price
+        dist = near_distance_pct(c, price)
+        for chat in chats.tolist():
+            if self._cooled(chat, kind, c.id):
+                self.events.append(AlertEvent(
+                    kind=kind, chat=chat, symbol=self.symbol, ref=c.id, epoch=epoch,
+                    price=price, ts_ms=self.tick.ts_ms, side=c.side, low=c.low, high=c.high,
+                    notional_usd=c.notional_usd, distance_pct=dist, grown_from_usd=grown_from))
+
+    def level(self, chat: int, level_id: int, level_price: float, direction: str, note: str,
+              epoch: int) -> None:
+        ref = f"level:{level_id}"
+        if self._cooled(chat, EventKind.LEVEL_CROSS, ref):
+            self.events.append(AlertEvent(
+                kind=EventKind.LEVEL_CROSS, chat=chat, symbol=self.symbol, ref=ref, epoch=epoch,
+                price=self.tick.price, ts_ms=self.tick.ts_ms, level_price=level_price,
+                direction=direction, note=note or None,
+                distance_pct=(level_price - self.tick.price) / self.tick.price * 100.0))
+
+    def _cooled(self, chat: int, kind: EventKind, ref: str) -> bool:
+        key = f"{chat}|{kind.value}|{ref}"
+        last = self.cooldown.get(key)
+        if last is not None and self.now - last < self.cooldown_ms:
+            return False
+        self.cooldown[key] = self.now
+        return True
+
+
+def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Cluster],
+             watch: SymbolWatch, *, now_ms: int | None = None, stale: bool = False,
+             config: EngineConfig = DEFAULT_CONFIG) -> tuple[list[AlertEvent], SymbolState]:
+    """Events for one symbol's tick and the new state (``state`` is not modified).
+
+    ``clusters`` are the symbol's current clusters (stable ids); ``watch`` its subscriptions
+    and levels (:class:`SymbolWatch`); ``now_ms`` defaults to ``tick.ts_ms`` and drives the
+    cooldown. With ``stale`` the data is not trusted: no events, previous price forgotten.
+    """
+    if stale:
+        return [], replace(state, last_price=None)
+    if state.last_ms is not None and tick.ts_ms < state.last_ms:
+        return [], state  # an older tick: already processed
+    now = tick.ts_ms if now_ms is None else now_ms
+    price = tick.price
+    if state.last_ms is not None and tick.ts_ms == state.last_ms:
+        hi = lo = price  # same tick again (e.g. a recompute): no new traded range
+    else:
+        hi, lo = max(tick.high, price), min(tick.low, price)
+    prev = state.last_price
+
+    cooldown = dict(state.cooldown)
+    pruned_ms = state.pruned_ms
+    if now - pruned_ms >= config.cooldown_ms:
+        # Pruning is O(entries): do it once per cooldown period, not per tick.
+        cooldown = {k: v for k, v in cooldown.items() if now - v < config.cooldown_ms}
+        pruned_ms = now
+    emit = _Emitter(symbol, tick, now, cooldown, config.cooldown_ms)
+
+    ids = {c.id for c in clusters}
+    # Vanished clusters never come back under the same id (assign_ids), so drop their memory.
+    sizes = {k: v for k, v in state.sizes.items() if k in ids}
+    breaks = {k: v for k, v in state.breaks.items() if k in ids}
+    zones = {k: v for k, v in state.zones.items() if k in ids}
+
+    broken_now: set[str] = set()
+    for c in clusters:
+        n = c.notional_usd
+        # --- new_cluster ---------------------------------------------------------------
+        rec = sizes.get(c.id)
+        if rec is None:
+            sizes[c.id] = [n, n, 0]
+            if state.baselined:
+                k = int(np.searchsorted(watch.sub_min, n, side="right"))
+                emit.cluster(EventKind.NEW_CLUSTER, watch.sub_chat[:k], c, 0)
+        else:
+            peak, base, epoch = rec[0], rec[1], int(rec[2])
+            if n >= config.growth * base:
+                k = int(np.searchsorted(watch.sub_min, n, side="right"))
+                emit.cluster(EventKind.NEW_CLUSTER, watch.sub_chat[:k], c, epoch + 1,
+                             grown_from=base)
+                sizes[c.id] = [max(peak, n), n, epoch + 1]
+            elif n > peak:
+                # Subscribers whose min USD the cluster just reached for the first time.
+                k0 = int(np.searchsorted(watch.sub_min, peak, side="right"))
+                k1 = int(np.searchsorted(watch.sub_min, n, side="right"))
+                emit.cluster(EventKind.NEW_CLUSTER, watch.sub_chat[k0:k1], c, epoch)
+                sizes[c.id] = [n, base, epoch]
+
+        # --- break ------------------------------------------------------------------------
+        armed, b_epoch = breaks.get(c.id, [1, 0])
+        if c.side == "short":
+            crossed = prev is not None and prev < c.high <= hi
+            back = price < c.low * (1 - config.rearm_pct / 100.0)
+        else:
+            crossed = prev is not None and prev > c.low >= lo
+            back = price > c.high * (1 + config.rearm_pct / 100.0)
+        if crossed:
+            broken_now.add(c.id)
+        if armed and crossed:
+            k = int(np.searchsorted(watch.sub_min, n, side="right"))
+            emit.cluster(EventKind.BREAK, watch.sub_chat[:k], c, b_epoch)
+            breaks[c.id] = [0, b_epoch]
+        elif not armed and back:
+            breaks[c.id] = [1, b_epoch + 1]
+
+        # --- approach -------------------------------------------------------------------
+        if len(watch.pcts) == 0 and c.id not in zones:
+            continue
+        d = abs(near_distance_pct(c, price))
+        beyond = price > c.high if c.side == "short" else price < c.low
+        zc = zones.get(c.id, {})
+        new_zc = dict(zc)
+        # Re-arm zones the price has left by the margin.
+        for pct_key, (inside, z_epoch) in zc.items():
+            if inside and d > float(pct_key) + config.rearm_pct:
+                new_zc[pct_key] = [0, z_epoch + 1]
+        if c.id not in broken_now and not beyond:
+            first = int(np.searchsorted(watch.pcts, d, side="left"))
+            for pct in watch.pcts[first:].tolist():
+                pct_key = f"{pct:g}"
+                inside, z_epoch = new_zc.get(pct_key, [0, 0])
+                if inside:
+                    continue
+                new_zc[pct_key] = [1, z_epoch]
+                mins, chats = watch.groups[pct]
+                k = int(np.searchsorted(mins, n, side="right"))
+                emit.cluster(EventKind.APPROACH, chats[:k], c, z_epoch)
+        if new_zc:
+            zones[c.id] = new_zc
+
+    # --- level_cross ------------------------------------------------------------------------
+    levels_off = dict(state.levels_off)
+    level_epochs = state.level_epochs
+    fired: set[str] = set()
+    if prev is not None and len(watch.lv_price):
+        p = watch.lv_price
+        up = np.arange(int(np.searchsorted(p, prev, side="right")),
+                       int(np.searchsorted(p, hi, side="right")))
+        down = np.arange(int(np.searchsorted(p, lo, side="left")),
+                         int(np.searchsorted(p, prev, side="left")))
+        up = up[watch.lv_dir[up] != 2]
+        down = down[watch.lv_dir[down] != 1]
+        for idx, direction in ((up, "up"), (down, "down")):
+            for i in idx.tolist():
+                lid = str(watch.lv_id[i])
+                if lid in levels_off:
+                    continue  # disarmed: fired before, price has not moved away yet
+                levels_off[lid] = float(p[i])
+                fired.add(lid)
+                emit.level(int(watch.lv_chat[i]), int(watch.lv_id[i]), float(p[i]), direction,
+                           watch.lv_note[i], level_epochs.get(lid, 0))
+    if levels_off:
+        rearm = config.level_rearm_pct / 100.0
+        new_epochs = dict(level_epochs)
+        for lid, lp in list(levels_off.items()):
+            if lid not in watch.level_ids:
+                del levels_off[lid]  # level deleted by its owner
+                new_epochs.pop(lid, None)
+            elif lid not in fired and abs(price - lp) >= lp * rearm:
+                del levels_off[lid]
+                new_epochs[lid] = new_epochs.get(lid, 0) + 1
+        level_epochs = new_epochs
+
+    new_state = SymbolState(
+        last_ms=max(tick.ts_ms, state.last_ms or tick.ts_ms), last_price=price, baselined=True,
+        zones=zones, breaks=breaks, sizes=sizes, levels_off=levels_off,
+        level_epochs=level_epochs, cooldown=cooldown, pruned_ms=pruned_ms)
+    return emit.events, new_state
+
+
+def clusters_from_dicts(items: Iterable[Mapping[str, object]]) -> list[Cluster]:
+    """Clusters back from ``Cluster.as_dict()`` rows (the store keeps them as JSON)."""
+    return [Cluster(**dict(x)) for x in items]  # type: ignore[arg-type]

@@ -1,0 +1,67 @@
+"""Typed alert events: what the threshold engine emits and the outbox stores.
+
+Prices in USD, distances in % of the price, times in ms since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    """The four alert kinds (DESIGN.md, threshold engine)."""
+
+    APPROACH = "approach"
+    BREAK = "break"
+    NEW_CLUSTER = "new_cluster"
+    LEVEL_CROSS = "level_cross"
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One alert for one chat.
+
+    ``ref`` is the cluster id, or ``"level:<id>"`` for a user level. ``epoch`` is the arming
+    epoch of that watch: (chat, kind, ref, epoch) is unique for every alert that may be sent,
+    so a repeated tick can never produce a second row.
+
+    Cluster fields (``side``, ``low``, ``high``, ``notional_usd``, ``distance_pct``) are set for
+    cluster kinds; ``level_price``, ``direction`` ('up'|'down') and ``note`` for level crosses;
+    ``grown_from_usd`` when a new_cluster event is a growth (≥ growth factor) announcement.
+    ``distance_pct`` is signed: (near edge − price) / price × 100.
+    """
+
+    kind: EventKind
+    chat: int
+    symbol: str
+    ref: str
+    epoch: int
+    price: float
+    ts_ms: int
+    side: str | None = None
+    low: float | None = None
+    high: float | None = None
+    notional_usd: float | None = None
+    distance_pct: float | None = None
+    level_price: float | None = None
+    direction: str | None = None
+    note: str | None = None
+    grown_from_usd: float | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        """Deterministic key (chat, kind, ref, epoch) as one string, given to notifiers."""
+        return f"{self.chat}|{self.kind.value}|{self.ref}|{self.epoch}"
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dict (the outbox payload)."""
+        d = asdict(self)
+        d["kind"] = self.kind.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> AlertEvent:
+        fields = dict(d)
+        fields["kind"] = EventKind(str(fields["kind"]))
+        return cls(**fields)  # type: ignore[arg-type]
