@@ -1,0 +1,483 @@
+"""The store: one SQLite file (sqlite-utils, WAL) for chats, watches, engine state and outbox.
+
+Public API (all methods synchronous; use from one thread at a time):
+
+- ``Store(path)`` / ``Store(memory=True)`` — open, create (mode 0600) and migrate.
+- chats: :meth:`Store.upsert_chat`, :meth:`get_chat`, :meth:`find_chat`,
+  :meth:`set_timezone`, :meth:`deactivate_chat`.
+- watches: :meth:`subscribe`, :meth:`unsubscribe`, :meth:`list_subscriptions`,
+  :meth:`add_level`, :meth:`remove_level`, :meth:`list_levels`, :meth:`active_subscriptions`,
+  :meth:`active_levels`, :meth:`watched_symbols`, :meth:`watch_version`.
+- engine: :meth:`load_state`, :meth:`load_clusters`, :meth:`save_clusters`,
+  :meth:`commit_tick` (state + clusters + outbox rows in one transaction).
+- outbox: :meth:`due`, :meth:`claim`, :meth:`mark_sent`, :meth:`mark_retry`,
+  :meth:`mark_failed`, :meth:`recover_inflight`, :meth:`prune_outbox`.
+- status: :meth:`subscriber_counts`, :meth:`pending_count`, :meth:`outbox_counts`,
+  :meth:`integrity_ok`.
+
+Every statement that carries user data is parameterised. Prices USD, distances %, times ms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
+from bot.alerts.events import AlertEvent
+from bot.errors import LimitExceededError, StoreError, UserInputError
+from estimator import Cluster
+
+MAX_SUBSCRIPTIONS = 20  # per chat
+MAX_LEVELS = 50  # per chat
+DIRECTIONS = ("up", "down", "any")
+STATUSES = ("pending", "sending", "sent", "failed")
+
+# Each entry migrates the schema from version i to i + 1; never edit a released entry,
+# append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE chats (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            platform TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            thread_id TEXT NOT NULL DEFAULT '',
+            is_group INTEGER NOT NULL DEFAULT 0,
+            active INTEGER NOT NULL DEFAULT 1,
+            timezone TEXT NOT NULL DEFAULT 'UTC',
+            language TEXT,
+            created_ms INTEGER NOT NULL,
+            deactivated_reason TEXT,
+            UNIQUE (platform, chat_id, thread_id))""",
+        """CREATE TABLE subscriptions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+            symbol TEXT NOT NULL,
+            min_usd REAL NOT NULL,
+            approach_pct REAL NOT NULL,
+            created_ms INTEGER NOT NULL,
+            UNIQUE (chat, symbol))""",
+        """CREATE TABLE levels (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+            symbol TEXT NOT NULL,
+            price REAL NOT NULL CHECK (price > 0),
+            direction TEXT NOT NULL CHECK (direction IN ('up', 'down', 'any')),
+            note TEXT NOT NULL DEFAULT '',
+            created_ms INTEGER NOT NULL)""",
+        "CREATE INDEX levels_chat ON levels(chat)",
+        """CREATE TABLE engine_state (
+            symbol TEXT PRIMARY KEY, state TEXT NOT NULL, updated_ms INTEGER NOT NULL)""",
+        """CREATE TABLE cluster_state (
+            symbol TEXT PRIMARY KEY, clusters TEXT NOT NULL, updated_ms INTEGER NOT NULL)""",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            dedupe_key TEXT NOT NULL UNIQUE,
+            symbol TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try_ms INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            sent_ms INTEGER,
+            last_error TEXT,
+            UNIQUE (chat, kind, ref, epoch))""",
+        "CREATE INDEX outbox_due ON outbox(status, next_try_ms)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def now_ms() -> int:
+    """Wall-clock time in ms."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Chat:
+    """A chat (or a topic/thread of one) the bot talks to. ``id`` is the store's key."""
+
+    id: int
+    platform: str
+    chat_id: str
+    thread_id: str | None
+    is_group: bool
+    active: bool
+    timezone: str
+    language: str | None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A due outbox row with the chat it goes to and the event it carries."""
+
+    id: int
+    chat: Chat
+    event: AlertEvent
+    dedupe_key: str
+    status: str
+    attempts: int
+    next_try_ms: int
+    created_ms: int
+
+
+def _chat(row: dict) -> Chat:
+    return Chat(id=row["id"], platform=row["platform"], chat_id=row["chat_id"],
+                thread_id=row["thread_id"] or None, is_group=bool(row["is_group"]),
+                active=bool(row["active"]), timezone=row["timezone"], language=row["language"])
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600 (it holds chat ids) if it does not exist."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+class Store:
+    """liqbot's SQLite store. ``Store(path)`` for a file, ``Store(memory=True)`` for tests."""
+
+    def __init__(self, path: str | Path | None = None, *, memory: bool = False,
+                 synchronous: str = "FULL") -> None:
+        if memory == (path is not None):
+            raise ValueError("give a path or memory=True")
+        try:
+            if memory:
+                self.db = sqlite_utils.Database(memory=True)
+            else:
+                p = Path(path)  # type: ignore[arg-type]
+                _create_private(p)
+                # check_same_thread=False: the service may call from asyncio.to_thread; the
+                # caller keeps to one thread at a time.
+                conn = sqlite3.connect(str(p), timeout=10, check_same_thread=False)
+                self.db = sqlite_utils.Database(conn)
+                self.db.enable_wal()
+            if synchronous not in ("FULL", "NORMAL"):
+                raise ValueError("synchronous must be FULL or NORMAL")
+            # Fixed keywords, not user data: PRAGMAs cannot take parameters.
+            self.db.execute(f"PRAGMA synchronous={synchronous}")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open store {path or ':memory:'}: {exc}") from exc
+        self._watch_version = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"store schema v{current} is newer than this liqbot "
+                             f"(v{SCHEMA_VERSION}); upgrade liqbot")
+        for version in range(current, SCHEMA_VERSION):
+            with self.db.atomic():
+                for stmt in MIGRATIONS[version]:
+                    self.db.execute(stmt)
+                # user_version is transactional: the schema and its number commit together.
+                self.db.execute(f"PRAGMA user_version={int(version + 1)}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def integrity_ok(self) -> bool:
+        """``PRAGMA integrity_check`` says ok."""
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def journal_mode(self) -> str:
+        return str(self.db.journal_mode)
+
+    # --- chats -------------------------------------------------------------------------------
+    def upsert_chat(self, platform: str, chat_id: str | int, *, thread_id: str | int | None = None,
+                    is_group: bool = False, timezone: str | None = None,
+                    language: str | None = None, now: int | None = None) -> Chat:
+        """The chat row for (platform, chat id, thread), created or re-activated."""
+        thread = "" if thread_id is None else str(thread_id)
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO chats (platform, chat_id, thread_id, is_group, timezone, language,"
+                " created_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (platform, chat_id, thread_id) DO UPDATE SET active = 1,"
+                " deactivated_reason = NULL, is_group = excluded.is_group,"
+                " timezone = COALESCE(?, chats.timezone),"
+                " language = COALESCE(excluded.language, chats.language)",
+                (platform, str(chat_id), thread, int(is_group), timezone or "UTC", language,
+                 now if now is not None else now_ms(), timezone))
+            chat = self.find_chat(platform, chat_id, thread_id)
+        assert chat is not None
+        return chat
+
+    def get_chat(self, chat: int) -> Chat | None:
+        rows = list(self.db.query("SELECT * FROM chats WHERE id = ?", (chat,)))
+        return _chat(rows[0]) if rows else None
+
+    def find_chat(self, platform: str, chat_id: str | int,
+                  thread_id: str | int | None = None) -> Chat | None:
+        thread = "" if thread_id is None else str(thread_id)
+        rows = list(self.db.query(
+            "SELECT * FROM chats WHERE platform = ? AND chat_id = ? AND thread_id = ?",
+            (platform, str(chat_id), thread)))
+        return _chat(rows[0]) if rows else None
+
+    def set_timezone(self, chat: int, tz: str) -> None:
+        self.db.execute("UPDATE chats SET timezone = ? WHERE id = ?", (tz, chat))
+
+    def deactivate_chat(self, chat: int, reason: str = "", now: int | None = None) -> int:
+        """Stop alerting ``chat`` (blocked/deleted); its pending outbox rows become failed.
+
+        Returns the number of outbox rows failed. Watches are kept so /start can resume them.
+        """
+        t = now if now is not None else now_ms()
+        with self.db.atomic():
+            self.db.execute("UPDATE chats SET active = 0, deactivated_reason = ? WHERE id = ?",
+                            (reason, chat))
+            cur = self.db.execute(
+                "UPDATE outbox SET status = 'failed', last_error = ?, sent_ms = ?"
+                " WHERE chat = ? AND status IN ('pending', 'sending')",
+                (f"chat deactivated: {reason}", t, chat))
+        self._watch_version += 1
+        return cur.rowcount
+
+    # --- subscriptions -------------------------------------------------------------------------
+    def subscribe(self, chat: int, symbol: str, min_usd: float = DEFAULT_CONFIG.min_usd,
+                  approach_pct: float = DEFAULT_CONFIG.approach_pct,
+                  now: int | None = None) -> Subscription:
+        """Add or update ``chat``'s subscription to ``symbol`` (cap: 20 symbols per chat)."""
+        if not symbol:
+            raise UserInputError("symbol must not be empty")
+        if not (min_usd >= 0):
+            raise UserInputError("minimum cluster size must be ≥ 0 USD")
+        if not (0 < approach_pct <= 20):
+            raise UserInputError("approach distance must be between 0 and 20 %")
+        # Rounded so subscriptions share a few approach zones in the engine.
+        pct = round(float(approach_pct), 2)
+        with self.db.atomic():
+            exists = self.db.execute("SELECT 1 FROM subscriptions WHERE chat = ? AND symbol = ?",
+                                     (chat, symbol)).fetchone()
+            if not exists:
+                n = self.db.execute("SELECT COUNT(*) FROM subscriptions WHERE chat = ?",
+                                    (chat,)).fetchone()[0]
+                if n >= MAX_SUBSCRIPTIONS:
+                    raise LimitExceededError(
+                        f"this chat already has {MAX_SUBSCRIPTIONS} subscriptions (the maximum); "
+                        "remove one with /unsubscribe SYMBOL first")
+            self.db.execute(
+                "INSERT INTO subscriptions (chat, symbol, min_usd, approach_pct, created_ms)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat, symbol) DO UPDATE SET"
+                " min_usd = excluded.min_usd, approach_pct = excluded.approach_pct",
+                (chat, symbol, float(min_usd), pct, now if now is not None else now_ms()))
+        self._watch_version += 1
+        return Subscription(chat=chat, symbol=symbol, min_usd=float(min_usd), approach_pct=pct)
+
+    def unsubscribe(self, chat: int, symbol: str) -> bool:
+        """Remove the subscription; False when there was none."""
+        cur = self.db.execute("DELETE FROM subscriptions WHERE chat = ? AND symbol = ?",
+                              (chat, symbol))
+        self._watch_version += 1
+        return cur.rowcount > 0
+
+    def list_subscriptions(self, chat: int) -> list[Subscription]:
+        return [Subscription(chat=r["chat"], symbol=r["symbol"], min_usd=r["min_usd"],
+                             approach_pct=r["approach_pct"])
+                for r in self.db.query("SELECT * FROM subscriptions WHERE chat = ?"
+                                       " ORDER BY symbol", (chat,))]
+
+    def active_subscriptions(self, symbol: str | None = None) -> list[Subscription]:
+        """Subscriptions of active chats (all symbols, or one)."""
+        sql = ("SELECT s.* FROM subscriptions s JOIN chats c ON c.id = s.chat"
+               " WHERE c.active = 1 AND (? IS NULL OR s.symbol = ?) ORDER BY s.id")
+        return [Subscription(chat=r["chat"], symbol=r["symbol"], min_usd=r["min_usd"],
+                             approach_pct=r["approach_pct"])
+                for r in self.db.query(sql, (symbol, symbol))]
+
+    # --- user levels ---------------------------------------------------------------------------
+    def add_level(self, chat: int, symbol: str, price: float, direction: str = "any",
+                  note: str = "", now: int | None = None) -> UserLevel:
+        """Add a price level (USD) to ``chat`` (cap: 50 levels per chat)."""
+        if not symbol:
+            raise UserInputError("symbol must not be empty")
+        if not (price > 0):
+            raise UserInputError("level price must be a positive number")
+        if direction not in DIRECTIONS:
+            raise UserInputError("direction must be up, down or any")
+        note = note[:200]
+        with self.db.atomic():
+            n = self.db.execute("SELECT COUNT(*) FROM levels WHERE chat = ?",
+                                (chat,)).fetchone()[0]
+            if n >= MAX_LEVELS:
+                raise LimitExceededError(
+                    f"this chat already has {MAX_LEVELS} levels (the maximum); "
+                    "remove one with /unlevel ID first")
+            cur = self.db.execute(
+                "INSERT INTO levels (chat, symbol, price, direction, note, created_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (chat, symbol, float(price), direction, note,
+                 now if now is not None else now_ms()))
+        self._watch_version += 1
+        return UserLevel(id=int(cur.lastrowid or 0), chat=chat, symbol=symbol,
+                         price=float(price), direction=direction, note=note)
+
+    def remove_level(self, chat: int, level_id: int) -> bool:
+        """Delete level ``level_id`` if ``chat`` owns it; False otherwise."""
+        cur = self.db.execute("DELETE FROM levels WHERE id = ? AND chat = ?", (level_id, chat))
+        self._watch_version += 1
+        return cur.rowcount > 0
+
+    def list_levels(self, chat: int, symbol: str | None = None) -> list[UserLevel]:
+        sql = ("SELECT * FROM levels WHERE chat = ? AND (? IS NULL OR symbol = ?)"
+               " ORDER BY symbol, price")
+        return [self._level(r) for r in self.db.query(sql, (chat, symbol, symbol))]
+
+    def active_levels(self, symbol: str | None = None) -> list[UserLevel]:
+        """Levels of active chats (all symbols, or one)."""
+        sql = ("SELECT l.* FROM levels l JOIN chats c ON c.id = l.chat"
+               " WHERE c.active = 1 AND (? IS NULL OR l.symbol = ?) ORDER BY l.id")
+        return [self._level(r) for r in self.db.query(sql, (symbol, symbol))]
+
+    @staticmethod
+    def _level(r: dict) -> UserLevel:
+        return UserLevel(id=r["id"], chat=r["chat"], symbol=r["symbol"], price=r["price"],
+                         direction=r["direction"], note=r["note"])
+
+    def watched_symbols(self) -> list[str]:
+        """Symbols with at least one subscription or level of an active chat."""
+        rows = self.db.execute(
+            "SELECT symbol FROM subscriptions s JOIN chats c ON c.id = s.chat WHERE c.active = 1"
+            " UNION SELECT symbol FROM levels l JOIN chats c ON c.id = l.chat WHERE c.active = 1"
+            " ORDER BY symbol").fetchall()
+        return [r[0] for r in rows]
+
+    def watch_version(self) -> int:
+        """Bumped by every change to watches or chat activity in this process: rebuild the
+        engine's :class:`~bot.alerts.SymbolWatch` when it changes."""
+        return self._watch_version
+
+    # --- engine state ----------------------------------------------------------------------------
+    def load_state(self, symbol: str) -> SymbolState:
+        row = self.db.execute("SELECT state FROM engine_state WHERE symbol = ?",
+                              (symbol,)).fetchone()
+        return SymbolState.from_json(row[0] if row else None)
+
+    def load_clusters(self, symbol: str) -> list[Cluster]:
+        row = self.db.execute("SELECT clusters FROM cluster_state WHERE symbol = ?",
+                              (symbol,)).fetchone()
+        return [Cluster(**d) for d in json.loads(row[0])] if row else []
+
+    def save_clusters(self, symbol: str, clusters: Sequence[Cluster],
+                      now: int | None = None) -> None:
+        self._put_clusters(symbol, clusters, now if now is not None else now_ms())
+
+    def _put_clusters(self, symbol: str, clusters: Sequence[Cluster], t: int) -> None:
+        self.db.execute(
+            "INSERT INTO cluster_state (symbol, clusters, updated_ms) VALUES (?, ?, ?)"
+            " ON CONFLICT (symbol) DO UPDATE SET clusters = excluded.clusters,"
+            " updated_ms = excluded.updated_ms",
+            (symbol, json.dumps([c.as_dict() for c in clusters]), t))
+
+    def commit_tick(self, symbol: str, new_state: SymbolState,
+                    clusters: Sequence[Cluster] | None, events: Iterable[AlertEvent],
+                    now: int | None = None) -> int:
+        """Write the engine state, the clusters (when given) and one outbox row per event in
+        ONE transaction. Rows whose (chat, kind, ref, epoch) exists are ignored, as are events
+        for inactive chats. Returns the number of new outbox rows."""
+        t = now if now is not None else now_ms()
+        rows = [(e.chat, e.kind.value, e.ref, e.epoch, e.dedupe_key, e.symbol,
+                 json.dumps(e.to_dict()), t, t, e.chat) for e in events]
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO engine_state (symbol, state, updated_ms) VALUES (?, ?, ?)"
+                " ON CONFLICT (symbol) DO UPDATE SET state = excluded.state,"
+                " updated_ms = excluded.updated_ms",
+                (symbol, new_state.to_json(), t))
+            if clusters is not None:
+                self._put_clusters(symbol, clusters, t)
+            before = self.db.conn.total_changes
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO outbox (chat, kind, ref, epoch, dedupe_key, symbol,"
+                " payload, next_try_ms, created_ms) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?"
+                " WHERE EXISTS (SELECT 1 FROM chats WHERE id = ? AND active = 1)", rows)
+            inserted = self.db.conn.total_changes - before
+        return inserted
+
+    # --- outbox -------------------------------------------------------------------------------
+    def due(self, now: int | None = None, limit: int = 50) -> list[OutboxRow]:
+        """Pending rows whose next try is due, oldest first."""
+        t = now if now is not None else now_ms()
+        sql = ("SELECT o.id AS oid, o.payload, o.dedupe_key, o.status, o.attempts,"
+               " o.next_try_ms, o.created_ms, c.* FROM outbox o JOIN chats c ON c.id = o.chat"
+               " WHERE o.status = 'pending' AND o.next_try_ms <= ?"
+               " ORDER BY o.next_try_ms, o.id LIMIT ?")
+        return [OutboxRow(id=r["oid"], chat=_chat(r),
+                          event=AlertEvent.from_dict(json.loads(r["payload"])),
+                          dedupe_key=r["dedupe_key"], status=r["status"],
+                          attempts=r["attempts"], next_try_ms=r["next_try_ms"],
+                          created_ms=r["created_ms"])
+                for r in self.db.query(sql, (t, limit))]
+
+    def claim(self, row_id: int, now: int | None = None) -> bool:
+        """Mark a pending row as being sent (attempts + 1). False if it was not pending."""
+        cur = self.db.execute(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_try_ms = ?"
+            " WHERE id = ? AND status = 'pending'",
+            (now if now is not None else now_ms(), row_id))
+        return cur.rowcount == 1
+
+    def mark_sent(self, row_id: int, now: int | None = None) -> None:
+        self.db.execute("UPDATE outbox SET status = 'sent', sent_ms = ?, last_error = NULL"
+                        " WHERE id = ?", (now if now is not None else now_ms(), row_id))
+
+    def mark_retry(self, row_id: int, next_try: int, error: str) -> None:
+        self.db.execute("UPDATE outbox SET status = 'pending', next_try_ms = ?, last_error = ?"
+                        " WHERE id = ?", (next_try, error[:500], row_id))
+
+    def mark_failed(self, row_id: int, error: str, now: int | None = None) -> None:
+        self.db.execute("UPDATE outbox SET status = 'failed', last_error = ?, sent_ms = ?"
+                        " WHERE id = ?", (error[:500], now if now is not None else now_ms(),
+                                          row_id))
+
+    def recover_inflight(self) -> int:
+        """At start-up: rows left 'sending' by a crash may or may not have been delivered;
+        put them back to pending (at-least-once). Returns how many."""
+        cur = self.db.execute("UPDATE outbox SET status = 'pending' WHERE status = 'sending'")
+        return cur.rowcount
+
+    def prune_outbox(self, before: int) -> int:
+        """Delete sent/failed rows older than ``before`` (ms). Safe: epochs live in the engine
+        state, so a pruned key is never produced again."""
+        cur = self.db.execute("DELETE FROM outbox WHERE status IN ('sent', 'failed')"
+                              " AND created_ms < ?", (before,))
+        return cur.rowcount
+
+    # --- status --------------------------------------------------------------------------------
+    def subscriber_counts(self) -> dict[str, int]:
+        """Active subscribed chats per symbol (for /status)."""
+        rows = self.db.execute(
+            "SELECT s.symbol, COUNT(*) FROM subscriptions s JOIN chats c ON c.id = s.chat"
+            " WHERE c.active = 1 GROUP BY s.symbol ORDER BY s.symbol").fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def pending_count(self) -> int:
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()[0])
+
+    def outbox_counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({r[0]: int(r[1]) for r in rows})
+        return counts
