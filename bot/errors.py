@@ -35,3 +35,23 @@ class UserInputError(LiqBotError):
 
 class LimitExceededError(UserInputError):
     """A per-chat cap or rate limit was hit; the message says which and what to do."""
+
+
+class MarketUnavailableError(MarketDataError):
+    """The exchange stayed unreachable, rate-limited or erroring after our retries (transient)."""
+
+
+class DeliveryError(LiqBotError):
+    """A notifier could not deliver an alert (platform errors are chained)."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The chat can never receive this (blocked the bot, deleted, kicked): deactivate it."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Delivery may succeed later (network, 5xx, rate limit); ``retry_after_s`` when known."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
