@@ -1,0 +1,195 @@
+"""Liquidation heatmap: time × price, colour = estimated liquidation notional (USD) per bucket.
+
+x is UTC time over the window, y is price (USD), cropped around the traded range; the price
+path (close line over a high–low band) is drawn on top, the current price is marked and the
+largest clusters are labelled at the right edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.dates as mdates
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from bot.charts import style
+from bot.charts.labels import cluster_label, spread
+from estimator import Candles, Cluster, Heatmap, top
+
+_LAYOUT = {"main": (0.075, 0.11, 0.775, 0.76), "cbar": (0.925, 0.11, 0.015, 0.76)}
+_MAX_DECADES = 3.0  # colour range kept below the brightest bucket, in powers of ten
+_MS_PER_DAY = 86_400_000.0
+
+
+def price_range(low: float, high: float) -> tuple[float, float]:
+    """Visible price range (USD) around a window's traded [low, high].
+
+    Pad by half the traded range, at least 3 % and at most 15 % of the mid price, so a quiet
+    12 h window still shows nearby clusters and a 30 d window stays readable.
+    """
+    mid = (low + high) / 2.0
+    pad = min(max(0.5 * (high - low), 0.03 * mid), 0.15 * mid)
+    return max(low - pad, 0.0), high + pad
+
+
+def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluster], *,
+                   symbol: str, exchange: str, timeframe: str, window_label: str,
+                   size: tuple[int, int] = (1600, 1000), top_n: int = 3) -> Figure:
+    """Build the heatmap Figure (not yet rendered) — tests inspect its artists.
+
+    ``candles`` is the full series the heatmap was built from (the window is sliced by
+    ``heatmap.candle_index``); ``clusters`` are the current ones, ``top_n`` largest per side
+    are labelled; ``size`` is in pixels.
+    """
+    i0, i1 = int(heatmap.candle_index[0]), int(heatmap.candle_index[-1])
+    win = candles.slice(i0, i1 + 1)
+    step_ms = _candle_ms(candles)
+    last = float(win.close[-1])
+    ylo, yhi = price_range(float(win.low.min()), float(win.high.max()))
+
+    fig = style.new_figure(size)
+    ax = fig.add_axes(_LAYOUT["main"])
+    style.style_axes(ax)
+    ax.grid(False)
+    mesh = _draw_matrix(ax, heatmap, step_ms, ylo, yhi)
+    _draw_price(ax, win, step_ms)
+    ax.set_ylim(ylo, yhi)
+    x_end = _days(win.timestamp[-1] + step_ms)
+    ax.set_xlim(_days(int(win.timestamp[0])), x_end)
+    _draw_current(ax, last)
+    _draw_clusters(ax, top(clusters, top_n), ylo, yhi)
+    _axes_labels(ax)
+    if mesh is not None:
+        cax = fig.add_axes(_LAYOUT["cbar"])
+        cb = fig.colorbar(mesh, cax=cax)
+        cax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        cax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: style.money(v)))
+        cax.yaxis.set_minor_formatter(NullFormatter())
+        cb.outline.set_edgecolor(style.GRID)
+        cax.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
+        cb.set_label(f"Est. liquidations per {heatmap.grid.describe()[:-1]} (USD)",
+                     color=style.TEXT, fontsize=style.FONT_PT["label"])
+    start = style.utc_text(int(win.timestamp[0]))
+    end = style.utc_text(int(win.timestamp[-1]) + step_ms)
+    fig.text(0.075, 0.955, f"{symbol} liquidation heatmap · {exchange} · {timeframe} · "
+             f"{window_label}", color=style.TEXT, fontsize=style.FONT_PT["title"],
+             fontweight="bold", ha="left", va="center", gid="title")
+    fig.text(0.075, 0.913, f"{start} → {end} UTC · price {style.price_text(last)}",
+             color=style.MUTED, fontsize=style.FONT_PT["label"], ha="left", va="center")
+    style.add_footer(fig, heatmap.proxy)
+    return fig
+
+
+def render_heatmap(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluster], *,
+                   symbol: str, exchange: str, timeframe: str, window_label: str,
+                   size: tuple[int, int] = (1600, 1000), top_n: int = 3) -> bytes:
+    """The heatmap as PNG bytes (in memory), ``size`` pixels; see :func:`heatmap_figure`."""
+    return style.to_png(heatmap_figure(
+        candles, heatmap, clusters, symbol=symbol, exchange=exchange, timeframe=timeframe,
+        window_label=window_label, size=size, top_n=top_n))
+
+
+def _candle_ms(c: Candles) -> int:
+    """Candle length (ms): the median spacing, 1 h for a single candle."""
+    return int(np.median(np.diff(c.timestamp))) if len(c) > 1 else 3_600_000
+
+
+def _days(ms: object) -> object:
+    """Unix ms (scalar or array) → matplotlib date numbers (days since 1970, UTC)."""
+    return np.asarray(ms, dtype=np.float64) / _MS_PER_DAY
+
+
+def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float, yhi: float) -> object:
+    """Colour mesh of total notional, cropped to [ylo, yhi]; None when nothing is visible."""
+    k_lo = max(int(hm.grid.index(ylo)) - hm.k0, 0)
+    k_hi = min(int(hm.grid.index(yhi)) - hm.k0 + 1, hm.long.shape[1])
+    if k_hi <= k_lo:
+        return None
+    z = hm.total[:, k_lo:k_hi]
+    vmax = float(z.max())
+    if vmax <= 0:
+        return None
+    # Column c is the book at the close of its candle; it fills the time since the previous one.
+    close = hm.timestamp.astype(np.float64) + step_ms
+    first = close[0] - (close[1] - close[0] if len(close) > 1 else step_ms)
+    x_edges = _days(np.concatenate([[first], close]))
+    y_edges = hm.grid.edge(np.arange(hm.k0 + k_lo, hm.k0 + k_hi + 1))
+    cmap = _cmap()
+    # Log colour from the median bucket up: the typical level stays dark, clusters glow.
+    vmin = max(float(np.median(z[z > 0])), vmax / 10**_MAX_DECADES)
+    norm = LogNorm(vmin=min(vmin, vmax / 3.0), vmax=vmax, clip=True)
+    shown = np.ma.masked_less_equal(z.T, 0.0)
+    return ax.pcolorfast(x_edges, y_edges, shown, cmap=cmap, norm=norm)
+
+
+def _cmap() -> object:
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps[style.HEATMAP_CMAP].copy()
+    bottom = cmap(0.0)
+    cmap.set_bad(bottom)
+    cmap.set_under(bottom)
+    return cmap
+
+
+def _draw_price(ax: Axes, win: Candles, step_ms: int) -> None:
+    x = _days(win.timestamp + step_ms // 2)
+    ax.fill_between(x, win.low, win.high, color=style.PRICE, alpha=0.25, linewidth=0,
+                    label="high–low")
+    ax.plot(x, win.close, color=style.PRICE, linewidth=1.6, label="close")
+
+
+def _draw_current(ax: Axes, last: float) -> None:
+    ax.axhline(last, color=style.PRICE, linewidth=1.0, linestyle=(0, (4, 3)), alpha=0.9)
+    ax.annotate(style.price_text(last), xy=(1.0, last), xycoords=("axes fraction", "data"),
+                xytext=(4, 0), textcoords="offset points", ha="left", va="center",
+                color=style.BG, fontsize=style.FONT_PT["tick"], fontweight="bold",
+                bbox={"boxstyle": "round,pad=0.25", "fc": style.PRICE, "ec": "none"},
+                gid="current-price")
+
+
+def _draw_clusters(ax: Axes, clusters: Sequence[Cluster], ylo: float, yhi: float) -> None:
+    """Label clusters at the right edge; a bracket marks each visible cluster's price range.
+
+    Clusters outside the visible range are pinned to the top/bottom edge with an arrow.
+    """
+    if not clusters:
+        return
+    span = yhi - ylo
+    want = [(c.price - ylo) / span for c in clusters]
+    ys = spread(want, gap=0.055, lo=0.03, hi=0.97)
+    trans = ax.get_yaxis_transform()  # x in axes fraction, y in data
+    for c, y in zip(clusters, ys, strict=True):
+        colour = style.SHORT if c.side == "short" else style.LONG
+        inside = ylo <= c.price <= yhi
+        text = cluster_label(c)
+        if not inside:
+            text = ("↑ " if c.price > yhi else "↓ ") + text
+        if inside:
+            lo, hi = max(c.low, ylo), min(c.high, yhi)
+            ax.plot([0.99, 0.99], [lo, hi], transform=trans, color=colour, linewidth=8,
+                    solid_capstyle="butt", clip_on=False)
+        arrow = {"arrowstyle": "-", "color": colour, "lw": 1.2} if inside else None
+        ax.annotate(text, xy=(0.985, min(max(c.price, ylo), yhi)), xycoords=trans,
+                    xytext=(0.975, ylo + y * span), textcoords=trans, ha="right",
+                    va="center", color=style.TEXT, fontsize=style.FONT_PT["note"],
+                    fontweight="bold", parse_math=False,
+                    bbox={"boxstyle": "round,pad=0.3", "fc": style.BG, "ec": colour,
+                          "alpha": 0.85},
+                    arrowprops=arrow, gid="cluster")
+
+
+def _axes_labels(ax: Axes) -> None:
+    locator = mdates.AutoDateLocator(tz=mdates.UTC, minticks=4, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=mdates.UTC))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: style.price_text(v)))
+    ax.set_ylabel("Price (USD)", color=style.TEXT, fontsize=style.FONT_PT["label"])
+    ax.set_xlabel("Time (UTC)", color=style.TEXT, fontsize=style.FONT_PT["label"])
+    leg = ax.legend(loc="upper left", fontsize=style.FONT_PT["note"], framealpha=0.7,
+                    facecolor=style.BG, edgecolor=style.GRID, labelcolor=style.TEXT)
+    leg.set_gid("legend")

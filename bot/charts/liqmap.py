@@ -1,0 +1,205 @@
+"""Liquidation map: x = price (USD), stacked bars of estimated liquidation notional per bucket
+and leverage band, longs below the current price and shorts above, cumulative curves on a
+second axis — the chart from the seed post.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from bot.charts import style
+from bot.charts.labels import cluster_label
+from estimator import Book, Cluster, top
+
+_LAYOUT = (0.075, 0.1, 0.85, 0.72)  # main axes: left, bottom, width, height (figure fraction)
+_MAX_BARS = 160  # buckets are merged so bars stay ≥ ~7 px wide
+_ROW = 0.07  # height of one cluster-label row (axes fraction)
+
+
+def leverage_colours(n: int) -> list[tuple[float, float, float, float]]:
+    """One colour per leverage band, low → high leverage, from a perceptual colormap."""
+    cmap = mpl.colormaps["plasma"]
+    return [cmap(0.2 + 0.7 * i / max(n - 1, 1)) for i in range(n)]
+
+
+def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
+               timeframe: str, size: tuple[int, int] = (1600, 1000), top_n: int = 3,
+               span_pct: float = 15.0) -> Figure:
+    """Build the liquidation-map Figure (not yet rendered) — tests inspect its artists.
+
+    Shows prices within ±``span_pct`` % of ``book.last_price``; the ``top_n`` largest clusters
+    per side are labelled (clusters outside the range are pinned to its edge). ``size`` in px.
+    """
+    last = book.last_price
+    lo, hi = last * (1 - span_pct / 100), last * (1 + span_pct / 100)
+    edges, long_by_lev, short_by_lev = _visible(book, lo, hi)
+    per_lev = long_by_lev + short_by_lev  # sides never share a bucket: longs < price < shorts
+
+    fig = style.new_figure(size)
+    ax = fig.add_axes(_LAYOUT)
+    style.style_axes(ax)
+    colours = leverage_colours(len(book.leverages))
+    bottom = np.zeros(per_lev.shape[1])
+    for lev, row, colour in zip(book.leverages, per_lev, colours, strict=True):
+        ax.add_collection(_bars(edges, bottom, bottom + row, colour, f"{lev:g}x"),
+                          autolim=False)
+        bottom = bottom + row
+    peak = float(bottom.max()) if bottom.size else 0.0
+    ax.set_xlim(lo, hi)
+    ax2 = _draw_cumulative(ax, edges, long_by_lev.sum(axis=0), short_by_lev.sum(axis=0), last)
+    rows = _draw_clusters(ax, ax2, top(clusters, top_n), lo, hi, size[0] * _LAYOUT[2])
+    ax.set_ylim(0, (peak if peak > 0 else 1.0) * (1.08 + _ROW * 1.25 * rows))
+    _draw_current(ax, last)
+    if peak <= 0:
+        ax.text(0.5, 0.5, "No estimated liquidations in this range", transform=ax.transAxes,
+                ha="center", va="center", color=style.MUTED, fontsize=style.FONT_PT["label"])
+    _axes_labels(ax, ax2, edges)
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    leg = fig.legend(handles=handles, loc="center left", bbox_to_anchor=(_LAYOUT[0], 0.855),
+                     ncol=len(handles), fontsize=style.FONT_PT["note"], frameon=False,
+                     labelcolor=style.TEXT, handlelength=1.4, columnspacing=1.2)
+    leg.set_gid("legend")
+    long_total = float(long_by_lev.sum())
+    short_total = float(short_by_lev.sum())
+    fig.text(_LAYOUT[0], 0.955, f"{symbol} liquidation map · {exchange} · {timeframe}",
+             color=style.TEXT, fontsize=style.FONT_PT["title"], fontweight="bold", ha="left",
+             va="center", gid="title")
+    fig.text(_LAYOUT[0], 0.913,
+             f"{style.utc_text(book.timestamp)} UTC · price {style.price_text(last)} · "
+             f"within ±{span_pct:g} %: longs {style.money(long_total)} below, "
+             f"shorts {style.money(short_total)} above",
+             color=style.MUTED, fontsize=style.FONT_PT["label"], ha="left", va="center",
+             parse_math=False)
+    style.add_footer(fig, book.proxy)
+    return fig
+
+
+def render_map(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
+               timeframe: str, size: tuple[int, int] = (1600, 1000), top_n: int = 3,
+               span_pct: float = 15.0) -> bytes:
+    """The liquidation map as PNG bytes (in memory), ``size`` pixels; see :func:`map_figure`."""
+    return style.to_png(map_figure(book, clusters, symbol=symbol, exchange=exchange,
+                                   timeframe=timeframe, size=size, top_n=top_n,
+                                   span_pct=span_pct))
+
+
+def _visible(book: Book, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bar edges (USD) and long/short notional [n_lev × bars] (USD) covering [lo, hi].
+
+    Buckets outside the book count as empty; adjacent buckets are summed so there are at most
+    ``_MAX_BARS`` bars.
+    """
+    grid = book.grid
+    k_lo, k_hi = int(grid.index(lo)), int(grid.index(hi)) + 1
+    n = k_hi - k_lo
+    group = max(1, math.ceil(n / _MAX_BARS))
+    n_bars = math.ceil(n / group)
+    out = []
+    for by_lev in (book.long_by_lev, book.short_by_lev):
+        full = np.zeros((by_lev.shape[0], n_bars * group))
+        a, b = max(k_lo, book.k0), min(k_hi, book.k0 + by_lev.shape[1])
+        if b > a:
+            full[:, a - k_lo:b - k_lo] = by_lev[:, a - book.k0:b - book.k0]
+        out.append(full.reshape(by_lev.shape[0], n_bars, group).sum(axis=2))
+    edges = grid.edge(k_lo + group * np.arange(n_bars + 1))
+    return edges, out[0], out[1]
+
+
+def _bars(edges: np.ndarray, y0: np.ndarray, y1: np.ndarray, colour: object,
+          label: str) -> PolyCollection:
+    """One rectangle per non-empty bar from ``y0`` to ``y1`` (USD) — a single fast artist."""
+    keep = y1 > y0
+    left, right = edges[:-1][keep], edges[1:][keep]
+    b, t = y0[keep], y1[keep]
+    quads = np.stack([np.stack([left, b], 1), np.stack([left, t], 1),
+                      np.stack([right, t], 1), np.stack([right, b], 1)], axis=1)
+    return PolyCollection(list(quads), facecolors=[colour], edgecolors="none", label=label)
+
+
+def _draw_cumulative(ax: Axes, edges: np.ndarray, longs: np.ndarray, shorts: np.ndarray,
+                     last: float) -> Axes:
+    """Cumulative longs (from price down) and shorts (from price up) on a twin y axis (USD)."""
+    ax2 = ax.twinx()
+    mid = (edges[:-1] + edges[1:]) / 2
+    below, above = mid < last, mid >= last
+    cum_long = np.cumsum(longs[below][::-1])[::-1]
+    cum_short = np.cumsum(shorts[above])
+    ax2.plot(np.append(mid[below], last), np.append(cum_long, 0.0), color=style.LONG,
+             linewidth=2.2, label="cumulative longs")
+    ax2.plot(np.insert(mid[above], 0, last), np.insert(cum_short, 0, 0.0), color=style.SHORT,
+             linewidth=2.2, label="cumulative shorts")
+    top_ = max(float(cum_long.max(initial=0.0)), float(cum_short.max(initial=0.0)))
+    ax2.set_ylim(0, (top_ if top_ > 0 else 1.0) * 1.05)
+    ax2.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
+    for spine in ax2.spines.values():
+        spine.set_color(style.GRID)
+    return ax2
+
+
+def _draw_current(ax: Axes, last: float) -> None:
+    ax.axvline(last, color=style.PRICE, linewidth=1.4, linestyle=(0, (4, 3)), zorder=5)
+    ax.annotate(f"price {style.price_text(last)}", xy=(last, 1.0),
+                xycoords=("data", "axes fraction"), xytext=(0, 4), textcoords="offset points",
+                ha="center", va="bottom", color=style.BG, fontsize=style.FONT_PT["tick"],
+                fontweight="bold", gid="current-price",
+                bbox={"boxstyle": "round,pad=0.25", "fc": style.PRICE, "ec": "none"})
+    for text, ha, colour, dx in (("← longs", "right", style.LONG, -60),
+                                 ("shorts →", "left", style.SHORT, 60)):
+        ax.annotate(text, xy=(last, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(dx, 4), textcoords="offset points", ha=ha, va="bottom",
+                    color=colour, fontsize=style.FONT_PT["tick"], fontweight="bold")
+
+
+def _draw_clusters(ax: Axes, ax_top: Axes, clusters: Sequence[Cluster], lo: float, hi: float,
+                   axes_px: float) -> int:
+    """Shade each visible cluster's range on ``ax`` and label it near the top on ``ax_top``
+    (above the curves); returns the number of label rows used.
+
+    Labels are placed in rows so none overlap horizontally (width estimated from text length).
+    """
+    char = 0.62 * style.FONT_PT["note"] * style.DPI / 72 / axes_px  # one char, axes fraction
+    placed: list[list[tuple[float, float]]] = []
+    for c in sorted(clusters, key=lambda c: c.price):
+        colour = style.SHORT if c.side == "short" else style.LONG
+        text = cluster_label(c)
+        inside = lo <= c.price <= hi
+        if inside:
+            ax.axvspan(max(c.low, lo), min(c.high, hi), color=colour, alpha=0.18, linewidth=0)
+        else:
+            text = f"← {text}" if c.price < lo else f"{text} →"
+        width = (len(text) + 2) * char
+        x = min(max((c.price - lo) / (hi - lo), width / 2 + 0.005), 1 - width / 2 - 0.005)
+        row = next((i for i, used in enumerate(placed)
+                    if all(x + width / 2 < a or x - width / 2 > b for a, b in used)), None)
+        if row is None:
+            placed.append([])
+            row = len(placed) - 1
+        placed[row].append((x - width / 2, x + width / 2))
+        ax_top.text(x, 0.965 - row * _ROW, text, transform=ax_top.transAxes, ha="center",
+                    va="top", parse_math=False,
+                    color=style.TEXT, fontsize=style.FONT_PT["note"], fontweight="bold",
+                    zorder=6, gid="cluster",
+                    bbox={"boxstyle": "round,pad=0.3", "fc": style.BG, "ec": colour,
+                          "alpha": 0.9})
+    return len(placed)
+
+
+def _axes_labels(ax: Axes, ax2: Axes, edges: np.ndarray) -> None:
+    money = FuncFormatter(lambda v, _p: style.money(v))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: style.price_text(v)))
+    ax.yaxis.set_major_formatter(money)
+    ax2.yaxis.set_major_formatter(money)
+    width_pct = (edges[1] / edges[0] - 1) * 100 if len(edges) > 1 else 0.0
+    ax.set_xlabel("Price (USD)", color=style.TEXT, fontsize=style.FONT_PT["label"])
+    ax.set_ylabel(f"Est. liquidations per {width_pct:.2g} % bar (USD)",
+                  color=style.TEXT, fontsize=style.FONT_PT["label"])
+    ax2.set_ylabel("Cumulative from price (USD)", color=style.TEXT,
+                   fontsize=style.FONT_PT["label"])
