@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from bot.charts import style
 from bot.charts.labels import cluster_label, spread
@@ -68,7 +68,7 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
         cb = fig.colorbar(mesh, cax=cax)
         cax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         cax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: style.money(v)))
-        cax.yaxis.set_minor_formatter(NullFormatter())
+        cax.yaxis.set_minor_locator(NullLocator())  # minor log ticks cost ~10 ms, add nothing
         cb.outline.set_edgecolor(style.GRID)
         cax.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
         cb.set_label(f"Est. liquidations per {heatmap.grid.describe()[:-1]} (USD)",

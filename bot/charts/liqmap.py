@@ -63,7 +63,7 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
                 ha="center", va="center", color=style.MUTED, fontsize=style.FONT_PT["label"])
     _axes_labels(ax, ax2, edges)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    leg = fig.legend(handles=handles, loc="center left", bbox_to_anchor=(_LAYOUT[0], 0.855),
+    leg = fig.legend(handles=handles, loc="center left", bbox_to_anchor=(_LAYOUT[0], 0.872),
                      ncol=len(handles), fontsize=style.FONT_PT["note"], frameon=False,
                      labelcolor=style.TEXT, handlelength=1.4, columnspacing=1.2)
     leg.set_gid("legend")

@@ -1,0 +1,110 @@
+"""Chart render speed on the bundled data: cold (cache miss) vs cached, against a bare-figure floor.
+
+    python bench/chart_bench.py [--json] [--repeat 5] [--window 30d]
+
+For each chart kind (heatmap, map) at 1600 × 1000 px:
+- ``first_ms``: the first render in this process (includes matplotlib's one-off font loading);
+- ``cold_ms``: median of ``--repeat`` renders through ``ChartCache.get_or_render`` on new keys
+  (every call is a miss and renders);
+- ``cached_ms``: median of the same call on a key already cached (a hit).
+Baseline in the same run: ``bare_png_ms``, an empty dark Figure of the same size encoded the same
+way — the floor any matplotlib chart pays. Estimator time (build_book/build_heatmap) is listed
+separately and is not part of the render times. Target: cold ≤ 400 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from render_docs import DEMO_RULE, LABELS, WINDOW_CANDLES, demo_candles  # noqa: E402
+
+from bot.charts import ChartCache, ChartKey, render_heatmap, render_map  # noqa: E402
+from bot.charts.style import new_figure, to_png  # noqa: E402
+from estimator import build_book, build_heatmap, find_clusters  # noqa: E402
+
+SIZE = (1600, 1000)
+TARGET_MS = 400.0
+
+
+def _ms(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1000.0
+
+
+def _median_ms(fn: Callable[[], object], repeat: int) -> float:
+    return statistics.median(_ms(fn) for _ in range(repeat))
+
+
+def run(repeat: int, window: str) -> dict[str, Any]:
+    candles = demo_candles()
+    t = time.perf_counter()
+    book = build_book(candles)
+    clusters = find_clusters(book, DEMO_RULE)
+    book_ms = (time.perf_counter() - t) * 1000.0
+    t = time.perf_counter()
+    hm = build_heatmap(candles, columns=240, start=max(len(candles) - WINDOW_CANDLES[window], 0))
+    heatmap_est_ms = (time.perf_counter() - t) * 1000.0
+    renders: dict[str, Callable[[], bytes]] = {
+        "heatmap": lambda: render_heatmap(candles, hm, clusters, window_label=window, size=SIZE,
+                                          **LABELS),
+        "map": lambda: render_map(book, clusters, size=SIZE, **LABELS),
+    }
+    cache = ChartCache(maxsize=4)
+    counter = iter(range(10**9))
+    kinds: dict[str, dict[str, float]] = {}
+    for kind, render in renders.items():
+        first = _ms(render)
+        cold = _median_ms(lambda k=kind, r=render: cache.get_or_render(
+            ChartKey("BTC", k, window, next(counter)), r), repeat)
+        key = ChartKey("BTC", kind, window, -1)
+        png = cache.get_or_render(key, render)
+        cached = _median_ms(lambda k=key, r=render: cache.get_or_render(k, r), repeat)
+        kinds[kind] = {"first_ms": round(first, 1), "cold_ms": round(cold, 1),
+                       "cached_ms": round(cached, 4), "png_bytes": len(png)}
+    bare = _median_ms(lambda: to_png(new_figure(SIZE)), repeat)
+    colds = {k: v["cold_ms"] for k, v in kinds.items()}
+    return {
+        "data": "bot/data/btcusd_coinbase_1h.csv", "candles": len(candles),
+        "size_px": list(SIZE), "window": window, "repeat": repeat, **kinds,
+        "baseline": {"bare_png_ms": round(bare, 1)},
+        "ratio": {f"{k}_cold_vs_bare": round(v / bare, 2) for k, v in colds.items()},
+        "estimator_ms": {"build_book": round(book_ms, 1),
+                         "build_heatmap": round(heatmap_est_ms, 1)},
+        "cache": cache.stats(),
+        "target_cold_ms": TARGET_MS,
+        "meets_target": all(v <= TARGET_MS for v in colds.values()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--window", choices=tuple(WINDOW_CANDLES), default="30d")
+    args = ap.parse_args(argv)
+    result = run(max(args.repeat, 1), args.window)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for kind in ("heatmap", "map"):
+        r = result[kind]
+        print(f"{kind:8s} first {r['first_ms']:7.1f} ms  cold {r['cold_ms']:7.1f} ms  "
+              f"cached {r['cached_ms']:.4f} ms")
+    print(f"bare figure → PNG floor {result['baseline']['bare_png_ms']:.1f} ms; "
+          f"ratios {result['ratio']}; target cold ≤ {TARGET_MS:.0f} ms: "
+          f"{'met' if result['meets_target'] else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
