@@ -270,9 +270,12 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         else:
             peak, base, epoch = rec[0], rec[1], int(rec[2])
             if n >= config.growth * base:
-                k = int(np.searchsorted(watch.sub_min, n, side="right"))
-                emit.cluster(EventKind.NEW_CLUSTER, watch.sub_chat[:k], c, epoch + 1,
+                # Growth news for chats that knew the cluster; first news for the others.
+                k0 = int(np.searchsorted(watch.sub_min, peak, side="right"))
+                k1 = int(np.searchsorted(watch.sub_min, n, side="right"))
+                emit.cluster(EventKind.NEW_CLUSTER, watch.sub_chat[:k0], c, epoch + 1,
                              grown_from=base)
+                emit.cluster(EventKind.NEW_CLUSTER, watch.sub_chat[k0:k1], c, epoch + 1)
                 sizes[c.id] = [max(peak, n), n, epoch + 1]
             elif n > peak:
                 # Subscribers whose min USD the cluster just reached for the first time.

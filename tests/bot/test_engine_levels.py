@@ -1,0 +1,64 @@
+"""level_cross: user levels crossed within the traded range, per direction, with re-arm."""
+
+from bot.alerts import EngineConfig, EventKind, UserLevel
+from tests.bot.engine_helpers import SYM, Run
+
+NOCOOL = EngineConfig(cooldown_ms=0)
+
+
+def crosses(ev):
+    return [(e.chat, e.ref, e.direction, e.epoch) for e in ev if e.kind is EventKind.LEVEL_CROSS]
+
+
+def test_cross_up_within_candle_high() -> None:
+    run = Run(levels=[UserLevel(7, 1, SYM, 95_000, "up", "breakout")])
+    run.tick(94_000)
+    ev = run.tick(94_500, high=95_010, low=94_000)
+    assert crosses(ev) == [(1, "level:7", "up", 0)]
+    assert ev[0].note == "breakout" and ev[0].level_price == 95_000
+
+
+def test_direction_filters() -> None:
+    levels = [UserLevel(1, 1, SYM, 100, "up"), UserLevel(2, 2, SYM, 100, "down"),
+              UserLevel(3, 3, SYM, 100, "any")]
+    run = Run(levels=levels, config=NOCOOL)
+    run.tick(99)
+    assert sorted(crosses(run.tick(101))) == [(1, "level:1", "up", 0), (3, "level:3", "up", 0)]
+    run.tick(102)  # ≥ 0.1 % away: re-armed
+    assert sorted(crosses(run.tick(98))) == [(2, "level:2", "down", 0),
+                                             (3, "level:3", "down", 1)]
+
+
+def test_first_tick_and_stale_ticks_infer_no_cross() -> None:
+    run = Run(levels=[UserLevel(1, 1, SYM, 100, "any")])
+    assert run.tick(101, low=99) == []  # no previous price
+    run.tick(99)  # crosses down: fires
+    assert len(run.events) == 1
+    assert run.tick(102, stale=True) == []
+    assert run.tick(101, low=100.5) == []  # previous price forgotten while stale
+
+
+def test_oscillation_inside_margin_fires_once() -> None:
+    run = Run(levels=[UserLevel(1, 1, SYM, 100.0, "any")], config=NOCOOL)
+    run.tick(99.5)
+    for p in (100.05, 99.95, 100.08, 99.93, 100.01, 99.99):
+        run.tick(p)
+    assert len(crosses(run.events)) == 1
+
+
+def test_cooldown_applies_to_levels() -> None:
+    run = Run(levels=[UserLevel(1, 1, SYM, 100.0, "any")])
+    run.tick(99)
+    run.tick(101)
+    run.tick(99)  # re-armed at 101 (1 % away) but inside the 60 min cooldown
+    assert len(run.events) == 1
+
+
+def test_deleted_level_state_is_dropped() -> None:
+    run = Run(levels=[UserLevel(1, 1, SYM, 100.0, "any")])
+    run.tick(99)
+    run.tick(100.05)
+    assert run.state.levels_off == {"1": 100.0}
+    run.watch = type(run.watch)(SYM, [], [])
+    run.tick(100.02)
+    assert run.state.levels_off == {} and run.state.level_epochs == {}

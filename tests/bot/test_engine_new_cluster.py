@@ -1,0 +1,57 @@
+"""new_cluster: appearance above a subscriber's size, growth ≥ 1.5×, silent baseline."""
+
+from bot.alerts import EventKind, Subscription
+from tests.bot.engine_helpers import SYM, Run, short
+
+FAR = 80_000.0  # far from every cluster: no approach noise
+
+
+def nc(ev):
+    return [(e.chat, e.ref, e.epoch, e.grown_from_usd) for e in ev
+            if e.kind is EventKind.NEW_CLUSTER]
+
+
+def test_clusters_of_the_first_evaluation_are_a_silent_baseline() -> None:
+    run = Run([Subscription(1, SYM)])
+    assert run.tick(FAR, [short()]) == []
+
+
+def test_new_cluster_above_min_fires_once() -> None:
+    run = Run([Subscription(1, SYM), Subscription(2, SYM, min_usd=2e9)])
+    run.tick(FAR, [])
+    assert nc(run.tick(FAR, [short("S9", usd=1.2e9)])) == [(1, "S9", 0, None)]
+    assert run.tick(FAR, [short("S9", usd=1.2e9)]) == []
+
+
+def test_small_new_cluster_is_ignored_then_announced_when_it_reaches_min() -> None:
+    run = Run([Subscription(1, SYM, min_usd=500e6)])
+    run.tick(FAR, [])
+    assert run.tick(FAR, [short("S9", usd=400e6)]) == []
+    assert nc(run.tick(FAR, [short("S9", usd=420e6)])) == []
+    assert nc(run.tick(FAR, [short("S9", usd=520e6)])) == [(1, "S9", 0, None)]
+    assert run.tick(FAR, [short("S9", usd=490e6)]) == []  # dips below and back: peak rule
+    assert run.tick(FAR, [short("S9", usd=510e6)]) == []
+
+
+def test_growth_by_factor_is_announced_with_a_new_epoch() -> None:
+    run = Run([Subscription(1, SYM)], )
+    run.tick(FAR, [short(usd=1e9)])  # baseline at $1B
+    assert run.tick(FAR, [short(usd=1.4e9)]) == []
+    ev = run.tick(FAR, [short(usd=1.5e9)])
+    assert nc(ev) == [(1, "S1", 1, 1e9)]
+    assert run.tick(FAR, [short(usd=2.0e9)]) == []  # 1.33× the announced $1.5B
+
+
+def test_growth_tells_newcomers_it_is_new_not_grown() -> None:
+    run = Run([Subscription(1, SYM, min_usd=100e6), Subscription(2, SYM, min_usd=1e9)])
+    run.tick(FAR, [])
+    assert nc(run.tick(FAR, [short("S9", usd=500e6)])) == [(1, "S9", 0, None)]
+    assert nc(run.tick(FAR, [short("S9", usd=1.2e9)], dt=61 * 60_000)) == [
+        (1, "S9", 1, 500e6), (2, "S9", 1, None)]
+
+
+def test_vanished_cluster_state_is_dropped() -> None:
+    run = Run([Subscription(1, SYM)])
+    run.tick(FAR, [short(usd=1e9)])
+    run.tick(FAR, [])
+    assert run.state.sizes == {} and run.state.zones == {}
