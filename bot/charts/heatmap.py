@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib as mpl
 import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.colors import LogNorm
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Colormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
@@ -103,7 +105,8 @@ def _days(ms: object) -> object:
     return np.asarray(ms, dtype=np.float64) / _MS_PER_DAY
 
 
-def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float, yhi: float) -> object:
+def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float,
+                 yhi: float) -> ScalarMappable | None:
     """Colour mesh of total notional, cropped to [ylo, yhi]; None when nothing is visible."""
     k_lo = max(int(hm.grid.index(ylo)) - hm.k0, 0)
     k_hi = min(int(hm.grid.index(yhi)) - hm.k0 + 1, hm.long.shape[1])
@@ -126,14 +129,10 @@ def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float, yhi: float) ->
     return ax.pcolorfast(x_edges, y_edges, shown, cmap=cmap, norm=norm)
 
 
-def _cmap() -> object:
-    import matplotlib as mpl
-
-    cmap = mpl.colormaps[style.HEATMAP_CMAP].copy()
-    bottom = cmap(0.0)
-    cmap.set_bad(bottom)
-    cmap.set_under(bottom)
-    return cmap
+def _cmap() -> Colormap:
+    """The heatmap colormap; empty and below-scale buckets take its darkest colour."""
+    base = mpl.colormaps[style.HEATMAP_CMAP]
+    return base.with_extremes(bad=base(0.0), under=base(0.0))
 
 
 def _draw_price(ax: Axes, win: Candles, step_ms: int) -> None:

@@ -102,6 +102,7 @@ def _visible(book: Book, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, 
     n = k_hi - k_lo
     group = max(1, math.ceil(n / _MAX_BARS))
     n_bars = math.ceil(n / group)
+    k_hi = k_lo + n_bars * group  # the last bar may reach a little past ``hi``
     out = []
     for by_lev in (book.long_by_lev, book.short_by_lev):
         full = np.zeros((by_lev.shape[0], n_bars * group))
