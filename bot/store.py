@@ -173,6 +173,8 @@ class Store:
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            if hasattr(self, "db"):
+                self.db.close()
             raise StoreError(f"cannot open store {path or ':memory:'}: {exc}") from exc
         self._watch_version = 0
 
