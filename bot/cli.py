@@ -1,0 +1,156 @@
+"""The ``liqbot`` command line: run, demo, levels, chart, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from bot.errors import ConfigError, LiqBotError
+from bot.estimates import WINDOWS_H
+
+EXIT_CONFIG = 2
+
+
+def _levels(args: argparse.Namespace) -> int:
+    from bot.charts.style import money, price_text
+    from bot.market.replay import BUNDLED_CSV, load_csv
+    from bot.market.symbols import normalise
+    from estimator import build_book, find_clusters, top
+
+    symbol = normalise(args.symbol)
+    candles = load_csv(args.data or BUNDLED_CSV)
+    book = build_book(candles, _params(args))
+    clusters = top(find_clusters(book), args.top)
+    if args.json:
+        keys = ("side", "low", "high", "price", "notional_usd", "distance_pct")
+        print(json.dumps([{k: c.as_dict()[k] for k in keys} | {"id": c.id} for c in clusters]))
+        return 0
+    print(f"{symbol} · price {price_text(book.last_price)} · estimate from a model, not "
+          f"exchange data{' (volume proxy: no open interest in the data)' if book.proxy else ''}")
+    for c in clusters:
+        print(f"  {c.side:<5}  {price_text(c.low)}–{price_text(c.high)}  "
+              f"{money(c.notional_usd):>7}  {c.distance_pct:+.1f} %")
+    return 0
+
+
+def _chart(args: argparse.Namespace) -> int:
+    from bot.charts import render_heatmap, render_map
+    from bot.estimates import window_heatmap
+    from bot.market.replay import BUNDLED_CSV, ReplaySource, load_csv
+    from bot.market.symbols import normalise
+    from estimator import build_book, find_clusters
+
+    symbol = normalise(args.symbol)
+    candles = load_csv(args.data or BUNDLED_CSV)
+    params = _params(args)
+    book = build_book(candles, params)
+    clusters = find_clusters(book)
+    label = "replay: " + (Path(args.data).name if args.data else "Coinbase BTC-USD 1h")
+    timeframe = ReplaySource(candles, warmup=1).timeframe
+    if args.kind == "heatmap":
+        png = render_heatmap(candles, window_heatmap(candles, params, args.window), clusters,
+                             symbol=symbol, exchange=label, timeframe=timeframe,
+                             window_label=args.window)
+    else:
+        png = render_map(book, clusters, symbol=symbol, exchange=label, timeframe=timeframe)
+    Path(args.out).write_bytes(png)
+    print(f"wrote {args.out} ({len(png)} bytes)")
+    return 0
+
+
+def _params(args: argparse.Namespace):  # noqa: ANN202 - estimator.ModelParams
+    from bot.config import Config, load_config, model_params
+
+    return model_params(load_config(args.config) if args.config else Config())
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from bot.config import load_config
+
+    cfg = load_config(args.path)
+    enabled = [n for n in ("console", "telegram", "discord") if getattr(cfg, n).enabled]
+    print(f"{args.path}: OK · symbols {', '.join(cfg.bot.symbols)} · source {cfg.source.kind} · "
+          f"adapters {', '.join(enabled) or 'none'} · store {cfg.bot.store}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import DemoOptions, main
+
+    return main(DemoOptions(days=args.days, out_dir=args.out))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bot.config import Config, load_config
+    from bot.run import run
+
+    cfg = load_config(args.config) if args.config else Config()
+    return asyncio.run(run(cfg))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="liqbot",
+        description="Estimated liquidation clusters for crypto futures: alerts and charts. "
+                    "Estimates come from a model, not exchange data.")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the bot (scheduler, store, adapters) from a config")
+    p.add_argument("--config", help="TOML config (default: built-in defaults = replay + console)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("demo", help="replay the bundled real BTC candles through the whole "
+                                    "pipeline; print alerts, write heatmap.png and map.png")
+    p.add_argument("--days", type=float, default=120.0, help="days replayed (default 120)")
+    p.add_argument("--out", default="liqbot-demo", help="folder for the PNGs")
+    p.set_defaults(func=_demo)
+
+    for name, helptext in (("levels", "print the top clusters for a candle CSV"),
+                           ("chart", "render a heatmap or liquidation map PNG")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("symbol", help="symbol label, e.g. BTC")
+        p.add_argument("--data", help="replay CSV (default: the bundled BTC candles)")
+        p.add_argument("--config", help="TOML config for the model parameters")
+        if name == "levels":
+            p.add_argument("--json", action="store_true", help="print a JSON list")
+            p.add_argument("--top", type=int, default=5, help="clusters per side (default 5)")
+            p.set_defaults(func=_levels)
+        else:
+            p.add_argument("--kind", choices=("heatmap", "map"), required=True)
+            p.add_argument("--window", default="7d", choices=tuple(WINDOWS_H),
+                           help="heatmap window (default 7d)")
+            p.add_argument("--out", required=True, help="PNG file to write")
+            p.set_defaults(func=_chart)
+
+    p = sub.add_parser("check-config", help="validate a config file (exit 2 when invalid)")
+    p.add_argument("path")
+    p.set_defaults(func=_check_config)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    # APScheduler logs every job run at INFO: far too chatty at 20 runs a second.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"liqbot: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except LiqBotError as exc:
+        print(f"liqbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Commands that change what a chat is alerted about: subscriptions and price levels.
+
+Store calls run on the event loop thread (they are short SQLite transactions); the store is
+never used from two threads at once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.charts.style import money, price_text
+from bot.commands.parse import clip, parse_amount, parse_int, parse_percent
+from bot.commands.reply import Caller, Reply
+from bot.errors import UserInputError
+
+if TYPE_CHECKING:
+    from bot.commands.core import CommandCore
+    from bot.store import Chat
+
+MAX_NOTE = 120
+
+
+def _chat(core: CommandCore, caller: Caller) -> Chat:
+    return core.store.upsert_chat(caller.platform, caller.chat_id, thread_id=caller.thread_id,
+                                  is_group=caller.is_group, timezone=core.config.bot.timezone)
+
+
+async def subscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/subscribe SYM [MIN_USD] [PCT]."""
+    if not args:
+        raise UserInputError("Which symbol? For example: /subscribe BTC 100m 0.5")
+    if len(args) > 3:
+        raise UserInputError("Too many arguments.")
+    symbol = await core.resolve_symbol(args[0])
+    defaults = core.config.alerts
+    min_usd = parse_amount(args[1], "minimum cluster size") if len(args) > 1 else defaults.min_usd
+    pct = parse_percent(args[2], "approach distance") if len(args) > 2 else defaults.approach_pct
+    chat = _chat(core, caller)
+    sub = core.store.subscribe(chat.id, symbol, min_usd=min_usd, approach_pct=pct)
+    return Reply(
+        f"Subscribed to {symbol}: clusters ≥ {money(sub.min_usd)}, alert within "
+        f"{sub.approach_pct:g} % and on breaks. Estimates from a model, not exchange data.\n"
+        f"/alerts lists this chat's alerts; /unsubscribe {symbol.split('/')[0]} stops them.")
+
+
+async def unsubscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/unsubscribe SYM."""
+    if len(args) != 1:
+        raise UserInputError("Give exactly one symbol.")
+    symbol = await core.resolve_symbol(args[0])
+    chat = _chat(core, caller)
+    if core.store.unsubscribe(chat.id, symbol):
+        return Reply(f"Unsubscribed from {symbol}.")
+    return Reply(f"This chat was not subscribed to {symbol}.", error=True)
+
+
+async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/alerts: this chat's subscriptions and levels."""
+    chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
+    subs = core.store.list_subscriptions(chat.id) if chat else []
+    levels = core.store.list_levels(chat.id) if chat else []
+    if not subs and not levels:
+        return Reply("No alerts in this chat yet. Try /subscribe BTC 100m 0.5 or "
+                     "/level BTC 94k.")
+    lines = []
+    if subs:
+        lines.append("Cluster alerts:")
+        lines += [f"  {s.symbol}: clusters ≥ {money(s.min_usd)}, within {s.approach_pct:g} %"
+                  for s in subs]
+    if levels:
+        lines.append("Price levels (remove with /unlevel ID):")
+        lines += [f"  #{lv.id} {lv.symbol} {price_text(lv.price)}"
+                  f"{' — ' + lv.note if lv.note else ''}" for lv in levels]
+    if chat is not None and not chat.active:
+        lines.append("⚠ This chat was deactivated (the bot could not post here); any command "
+                     "re-activates it.")
+    return Reply("\n".join(lines))
+
+
+async def level(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/level SYM PRICE [NOTE]."""
+    if len(args) < 2:
+        raise UserInputError("Give a symbol and a price, e.g. /level BTC 94k")
+    symbol = await core.resolve_symbol(args[0])
+    price = parse_amount(args[1], "price")
+    note = " ".join(args[2:])
+    if len(note) > MAX_NOTE:
+        raise UserInputError(f"The note is too long ({len(note)} characters, max {MAX_NOTE}).")
+    est = core.board.get(symbol)
+    if est is not None and not 0.2 * est.price <= price <= 5 * est.price:
+        raise UserInputError(f"{price_text(price)} is too far from the current price "
+                             f"{price_text(est.price)} to be a level.")
+    chat = _chat(core, caller)
+    lv = core.store.add_level(chat.id, symbol, price, "any", note)
+    return Reply(f"Level #{lv.id} set: {symbol} {price_text(price)}"
+                 f"{' — ' + clip(note, MAX_NOTE) if note else ''}. You will be alerted when "
+                 "price crosses it.")
+
+
+async def unlevel(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/unlevel ID."""
+    if len(args) != 1:
+        raise UserInputError("Give the level's ID from /alerts, e.g. /unlevel 12")
+    level_id = parse_int(args[0], "level ID")
+    chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
+    if chat is None or not core.store.remove_level(chat.id, level_id):
+        return Reply(f"This chat has no level #{level_id} (see /alerts).", error=True)
+    return Reply(f"Level #{level_id} removed.")

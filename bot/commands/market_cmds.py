@@ -1,0 +1,162 @@
+"""Read-only commands: /start /help /levels /heatmap /map /status /symbols."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from bot.charts import ChartKey, render_heatmap, render_map
+from bot.charts.style import money, price_text, utc_text
+from bot.commands.reply import Button, Caller, Reply
+from bot.errors import UserInputError
+from bot.estimates import WINDOWS_H, Estimate
+from estimator import top
+
+if TYPE_CHECKING:
+    from bot.commands.core import CommandCore
+
+DISCLAIMER = "estimate from a model, not exchange data"
+TOP_N = 3
+
+
+def source_label(est: Estimate) -> str:
+    """Where the numbers come from, honestly: OI sources or the volume proxy."""
+    snap = est.snapshot
+    oi = ("OI: " + "+".join(snap.oi_sources)) if snap.oi_sources else "volume proxy (no OI)"
+    return f"{snap.timeframe} candles · {oi} · side split: {snap.taker_source}"
+
+
+def _require(core: CommandCore, symbol: str) -> Estimate:
+    est = core.board.get(symbol)
+    if est is None:
+        raise UserInputError(f"No estimate for {symbol} yet: the first recompute is still "
+                             "running. Try again in a minute.")
+    return est
+
+
+async def _symbol_and_rest(core: CommandCore, args: tuple[str, ...],
+                           max_rest: int) -> tuple[str, tuple[str, ...]]:
+    """First argument as a symbol unless it looks like a window/other parameter."""
+    if args and args[0].lower() not in WINDOWS_H:
+        symbol, rest = await core.resolve_symbol(args[0]), args[1:]
+    else:
+        symbol, rest = await core.resolve_symbol(None), args
+    if len(rest) > max_rest:
+        raise UserInputError(f"Too many arguments: {' '.join(rest)[:40]}")
+    return symbol, rest
+
+
+async def start(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """Welcome text."""
+    return Reply(
+        "liqbot estimates where leveraged futures positions would be force-liquidated "
+        "(liquidation clusters) and alerts you when price nears or breaks a big one.\n"
+        f"It is a model, not exchange data. Tracked: {', '.join(core.symbols)}.\n"
+        "Try /levels, /heatmap 24h, /map, or /subscribe BTC 100m 0.5. /help lists everything."
+    )
+
+
+async def help_(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """The command list, generated from the command table."""
+    from bot.commands.table import help_text
+
+    return Reply(help_text())
+
+
+def levels_text(est: Estimate, n: int = TOP_N) -> str:
+    """The seed post's picture as text: top clusters per side with range, size, distance."""
+    lines = [f"{est.symbol} · price {price_text(est.price)} · {DISCLAIMER}"]
+    for side, title in (("short", "Shorts above (liquidated if price rises):"),
+                        ("long", "Longs below (liquidated if price falls):")):
+        lines.append(title)
+        clusters = top(est.clusters, n, side)
+        if not clusters:
+            lines.append("  no cluster stands out")
+        for c in clusters:
+            lines.append(f"  {price_text(c.low)}–{price_text(c.high)}  "
+                         f"{money(c.notional_usd)}  {c.distance_pct:+.1f} %")
+    lines.append(f"As of {utc_text(est.book.timestamp)} UTC · {source_label(est)}")
+    if est.snapshot.stale:
+        lines.append("⚠ data is stale: alerts are paused until fresh candles arrive")
+    return "\n".join(lines)
+
+
+async def levels(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """Top clusters per side."""
+    symbol, _ = await _symbol_and_rest(core, args, 0)
+    est = _require(core, symbol)
+    short = symbol.split("/")[0]
+    return Reply(levels_text(est), buttons=(
+        Button("Heatmap 24h", f"/heatmap {short} 24h"), Button("Map", f"/map {short}"),
+        Button("Subscribe", f"/subscribe {short}"),
+    ))
+
+
+async def heatmap(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """Heatmap PNG for a window."""
+    symbol, rest = await _symbol_and_rest(core, args, 1)
+    window = rest[0].lower() if rest else "24h"
+    if window not in WINDOWS_H:
+        raise UserInputError(f"Unknown window '{window[:12]}'. Use one of "
+                             f"{', '.join(WINDOWS_H)}.")
+    est = _require(core, symbol)
+
+    def render() -> bytes:
+        return render_heatmap(est.snapshot.candles, est.heatmap(window), est.clusters,
+                              symbol=symbol, exchange=exchange_label(core), window_label=window,
+                              timeframe=est.snapshot.timeframe)
+
+    png = await asyncio.to_thread(core.charts.get_or_render,
+                                  ChartKey(symbol, "heatmap", window, est.version), render)
+    return Reply(f"{symbol} liquidation heatmap, {window} · {DISCLAIMER}"
+                 f"{' (volume proxy)' if est.proxy else ''}", png=png,
+                 filename=f"heatmap-{window}.png")
+
+
+async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """Liquidation map PNG."""
+    symbol, _ = await _symbol_and_rest(core, args, 0)
+    est = _require(core, symbol)
+
+    def render() -> bytes:
+        return render_map(est.book, est.clusters, symbol=symbol, exchange=exchange_label(core),
+                          timeframe=est.snapshot.timeframe)
+
+    png = await asyncio.to_thread(core.charts.get_or_render,
+                                  ChartKey(symbol, "map", "", est.version), render)
+    return Reply(f"{symbol} liquidation map · {DISCLAIMER}"
+                 f"{' (volume proxy)' if est.proxy else ''}", png=png, filename="map.png")
+
+
+def exchange_label(core: CommandCore) -> str:
+    src = core.config.source
+    if src.kind == "replay":
+        return "replay: " + (src.path.rsplit("/", 1)[-1] if src.path else "Coinbase BTC-USD 1h")
+    return "+".join(src.exchanges)
+
+
+async def status(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """Freshness and health per symbol."""
+    lines = [f"Source: {core.config.source.kind} ({exchange_label(core)})"]
+    counts = core.store.subscriber_counts() if core.store is not None else {}
+    for symbol in core.symbols:
+        st = core.board.status(symbol)
+        est = core.board.get(symbol)
+        when = utc_text(st.last_recompute_ms) + " UTC" if st.last_recompute_ms else "never"
+        fresh = "STALE" if st.stale else "fresh"
+        line = f"{symbol}: {fresh}, last recompute {when}, {counts.get(symbol, 0)} subscriber(s)"
+        if est is not None:
+            line += (f", newest candle {utc_text(int(est.snapshot.candles.timestamp[-1]))} UTC"
+                     f", {len(est.clusters)} clusters, {source_label(est)}")
+        if st.last_error:
+            line += f"\n  last error: {st.last_error}"
+        if st.source_note:
+            line += f"\n  notes: {st.source_note}"
+        lines.append(line)
+    return Reply("\n".join(lines))
+
+
+async def symbols(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """Tracked symbols."""
+    return Reply("Tracked symbols: " + ", ".join(core.symbols) +
+                 "\nYou can type them short: BTC, btcusdt, BTC/USDT.")

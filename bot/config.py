@@ -1,0 +1,374 @@
+"""Configuration: TOML (stdlib tomllib) → frozen, validated dataclasses.
+
+Validated once at start-up. Every error names the file, the key and its line. Secrets are
+never in the file: adapters name an environment variable (or a token file) to read them from,
+and :class:`Secret` redacts itself when printed or logged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.errors import BadSymbolError, ConfigError
+from bot.market.symbols import normalise
+from estimator import ModelParams, PriceGrid
+
+DEFAULT_SYMBOL = "BTC/USDT:USDT"
+
+
+class Secret:
+    """A token that never shows itself in repr/str/logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class BotSection:
+    symbols: tuple[str, ...] = (DEFAULT_SYMBOL,)
+    store: str = "liqbot.db"
+    admins: tuple[str, ...] = ()
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class SourceSection:
+    kind: str = "replay"
+    path: str = ""  # replay CSV; "" = the bundled real BTC candles
+    candles_per_tick: int = 1
+    warmup_candles: int = 500
+    exchanges: tuple[str, ...] = ("binanceusdm",)
+    timeframe: str = "5m"
+    lookback_days: float = 30.0
+
+
+@dataclass(frozen=True)
+class ScheduleSection:
+    recompute_seconds: float = 300.0
+    price_seconds: float = 15.0
+    dispatch_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class AlertsSection:
+    approach_pct: float = 0.5
+    min_usd: float = 100_000_000.0
+    cooldown_minutes: float = 60.0
+    rearm_pct: float = 0.25
+    growth_factor: float = 1.5
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    leverage: tuple[float, ...] = (5, 10, 25, 50, 100)
+    weights: tuple[float, ...] = (0.15, 0.30, 0.25, 0.20, 0.10)
+    bucket_pct: float = 0.1
+    bucket_usd: float = 0.0  # > 0 switches to fixed USD buckets
+    half_life_hours: float = 168.0  # 0 = no age decay
+    proxy_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class LimitsSection:
+    charts_per_minute: int = 6
+    subscriptions_per_chat: int = 20
+    levels_per_chat: int = 50
+
+
+@dataclass(frozen=True)
+class ConsoleSection:
+    enabled: bool = True
+    charts_dir: str = ""  # "" = do not save chart PNGs
+    interactive: bool = False
+
+
+@dataclass(frozen=True)
+class TelegramSection:
+    enabled: bool = False
+    token_env: str = "TELEGRAM_TOKEN"
+    token_file: str = ""
+    base_url: str = ""
+    token: Secret | None = None
+
+
+@dataclass(frozen=True)
+class DiscordSection:
+    enabled: bool = False
+    token_env: str = "DISCORD_TOKEN"
+    token_file: str = ""
+    guild_ids: tuple[int, ...] = ()
+    token: Secret | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    bot: BotSection = field(default_factory=BotSection)
+    source: SourceSection = field(default_factory=SourceSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    alerts: AlertsSection = field(default_factory=AlertsSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+    console: ConsoleSection = field(default_factory=ConsoleSection)
+    telegram: TelegramSection = field(default_factory=TelegramSection)
+    discord: DiscordSection = field(default_factory=DiscordSection)
+    path: str = "<defaults>"
+
+
+_SECTIONS: dict[str, type] = {
+    "bot": BotSection, "source": SourceSection, "schedule": ScheduleSection,
+    "alerts": AlertsSection, "model": ModelSection, "limits": LimitsSection,
+    "console": ConsoleSection, "telegram": TelegramSection, "discord": DiscordSection,
+}
+_NOT_IN_FILE = {"token"}
+_ITEM_TYPES = {("model", "leverage"): "number", ("model", "weights"): "number",
+               ("discord", "guild_ids"): "int", ("bot", "admins"): "id"}
+
+Check = Callable[[Any], str | None]
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "must be ≥ 0"
+
+
+def _one_of(*choices: str) -> Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _timezone(v: Any) -> str | None:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "is not an IANA time zone (e.g. UTC, Europe/Berlin)"
+    return None
+
+
+def _env_name(v: Any) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) else "is not an env var name"
+
+
+_CHECKS: dict[tuple[str, str], Check] = {
+    ("bot", "timezone"): _timezone,
+    ("source", "kind"): _one_of("replay", "live"),
+    ("source", "candles_per_tick"): _positive,
+    ("source", "warmup_candles"): _positive,
+    ("source", "lookback_days"): _positive,
+    ("schedule", "recompute_seconds"): _positive,
+    ("schedule", "price_seconds"): _positive,
+    ("schedule", "dispatch_seconds"): _positive,
+    ("alerts", "approach_pct"): lambda v: None if 0 < v <= 20 else "must be in (0, 20]",
+    ("alerts", "min_usd"): _non_negative,
+    ("alerts", "cooldown_minutes"): _non_negative,
+    ("alerts", "rearm_pct"): _non_negative,
+    ("alerts", "growth_factor"): lambda v: None if v > 1 else "must be > 1",
+    ("model", "bucket_pct"): lambda v: None if 0 < v < 50 else "must be in (0, 50)",
+    ("model", "bucket_usd"): _non_negative,
+    ("model", "half_life_hours"): _non_negative,
+    ("model", "proxy_fraction"): _positive,
+    ("limits", "charts_per_minute"): _positive,
+    ("limits", "subscriptions_per_chat"): _positive,
+    ("limits", "levels_per_chat"): _positive,
+    ("telegram", "token_env"): _env_name,
+    ("discord", "token_env"): _env_name,
+}
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML config; raises ConfigError naming file, key and line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc.strerror or exc}") from exc
+    return parse_config(text, str(p), env)
+
+
+def parse_config(text: str, source: str = "<string>",
+                 env: Mapping[str, str] | None = None) -> Config:
+    """Validate TOML ``text`` (``source`` names it in errors); secrets come from ``env``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
+    lines = _KeyLines(text)
+    sections: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"{source}:{lines.section(name)}: unknown section [{name}] "
+                              f"(known: {', '.join(_SECTIONS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}:{lines.key('', name)}: {name} must be a [{name}] table")
+        sections[name] = _section(name, value, source, lines)
+    cfg = Config(**sections, path=source)
+    return _with_secrets(_cross_checks(cfg, source, lines), source, lines,
+                         os.environ if env is None else env)
+
+
+def _section(name: str, values: dict[str, Any], source: str, lines: _KeyLines) -> Any:
+    cls = _SECTIONS[name]
+    defaults = cls()
+    known = {f.name: f for f in fields(cls) if f.name not in _NOT_IN_FILE}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{source}:{lines.key(name, key)}: {name}.{key}"
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key (known: {', '.join(known)})")
+        kwargs[key] = _coerce(getattr(defaults, key), value, where,
+                              _ITEM_TYPES.get((name, key), "str"))
+        check = _CHECKS.get((name, key))
+        problem = check(kwargs[key]) if check else None
+        if problem:
+            raise ConfigError(f"{where} = {value!r} {problem}")
+    return cls(**kwargs)
+
+
+def _coerce_item(item_type: str, item: Any, where: str) -> Any:
+    if item_type == "number":
+        return _coerce(0.0, item, where + " item")
+    if item_type == "int":
+        return _coerce(0, item, where + " item")
+    if item_type == "id":
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise ConfigError(f"{where} items must be user ids, got {item!r}")
+        return str(item)
+    return _coerce("", item, where + " item")
+
+
+def _coerce(default: Any, value: Any, where: str, item_type: str = "str") -> Any:
+    """Check ``value`` has the type of the field's default (ints are fine for floats)."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where} must be a finite number, got {value!r}")
+            return float(value)
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    if isinstance(default, tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return tuple(_coerce_item(item_type, item, where) for item in value)
+    raise ConfigError(f"{where}: unsupported setting")  # pragma: no cover - schema bug
+
+
+def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
+    if not cfg.bot.symbols:
+        raise ConfigError(f"{source}:{lines.key('bot', 'symbols')}: bot.symbols is empty")
+    try:
+        symbols = tuple(dict.fromkeys(normalise(s) for s in cfg.bot.symbols))
+    except BadSymbolError as exc:
+        raise ConfigError(f"{source}:{lines.key('bot', 'symbols')}: bot.symbols: {exc}") from exc
+    cfg = replace(cfg, bot=replace(cfg.bot, symbols=symbols))
+    m = cfg.model
+    if len(m.leverage) != len(m.weights) or not m.leverage:
+        raise ConfigError(f"{source}:{lines.key('model', 'weights')}: model.weights has "
+                          f"{len(m.weights)} entries for {len(m.leverage)} leverages")
+    try:
+        model_params(cfg)
+    except ValueError as exc:
+        raise ConfigError(f"{source}:{lines.key('model', 'leverage')}: model: {exc}") from exc
+    if cfg.source.kind == "replay" and cfg.source.path and not Path(cfg.source.path).is_file():
+        raise ConfigError(f"{source}:{lines.key('source', 'path')}: source.path "
+                          f"{cfg.source.path!r} is not a file")
+    if cfg.source.kind == "live" and not cfg.source.exchanges:
+        raise ConfigError(f"{source}:{lines.key('source', 'exchanges')}: source.exchanges is "
+                          "empty")
+    return cfg
+
+
+def _with_secrets(cfg: Config, source: str, lines: _KeyLines, env: Mapping[str, str]) -> Config:
+    updates: dict[str, Any] = {}
+    for name in ("telegram", "discord"):
+        sec = getattr(cfg, name)
+        if not sec.enabled:
+            continue
+        token = ""
+        if sec.token_file:
+            try:
+                token = Path(sec.token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{source}:{lines.key(name, 'token_file')}: {name}.token_file "
+                                  f"cannot be read: {exc.strerror or exc}") from exc
+        else:
+            token = env.get(sec.token_env, "").strip()
+        if not token:
+            key = "token_file" if sec.token_file else "token_env"
+            raise ConfigError(
+                f"{source}:{lines.key(name, key)}: {name} is enabled but no token was found "
+                f"(set the environment variable {sec.token_env}"
+                f"{' or fix token_file' if sec.token_file else ''})")
+        updates[name] = replace(sec, token=Secret(token))
+    return replace(cfg, **updates) if updates else cfg
+
+
+def model_params(cfg: Config) -> ModelParams:
+    """The estimator's ModelParams for this config."""
+    m = cfg.model
+    grid = PriceGrid.fixed(m.bucket_usd) if m.bucket_usd > 0 else PriceGrid.relative(m.bucket_pct)
+    return ModelParams(
+        leverages=m.leverage, weights=m.weights,
+        half_life_hours=m.half_life_hours or None, proxy_fraction=m.proxy_fraction, grid=grid,
+    )
+
+
+class _KeyLines:
+    """Finds the line of ``[section]`` / ``key =`` in the TOML text, for error messages."""
+
+    _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
+    _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+
+    def __init__(self, text: str) -> None:
+        self._keys: dict[tuple[str, str], int] = {}
+        self._sections: dict[str, int] = {}
+        current = ""
+        for no, line in enumerate(text.splitlines(), start=1):
+            if h := self._HEADER.match(line):
+                current = h.group(1)
+                self._sections.setdefault(current, no)
+            elif k := self._KEY.match(line):
+                self._keys.setdefault((current, k.group(1)), no)
+
+    def key(self, section: str, key: str) -> str:
+        no = self._keys.get((section, key)) or self._sections.get(section)
+        return f"line {no}" if no else "(default)"
+
+    def section(self, section: str) -> str:
+        no = self._sections.get(section)
+        return f"line {no}" if no else "?"

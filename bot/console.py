@@ -1,0 +1,66 @@
+"""Console adapter: alerts and replies to stdout, PNGs to a folder, commands from stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from bot.commands.core import CommandCore
+from bot.commands.reply import Caller, Reply
+from bot.dispatcher import Alert
+from bot.store import Chat
+
+PLATFORM = "console"
+CHAT_ID = "console"
+CALLER = Caller(PLATFORM, CHAT_ID, "console-user", is_admin=True)
+
+
+class ConsoleNotifier:
+    """Prints alerts (the dispatcher's Notifier for platform "console")."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.sent: list[Alert] = []
+
+    async def send(self, chat: Chat, alert: Alert) -> None:
+        self.sent.append(alert)
+        print(f"ALERT {alert.text}", file=self.out, flush=True)
+
+
+def show_reply(reply: Reply, charts_dir: str = "", out: TextIO | None = None) -> None:
+    """Print a reply; save its PNG under ``charts_dir`` when one is given."""
+    stream = out or sys.stdout
+    print(reply.text, file=stream)
+    if reply.png is not None:
+        if charts_dir:
+            d = Path(charts_dir)
+            d.mkdir(parents=True, exist_ok=True)
+            path = d / reply.filename
+            path.write_bytes(reply.png)
+            print(f"[chart saved to {path}]", file=stream)
+        else:
+            print(f"[chart: {len(reply.png)} bytes PNG; set console.charts_dir to save it]",
+                  file=stream)
+    for follow in reply.followups:
+        show_reply(follow, charts_dir, out)
+    stream.flush()
+
+
+async def read_commands(core: CommandCore, charts_dir: str, stop: asyncio.Event) -> None:
+    """Answer commands typed on stdin until EOF or ``stop``."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print("Type /help for commands (Ctrl-D to stop reading).", flush=True)
+    while not stop.is_set():
+        line = await reader.readline()
+        if not line:
+            return
+        text = line.decode("utf-8", errors="replace").strip()
+        if not text:
+            continue
+        reply = await core.handle(text if text.startswith("/") else "/" + text, CALLER)
+        if reply is not None:
+            show_reply(reply, charts_dir)

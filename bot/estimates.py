@@ -1,0 +1,132 @@
+"""The latest estimate per symbol: computed off the event loop, read by commands and alerts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from bot.market.base import MarketSnapshot
+from estimator import (
+    Book,
+    Candles,
+    Cluster,
+    ClusterRule,
+    Heatmap,
+    ModelParams,
+    assign_ids,
+    build_book,
+    build_heatmap,
+    find_clusters,
+)
+
+#: Chart windows users may ask for, in hours.
+WINDOWS_H: dict[str, float] = {"12h": 12, "24h": 24, "3d": 72, "7d": 168, "30d": 720}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One recompute of one symbol: the book at the newest candle and its clusters.
+
+    ``version`` increases with every recompute of the symbol (the chart cache keys on it).
+    """
+
+    symbol: str
+    snapshot: MarketSnapshot
+    params: ModelParams
+    book: Book
+    clusters: tuple[Cluster, ...]
+    computed_ms: int
+    version: int
+    compute_s: float
+
+    @property
+    def proxy(self) -> bool:
+        return self.book.proxy
+
+    @property
+    def price(self) -> float:
+        return self.book.last_price
+
+    def heatmap(self, window: str, columns: int = 240) -> Heatmap:
+        """The heatmap over the last ``window`` (a key of WINDOWS_H) of the snapshot."""
+        return window_heatmap(self.snapshot.candles, self.params, window, columns)
+
+
+def window_heatmap(candles: Candles, params: ModelParams, window: str,
+                   columns: int = 240) -> Heatmap:
+    """Heatmap sampled over the newest ``window`` (e.g. "24h") of ``candles``; positions
+    opened before the window still count."""
+    if window not in WINDOWS_H:
+        raise ValueError(f"window must be one of {', '.join(WINDOWS_H)}, got {window!r}")
+    span = max(int(candles.timestamp[-1] - candles.timestamp[0]), 1)
+    step = span / max(len(candles) - 1, 1)
+    n = max(int(WINDOWS_H[window] * 3_600_000 / step), 2)
+    return build_heatmap(candles, params, columns=columns, start=max(len(candles) - n, 0))
+
+
+def compute_estimate(snapshot: MarketSnapshot, params: ModelParams,
+                     previous: Sequence[Cluster] = (), version: int = 1,
+                     rule: ClusterRule | None = None) -> Estimate:
+    """Book and clusters for ``snapshot``; cluster ids carried over from ``previous``.
+
+    CPU-bound: the service runs it in a worker thread.
+    """
+    started = time.perf_counter()
+    p = params if snapshot.tiers is None else _with_tiers(params, snapshot)
+    book = build_book(snapshot.candles, p)
+    clusters = tuple(assign_ids(previous, find_clusters(book, rule)))
+    return Estimate(snapshot.symbol, snapshot, p, book, clusters, snapshot.now_ms, version,
+                    time.perf_counter() - started)
+
+
+def _with_tiers(params: ModelParams, snapshot: MarketSnapshot) -> ModelParams:
+    assert snapshot.tiers is not None
+    return replace(params, tiers=snapshot.tiers)
+
+
+@dataclass
+class SymbolStatus:
+    """What /status reports per symbol."""
+
+    last_recompute_ms: int | None = None
+    last_error: str | None = None
+    stale: bool = False
+    source_note: str = ""
+
+
+@dataclass
+class EstimateBoard:
+    """Latest estimate and health per symbol, shared by the scheduler jobs and the commands."""
+
+    symbols: tuple[str, ...]
+    _latest: dict[str, Estimate] = field(default_factory=dict)
+    _status: dict[str, SymbolStatus] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, symbol: str) -> Estimate | None:
+        with self._lock:
+            return self._latest.get(symbol)
+
+    def put(self, estimate: Estimate) -> None:
+        with self._lock:
+            self._latest[estimate.symbol] = estimate
+            st = self._status.setdefault(estimate.symbol, SymbolStatus())
+            st.last_recompute_ms = estimate.computed_ms
+            st.last_error = None
+            st.stale = estimate.snapshot.stale
+            st.source_note = "; ".join(estimate.snapshot.warnings)
+
+    def fail(self, symbol: str, error: str) -> None:
+        with self._lock:
+            self._status.setdefault(symbol, SymbolStatus()).last_error = error
+
+    def status(self, symbol: str) -> SymbolStatus:
+        with self._lock:
+            st = self._status.get(symbol, SymbolStatus())
+            return SymbolStatus(st.last_recompute_ms, st.last_error, st.stale, st.source_note)
+
+    def next_version(self, symbol: str) -> int:
+        est = self.get(symbol)
+        return 1 if est is None else est.version + 1

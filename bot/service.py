@@ -1,0 +1,219 @@
+"""The service: recompute → engine → outbox → dispatcher, on APScheduler in one asyncio loop.
+
+Jobs (AsyncIOScheduler, the loop the chat clients share):
+- ``recompute:<symbol>`` every ``recompute_seconds``: fetch candles, estimate in a worker
+  thread (``asyncio.to_thread``), keep cluster ids stable, persist the clusters;
+- ``price`` every ``price_seconds``: the latest price and traded range → threshold engine →
+  events and engine state committed to the store in one transaction (in replay, this job
+  also advances the virtual clock);
+- ``dispatch`` every ``dispatch_seconds``: outbox → notifiers;
+- ``prune`` hourly: old outbox rows.
+
+Store calls stay on the loop thread (short transactions); only the estimator and chart
+rendering run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.alerts import EngineConfig, SymbolState, SymbolWatch, Tick, evaluate
+from bot.alerts.events import AlertEvent
+from bot.config import Config, model_params
+from bot.dispatcher import Dispatcher, Notifier
+from bot.errors import LiqBotError
+from bot.estimates import EstimateBoard, compute_estimate
+from bot.market.base import MarketSource
+from bot.market.replay import ReplaySource
+from bot.store import Store, now_ms
+
+log = logging.getLogger(__name__)
+
+OUTBOX_KEEP_MS = 7 * 86_400_000
+
+
+def engine_config(cfg: Config) -> EngineConfig:
+    a = cfg.alerts
+    return EngineConfig(approach_pct=a.approach_pct, min_usd=a.min_usd,
+                        cooldown_ms=int(a.cooldown_minutes * 60_000), growth=a.growth_factor,
+                        rearm_pct=a.rearm_pct)
+
+
+@dataclass
+class TickResult:
+    """What one price tick did, for progress output and tests."""
+
+    symbol: str
+    events: list[AlertEvent] = field(default_factory=list)
+    queued: int = 0
+    skipped: str = ""
+
+
+class Service:
+    """Owns the board of estimates, the engine state and the dispatcher for one process."""
+
+    def __init__(self, cfg: Config, source: MarketSource, store: Store,
+                 notifiers: Mapping[str, Notifier], *,
+                 clock_ms: Callable[[], int] | None = None) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.store = store
+        self.params = model_params(cfg)
+        self.engine = engine_config(cfg)
+        self.board = EstimateBoard(cfg.bot.symbols)
+        self.dispatcher = Dispatcher(store, notifiers, **({"clock": clock_ms} if clock_ms
+                                                          else {}))
+        self.scheduler: AsyncIOScheduler | None = None
+        self._states: dict[str, SymbolState] = {}
+        self._watches: dict[str, SymbolWatch] = {}
+        self._watch_version = -1
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self.replay_done = asyncio.Event()
+
+    @property
+    def replay(self) -> ReplaySource | None:
+        return self.source if isinstance(self.source, ReplaySource) else None
+
+    # --- the three steps -------------------------------------------------------------------
+    async def recompute(self, symbol: str) -> None:
+        """Fetch and estimate one symbol; on failure keep the previous estimate and say why."""
+        try:
+            snapshot = await self.source.fetch(symbol)
+            previous = self.board.get(symbol)
+            prev_clusters = (previous.clusters if previous is not None
+                             else self.store.load_clusters(symbol))
+            est = await asyncio.to_thread(compute_estimate, snapshot, self.params,
+                                          prev_clusters, self.board.next_version(symbol))
+        except LiqBotError as exc:
+            log.warning("recompute %s failed: %s", symbol, exc)
+            self.board.fail(symbol, str(exc))
+            return
+        self.board.put(est)
+        self.store.save_clusters(symbol, est.clusters, est.computed_ms)
+        log.info("recompute %s: %d clusters, %.0f ms%s", symbol, len(est.clusters),
+                 est.compute_s * 1000, " (stale data)" if snapshot.stale else "")
+
+    async def price_tick(self, symbol: str) -> TickResult:
+        """Run the threshold engine on the latest price; events go to the outbox atomically."""
+        result = TickResult(symbol)
+        est = self.board.get(symbol)
+        if est is None:
+            result.skipped = "no estimate yet"
+            return result
+        try:
+            pt = await self.source.last_price(symbol)
+        except LiqBotError as exc:
+            log.warning("price %s failed: %s", symbol, exc)
+            self.board.fail(symbol, str(exc))
+            result.skipped = "price unavailable"
+            return result
+        status = self.board.status(symbol)
+        stale = est.snapshot.stale or status.last_error is not None
+        state = self._state(symbol)
+        watch = self._watch(symbol)
+        events, new_state = evaluate(state, symbol, Tick(pt.price, pt.high, pt.low, pt.timestamp),
+                                     est.clusters, watch, stale=stale, config=self.engine)
+        result.queued = self.store.commit_tick(symbol, new_state, None, events, now=pt.timestamp)
+        self._states[symbol] = new_state
+        result.events = events
+        if stale:
+            result.skipped = "stale data: no alerts"
+        return result
+
+    async def dispatch(self) -> int:
+        stats = await self.dispatcher.run_once()
+        return stats.sent
+
+    def _state(self, symbol: str) -> SymbolState:
+        if symbol not in self._states:
+            self._states[symbol] = self.store.load_state(symbol)
+        return self._states[symbol]
+
+    def _watch(self, symbol: str) -> SymbolWatch:
+        version = self.store.watch_version()
+        if version != self._watch_version:
+            self._watches = SymbolWatch.build_all(self.store.active_subscriptions(),
+                                                  self.store.active_levels())
+            self._watch_version = version
+        return self._watches.get(symbol) or SymbolWatch(symbol)
+
+    # --- scheduling ---------------------------------------------------------------------------
+    async def price_job(self) -> None:
+        """Advance the replay clock (if replaying), then tick every symbol."""
+        replay = self.replay
+        if replay is not None and not replay.advance():
+            if not self.replay_done.is_set():
+                log.info("replay finished: every candle has been played")
+                self.replay_done.set()
+            return
+        for symbol in self.cfg.bot.symbols:
+            await self.price_tick(symbol)
+
+    def _guard(self, name: str, job: Callable[[], Any]) -> Callable[[], Any]:
+        """Wrap a job: track it for clean shutdown, log (not raise) its errors."""
+
+        async def run() -> None:
+            if self._stopping:
+                return
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await job()
+            except Exception:
+                log.exception("job %s failed", name)
+            finally:
+                self._running.discard(task)
+
+        return run
+
+    async def start(self) -> None:
+        """Recover the outbox, compute every symbol once, then start the scheduler."""
+        n = self.dispatcher.recover()
+        if n:
+            log.info("recovered %d in-flight alert(s)", n)
+        for symbol in self.cfg.bot.symbols:
+            await self.recompute(symbol)
+        sch = AsyncIOScheduler(timezone="UTC")
+        s = self.cfg.schedule
+        common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
+        for symbol in self.cfg.bot.symbols:
+            sch.add_job(self._guard(f"recompute:{symbol}", lambda s_=symbol: self.recompute(s_)),
+                        "interval", seconds=s.recompute_seconds, id=f"recompute:{symbol}",
+                        **common)
+        sch.add_job(self._guard("price", self.price_job), "interval", seconds=s.price_seconds,
+                    id="price", **common)
+        sch.add_job(self._guard("dispatch", self.dispatch), "interval",
+                    seconds=s.dispatch_seconds, id="dispatch", **common)
+        sch.add_job(self._guard("prune", self.prune), "interval", hours=1, id="prune", **common)
+        sch.start()
+        self.scheduler = sch
+
+    async def prune(self) -> None:
+        now = self.replay.now_ms if self.replay is not None else None
+        cutoff = (now if now is not None else now_ms()) - OUTBOX_KEEP_MS
+        n = self.store.prune_outbox(cutoff)
+        if n:
+            log.info("pruned %d old outbox rows", n)
+
+    async def stop(self) -> None:
+        """Stop scheduling, let running jobs finish, deliver what is due once more."""
+        self._stopping = True
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=30)
+        self._stopping = False
+        try:
+            await asyncio.wait_for(self.dispatch(), timeout=10)
+        except Exception:  # a stuck platform must not block shutdown
+            log.warning("final dispatch did not finish; pending alerts stay in the outbox")
+        self._stopping = True

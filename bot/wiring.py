@@ -1,0 +1,48 @@
+"""Builds the parts a config asks for: market source, store, notifiers, command core."""
+
+from __future__ import annotations
+
+from bot.charts import ChartCache
+from bot.commands.core import CommandCore
+from bot.config import Config
+from bot.console import ConsoleNotifier
+from bot.dispatcher import Notifier
+from bot.errors import ConfigError
+from bot.market.base import MarketSource
+from bot.market.replay import BUNDLED_CSV, ReplaySource, load_csv
+from bot.service import Service
+from bot.store import Store
+
+
+def make_source(cfg: Config) -> MarketSource:
+    """Replay (CSV on a virtual clock) or live (ccxt) source for ``cfg``."""
+    src = cfg.source
+    if src.kind == "replay":
+        replay = ReplaySource(load_csv(src.path or BUNDLED_CSV), symbol=cfg.bot.symbols[0],
+                              candles_per_tick=src.candles_per_tick, warmup=src.warmup_candles)
+        # Estimate from the newest lookback_days of candles, like the live source.
+        replay.window = max(int(src.lookback_days * 86_400_000 / replay.step_ms), 2)
+        return replay
+    from bot.market.ccxt_source import CcxtSource  # ccxt is only imported for live use
+
+    return CcxtSource(src.exchanges, timeframe=src.timeframe, lookback_days=src.lookback_days)
+
+
+def make_notifiers(cfg: Config) -> dict[str, Notifier]:
+    """One notifier per enabled platform."""
+    notifiers: dict[str, Notifier] = {}
+    if cfg.console.enabled:
+        notifiers["console"] = ConsoleNotifier()
+    for name in ("telegram", "discord"):
+        if getattr(cfg, name).enabled:
+            raise ConfigError(f"{cfg.path}: [{name}] enabled = true, but the {name} adapter is "
+                              "not part of this release yet (see the README's roadmap)")
+    return notifiers
+
+
+def make_service(cfg: Config, store: Store | None = None) -> tuple[Service, CommandCore]:
+    """The service and the command core sharing its board, store and source."""
+    st = store if store is not None else Store(cfg.bot.store)
+    service = Service(cfg, make_source(cfg), st, make_notifiers(cfg))
+    core = CommandCore(cfg, service.board, service.source, st, ChartCache())
+    return service, core
