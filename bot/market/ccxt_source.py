@@ -106,6 +106,8 @@ class CcxtSource:
         """The exchange with markets loaded (once, retried)."""
         if name not in self._ex:
             self._ex[name] = self._factory(name)
+            # Kept so a body ccxt could not decode (it then returns [] quietly) is caught.
+            self._ex[name].enableLastJsonResponse = True
             self._loaded[name] = asyncio.Lock()
         ex = self._ex[name]
         async with self._loaded[name]:
@@ -294,11 +296,14 @@ class CcxtSource:
         while cursor <= now:
             until = min(cursor + (limit - 1) * tf_ms, now)
 
-            def one(c: int = cursor, u: int = until) -> Awaitable[Any]:
-                return ex.fetch_open_interest_history(symbol, tf, c, limit, {"until": u})
+            async def one(c: int = cursor, u: int = until) -> Any:
+                page = await ex.fetch_open_interest_history(symbol, tf, c, limit, {"until": u})
+                # No await between ccxt storing the body and this check: no other call interleaves.
+                if not isinstance(page, list) or not isinstance(ex.last_json_response,
+                                                                list | dict):
+                    raise MalformedResponse("OI history body is not JSON")
+                return page
             page = await self._call(ex, f"open interest {symbol} {tf} from {cursor}", one)
-            if not isinstance(page, list):
-                raise MarketDataError(f"{name}: malformed OI history")
             records.extend(page)
             cursor = until + 1
         fresh = OiHistory.from_ccxt(records)
@@ -318,9 +323,8 @@ class CcxtSource:
         result: tuple[TierTable | None, str, str | None]
         default_warning = (f"leverage tiers for {symbol} unavailable from {ex.id}: using the "
                            "default Binance BTCUSDT table")
-        if ex.id.startswith("binance") and not ex.apiKey:
-            result = (BINANCE_BTCUSDT, "default table", default_warning)
-        elif not ex.has.get("fetchMarketLeverageTiers"):
+        needs_key = ex.id.startswith("binance") and not ex.apiKey
+        if needs_key or not ex.has.get("fetchMarketLeverageTiers"):
             result = (BINANCE_BTCUSDT, "default table", default_warning)
         else:
             try:

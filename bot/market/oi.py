@@ -102,20 +102,30 @@ def fill(series: FloatArray) -> FloatArray:
 
 def aggregate(aligned: Mapping[str, FloatArray], failures: Mapping[str, str] | None = None,
               min_coverage: float = 0.9) -> OiAggregate:
-    """Sum per-exchange aligned OI (USD); exchanges covering < ``min_coverage`` of candles are
-    left out (a partial series would add a fake jump); every exchange gets a note."""
+    """Sum per-exchange aligned OI (USD) and note what each exchange contributed.
+
+    Coverage is counted from an exchange's first known point (history limits such as Binance's
+    30 days only cut the start; the start is back-filled, so it adds no fake jump). Exchanges
+    with holes in more than ``1 − min_coverage`` of the rest are left out.
+    """
     notes = {name: f"missing: {why}" for name, why in (failures or {}).items()}
     total: FloatArray | None = None
     sources: list[str] = []
     for name, series in aligned.items():
-        n = len(series)
-        covered = int(np.isfinite(series).sum())
-        share = covered / n if n else 0.0
-        if share < min_coverage:
-            notes[name] = (f"left out: OI for {covered}/{n} candles ({share:.0%}, "
-                           f"need {min_coverage:.0%})")
+        known = np.isfinite(series)
+        if not known.any():
+            notes[name] = "left out: no OI for these candles"
             continue
-        notes[name] = f"OI for {covered}/{n} candles ({share:.0%})"
+        lead = int(np.argmax(known))
+        span = len(series) - lead
+        covered = int(known.sum())
+        share = covered / span
+        head = f", none for the first {lead}" if lead else ""
+        if share < min_coverage:
+            notes[name] = (f"left out: OI for {covered}/{span} candles ({share:.0%}, "
+                           f"need {min_coverage:.0%}){head}")
+            continue
+        notes[name] = f"OI for {covered}/{span} candles ({share:.0%}){head}"
         filled = fill(series)
         total = filled if total is None else total + filled
         sources.append(name)

@@ -73,10 +73,14 @@ def resolve(user_text: str, markets: Mapping[str, Mapping[str, Any]], exchange: 
             (m for m in markets.values() if m.get("id", "").upper() == raw and m.get("contract")),
             None,
         )
-    if market is not None and market.get("contract", True) and market.get("active") is not False:
-        return str(market["symbol"])
-    contracts = [k for k, m in markets.items() if m.get("contract", True)]
-    close = difflib.get_close_matches(symbol, contracts, n=3, cutoff=0.6)
     where = f" on {exchange}" if exchange else ""
+    if market is not None and market.get("contract", True):
+        if market.get("active") is False:
+            raise BadSymbolError(f"{market['symbol']} is listed{where} but not trading now.")
+        return str(market["symbol"])
+    base, rest = symbol.split("/", 1)
+    by_base = {str(m["symbol"]).split("/", 1)[0]: str(m["symbol"]) for m in markets.values()
+               if m.get("contract", True) and str(m.get("symbol", "")).endswith("/" + rest)}
+    close = [by_base[b] for b in difflib.get_close_matches(base, list(by_base), n=3, cutoff=0.6)]
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise BadSymbolError(f"{symbol} is not listed as a perpetual{where}.{hint}")
