@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
 from bot.charts import style
-from bot.charts.labels import cluster_label, spread
+from bot.charts.labels import anchor, cluster_label, spread
 from estimator import Candles, Cluster, Heatmap, top
 
 _LAYOUT = {"main": (0.075, 0.11, 0.775, 0.76), "cbar": (0.925, 0.11, 0.015, 0.76)}
@@ -48,6 +48,8 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     are labelled; ``size`` is in pixels.
     """
     i0, i1 = int(heatmap.candle_index[0]), int(heatmap.candle_index[-1])
+    if i1 >= len(candles) or int(candles.timestamp[i1]) != int(heatmap.timestamp[-1]):
+        raise ValueError("heatmap: candles are not the series the heatmap was built from")
     win = candles.slice(i0, i1 + 1)
     step_ms = _candle_ms(candles)
     last = float(win.close[-1])
@@ -152,30 +154,29 @@ def _draw_current(ax: Axes, last: float) -> None:
 
 
 def _draw_clusters(ax: Axes, clusters: Sequence[Cluster], ylo: float, yhi: float) -> None:
-    """Label clusters at the right edge; a bracket marks each visible cluster's price range.
-
-    Clusters outside the visible range are pinned to the top/bottom edge with an arrow.
+    """Label clusters at the right edge; a bracket marks the visible part of each cluster's
+    price range. Clusters entirely outside the range are pinned to the top/bottom edge with an
+    arrow.
     """
     if not clusters:
         return
     span = yhi - ylo
-    want = [(c.price - ylo) / span for c in clusters]
-    ys = spread(want, gap=0.055, lo=0.03, hi=0.97)
+    where = [anchor(c, ylo, yhi) for c in clusters]
+    want = [(c.price if a is None else a) - ylo for c, a in zip(clusters, where, strict=True)]
+    ys = spread([w / span for w in want], gap=0.055, lo=0.03, hi=0.97)
     trans = ax.get_yaxis_transform()  # x in axes fraction, y in data
-    for c, y in zip(clusters, ys, strict=True):
+    for c, at, y in zip(clusters, where, ys, strict=True):
         colour = style.SHORT if c.side == "short" else style.LONG
-        inside = ylo <= c.price <= yhi
         text = cluster_label(c)
-        if not inside:
+        if at is None:
             text = ("↑ " if c.price > yhi else "↓ ") + text
-        if inside:
-            lo, hi = max(c.low, ylo), min(c.high, yhi)
-            ax.plot([0.99, 0.99], [lo, hi], transform=trans, color=colour, linewidth=8,
-                    solid_capstyle="butt", clip_on=False)
-        arrow = {"arrowstyle": "-", "color": colour, "lw": 1.2} if inside else None
-        ax.annotate(text, xy=(0.985, min(max(c.price, ylo), yhi)), xycoords=trans,
-                    xytext=(0.975, ylo + y * span), textcoords=trans, ha="right",
-                    va="center", color=style.TEXT, fontsize=style.FONT_PT["note"],
+        else:
+            ax.plot([0.99, 0.99], [max(c.low, ylo), min(c.high, yhi)], transform=trans,
+                    color=colour, linewidth=8, solid_capstyle="butt", clip_on=False)
+        arrow = None if at is None else {"arrowstyle": "-", "color": colour, "lw": 1.2}
+        ax.annotate(text, xy=(0.985, min(max(c.price if at is None else at, ylo), yhi)),
+                    xycoords=trans, xytext=(0.975, ylo + y * span), textcoords=trans,
+                    ha="right", va="center", color=style.TEXT, fontsize=style.FONT_PT["note"],
                     fontweight="bold", parse_math=False,
                     bbox={"boxstyle": "round,pad=0.3", "fc": style.BG, "ec": colour,
                           "alpha": 0.85},

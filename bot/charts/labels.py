@@ -14,6 +14,15 @@ def cluster_label(c: Cluster) -> str:
             f"({c.distance_pct:+.1f}%)")
 
 
+def anchor(c: Cluster, lo: float, hi: float) -> float | None:
+    """Where to point at ``c`` within a visible price range [lo, hi] (USD): its centre, clamped
+    into the part of [low, high] that is visible; None when the cluster is entirely outside."""
+    a, b = max(c.low, lo), min(c.high, hi)
+    if a > b:
+        return None
+    return min(max(c.price, a), b)
+
+
 def spread(positions: Sequence[float], gap: float, lo: float, hi: float) -> list[float]:
     """Move 1-D label positions apart so neighbours are ≥ ``gap`` apart, staying in [lo, hi].
 

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from bot.charts import style
-from bot.charts.labels import cluster_label
+from bot.charts.labels import anchor, cluster_label
 from estimator import Book, Cluster, top
 
 _LAYOUT = (0.075, 0.1, 0.85, 0.72)  # main axes: left, bottom, width, height (figure fraction)
@@ -171,13 +171,14 @@ def _draw_clusters(ax: Axes, ax_top: Axes, clusters: Sequence[Cluster], lo: floa
     for c in sorted(clusters, key=lambda c: c.price):
         colour = style.SHORT if c.side == "short" else style.LONG
         text = cluster_label(c)
-        inside = lo <= c.price <= hi
-        if inside:
+        at = anchor(c, lo, hi)
+        if at is not None:
             ax.axvspan(max(c.low, lo), min(c.high, hi), color=colour, alpha=0.18, linewidth=0)
         else:
             text = f"← {text}" if c.price < lo else f"{text} →"
         width = (len(text) + 2) * char
-        x = min(max((c.price - lo) / (hi - lo), width / 2 + 0.005), 1 - width / 2 - 0.005)
+        x = ((c.price if at is None else at) - lo) / (hi - lo)
+        x = min(max(x, width / 2 + 0.005), 1 - width / 2 - 0.005)
         row = next((i for i, used in enumerate(placed)
                     if all(x + width / 2 < a or x - width / 2 > b for a, b in used)), None)
         if row is None:

@@ -121,6 +121,12 @@ def test_too_small_a_size_is_refused(proxy_inputs):
         heatmap_figure(c, hm, clusters, window_label="7d", size=(800, 600), **LABELS)
 
 
+def test_mismatched_candles_are_refused(proxy_inputs):
+    c, hm, clusters = proxy_inputs
+    with pytest.raises(ValueError, match="not the series"):
+        heatmap_figure(c.tail(100), hm, clusters, window_label="7d", **LABELS)
+
+
 def test_nothing_is_written_to_disk(proxy_inputs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     c, hm, clusters = proxy_inputs
