@@ -9,6 +9,7 @@ from typing import TextIO
 
 from bot.commands.core import CommandCore
 from bot.commands.reply import Caller, Reply
+from bot.config import ConsoleSection
 from bot.dispatcher import Alert
 from bot.store import Chat
 
@@ -27,6 +28,30 @@ class ConsoleNotifier:
     async def send(self, chat: Chat, alert: Alert) -> None:
         self.sent.append(alert)
         print(f"ALERT {alert.text}", file=self.out, flush=True)
+
+
+class ConsoleAdapter:
+    """The console as a chat platform: alerts to stdout, commands from stdin when asked."""
+
+    platform = PLATFORM
+
+    def __init__(self, settings: ConsoleSection, out: TextIO | None = None) -> None:
+        self.settings = settings
+        self._notifier = ConsoleNotifier(out)
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def notifier(self) -> ConsoleNotifier:
+        return self._notifier
+
+    async def start(self, core: CommandCore) -> None:
+        if self.settings.interactive and sys.stdin.isatty():
+            self._reader = asyncio.create_task(read_commands(core, self.settings.charts_dir))
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
 
 
 def show_reply(reply: Reply, charts_dir: str = "", out: TextIO | None = None) -> None:
@@ -48,13 +73,13 @@ def show_reply(reply: Reply, charts_dir: str = "", out: TextIO | None = None) ->
     stream.flush()
 
 
-async def read_commands(core: CommandCore, charts_dir: str, stop: asyncio.Event) -> None:
-    """Answer commands typed on stdin until EOF or ``stop``."""
+async def read_commands(core: CommandCore, charts_dir: str) -> None:
+    """Answer commands typed on stdin until EOF."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     print("Type /help for commands (Ctrl-D to stop reading).", flush=True)
-    while not stop.is_set():
+    while True:
         line = await reader.readline()
         if not line:
             return

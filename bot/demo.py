@@ -19,7 +19,7 @@ from typing import TextIO
 from bot.charts.style import money
 from bot.commands.market_cmds import levels_text
 from bot.config import AlertsSection, Config, SourceSection
-from bot.console import CALLER, CHAT_ID, PLATFORM
+from bot.console import CALLER, CHAT_ID, PLATFORM, ConsoleAdapter
 from bot.store import Store
 from bot.wiring import make_service
 
@@ -63,9 +63,7 @@ async def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sy
     with tempfile.TemporaryDirectory(prefix="liqbot-demo-") as tmp:
         cfg = demo_config(opts, str(Path(tmp) / "demo.db"))
         store = Store(cfg.bot.store)
-        service, core = make_service(cfg, store)
-        console = service.dispatcher.notifiers["console"]
-        console.out = out  # type: ignore[attr-defined]
+        service, core = make_service(cfg, store, [ConsoleAdapter(cfg.console, out)])
         replay = service.replay
         assert replay is not None
         symbol = cfg.bot.symbols[0]

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
 from bot.config import Config
-from bot.console import read_commands
 from bot.store import Store
 from bot.wiring import make_service
 
@@ -23,19 +21,24 @@ async def run(cfg: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     service, core = make_service(cfg, store)
-    tasks: list[asyncio.Task[None]] = []
+    started = []
     try:
         await service.start()
-        log.info("liqbot running: %s from %s; Ctrl-C stops", ", ".join(cfg.bot.symbols),
-                 cfg.source.kind)
-        if cfg.console.enabled and cfg.console.interactive and sys.stdin.isatty():
-            tasks.append(asyncio.create_task(read_commands(core, cfg.console.charts_dir, stop)))
+        for adapter in service.adapters:
+            await adapter.start(core)
+            started.append(adapter)
+        log.info("liqbot running: %s from %s via %s; Ctrl-C stops",
+                 ", ".join(cfg.bot.symbols), cfg.source.kind,
+                 ", ".join(a.platform for a in service.adapters) or "no adapter")
         await stop.wait()
         log.info("stopping: finishing running jobs")
     finally:
-        for t in tasks:
-            t.cancel()
         await service.stop()
+        for adapter in reversed(started):
+            try:
+                await adapter.stop()
+            except Exception:  # one platform failing to stop must not block the others
+                log.exception("stopping the %s adapter failed", adapter.platform)
         await service.source.close()
         ok = store.integrity_ok()
         store.close()

@@ -23,6 +23,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.adapters import ChatAdapter
 from bot.alerts import EngineConfig, SymbolState, SymbolWatch, Tick, evaluate
 from bot.alerts.events import AlertEvent
 from bot.config import Config, model_params
@@ -76,6 +77,7 @@ class Service:
         self._running: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.replay_done = asyncio.Event()
+        self.adapters: list[ChatAdapter] = []  # set by bot.wiring; started by bot.run
 
     @property
     def replay(self) -> ReplaySource | None:

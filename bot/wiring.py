@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bot.adapters import ChatAdapter
 from bot.charts import ChartCache
 from bot.commands.core import CommandCore
 from bot.config import Config
-from bot.console import ConsoleNotifier
-from bot.dispatcher import Notifier
+from bot.console import ConsoleAdapter
 from bot.errors import ConfigError
 from bot.market.base import MarketSource
 from bot.market.replay import BUNDLED_CSV, ReplaySource, load_csv
@@ -28,21 +28,24 @@ def make_source(cfg: Config) -> MarketSource:
     return CcxtSource(src.exchanges, timeframe=src.timeframe, lookback_days=src.lookback_days)
 
 
-def make_notifiers(cfg: Config) -> dict[str, Notifier]:
-    """One notifier per enabled platform."""
-    notifiers: dict[str, Notifier] = {}
+def make_adapters(cfg: Config) -> list[ChatAdapter]:
+    """The chat adapters the config enables (console first)."""
+    adapters: list[ChatAdapter] = []
     if cfg.console.enabled:
-        notifiers["console"] = ConsoleNotifier()
+        adapters.append(ConsoleAdapter(cfg.console))
     for name in ("telegram", "discord"):
         if getattr(cfg, name).enabled:
             raise ConfigError(f"{cfg.path}: [{name}] enabled = true, but the {name} adapter is "
                               "not part of this release yet (see the README's roadmap)")
-    return notifiers
+    return adapters
 
 
-def make_service(cfg: Config, store: Store | None = None) -> tuple[Service, CommandCore]:
+def make_service(cfg: Config, store: Store | None = None,
+                 adapters: list[ChatAdapter] | None = None) -> tuple[Service, CommandCore]:
     """The service and the command core sharing its board, store and source."""
     st = store if store is not None else Store(cfg.bot.store)
-    service = Service(cfg, make_source(cfg), st, make_notifiers(cfg))
+    chosen = make_adapters(cfg) if adapters is None else adapters
+    service = Service(cfg, make_source(cfg), st, {a.platform: a.notifier for a in chosen})
+    service.adapters = chosen
     core = CommandCore(cfg, service.board, service.source, st, ChartCache())
     return service, core
