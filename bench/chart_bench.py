@@ -7,6 +7,7 @@ For each chart kind (heatmap, map) at 1600 × 1000 px:
 - ``cold_ms``: median of ``--repeat`` renders through ``ChartCache.get_or_render`` on new keys
   (every call is a miss and renders);
 - ``cached_ms``: median of the same call on a key already cached (a hit).
+``import_ms`` is the one-off import of matplotlib, numpy and liqbot in this process.
 Baseline in the same run: ``bare_png_ms``, an empty dark Figure of the same size encoded the same
 way — the floor any matplotlib chart pays. Estimator time (build_book/build_heatmap) is listed
 separately and is not part of the render times. Target: cold ≤ 400 ms.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+_T0 = time.perf_counter()
 
 from render_docs import DEMO_RULE, LABELS, WINDOW_CANDLES, demo_candles  # noqa: E402
 
@@ -31,6 +33,7 @@ from bot.charts import ChartCache, ChartKey, render_heatmap, render_map  # noqa:
 from bot.charts.style import new_figure, to_png  # noqa: E402
 from estimator import build_book, build_heatmap, find_clusters  # noqa: E402
 
+IMPORT_MS = (time.perf_counter() - _T0) * 1000.0  # matplotlib + numpy + liqbot, this process
 SIZE = (1600, 1000)
 TARGET_MS = 400.0
 
@@ -77,6 +80,7 @@ def run(repeat: int, window: str) -> dict[str, Any]:
         "data": "bot/data/btcusd_coinbase_1h.csv", "candles": len(candles),
         "size_px": list(SIZE), "window": window, "repeat": repeat, **kinds,
         "baseline": {"bare_png_ms": round(bare, 1)},
+        "import_ms": round(IMPORT_MS, 1),
         "ratio": {f"{k}_cold_vs_bare": round(v / bare, 2) for k, v in colds.items()},
         "estimator_ms": {"build_book": round(book_ms, 1),
                          "build_heatmap": round(heatmap_est_ms, 1)},

@@ -17,10 +17,12 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from numpy.typing import ArrayLike
 
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label, spread
 from estimator import Candles, Cluster, Heatmap, top
+from estimator.candles import FloatArray
 
 _LAYOUT = {"main": (0.075, 0.11, 0.775, 0.76), "cbar": (0.925, 0.11, 0.015, 0.76)}
 _MAX_DECADES = 3.0  # colour range kept below the brightest bucket, in powers of ten
@@ -63,7 +65,7 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     _draw_price(ax, win, step_ms)
     ax.set_ylim(ylo, yhi)
     x_end = _days(win.timestamp[-1] + step_ms)
-    ax.set_xlim(_days(int(win.timestamp[0])), x_end)
+    ax.set_xlim(float(_days(int(win.timestamp[0]))), float(x_end))
     _draw_current(ax, last)
     _draw_clusters(ax, top(clusters, top_n), ylo, yhi)
     _axes_labels(ax)
@@ -102,9 +104,9 @@ def _candle_ms(c: Candles) -> int:
     return int(np.median(np.diff(c.timestamp))) if len(c) > 1 else 3_600_000
 
 
-def _days(ms: object) -> object:
+def _days(ms: ArrayLike) -> FloatArray:
     """Unix ms (scalar or array) → matplotlib date numbers (days since 1970, UTC)."""
-    return np.asarray(ms, dtype=np.float64) / _MS_PER_DAY
+    return np.asarray(np.asarray(ms, dtype=np.float64) / _MS_PER_DAY, dtype=np.float64)
 
 
 def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float,
