@@ -42,11 +42,12 @@ _OI_FALLBACK_TF = ("5m", "1h", "1d")
 ExchangeFactory = Callable[[str], Any]
 
 
-def binance_factory(api_url: str, timeout_ms: int = 10_000) -> ExchangeFactory:
-    """An exchange factory pointing every Binance USDⓈ-M URL at ``api_url`` (tests, proxies)."""
+def binance_factory(api_url: str, timeout_ms: int = 10_000, **config: Any) -> ExchangeFactory:
+    """An exchange factory pointing every Binance USDⓈ-M URL at ``api_url`` (tests, proxies);
+    ``config`` goes to the ccxt constructor (e.g. ``rateLimit`` in ms)."""
 
     def make(name: str) -> Any:
-        ex = getattr(ccxt, name)({"enableRateLimit": True, "timeout": timeout_ms})
+        ex = getattr(ccxt, name)({"enableRateLimit": True, "timeout": timeout_ms, **config})
         for key, url in list(ex.urls["api"].items()):
             if isinstance(url, str) and url.startswith("https://fapi.binance.com"):
                 ex.urls["api"][key] = api_url.rstrip("/") + url[len("https://fapi.binance.com"):]

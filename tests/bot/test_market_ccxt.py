@@ -41,7 +41,8 @@ def dead_factory(name: str) -> Any:
 
 
 def source(fake: FakeBinance, **kw: Any) -> CcxtSource:
-    binance = binance_factory(fake.url, timeout_ms=250)
+    # Rate limiter on, as in production, but with a 2 ms budget so the suite stays fast.
+    binance = binance_factory(fake.url, timeout_ms=250, rateLimit=2)
     kw.setdefault("lookback_days", 2)
     kw.setdefault("page_limit", 200)
     return CcxtSource(
@@ -224,7 +225,7 @@ async def test_cache_makes_a_restart_fetch_only_what_is_new(fake: FakeBinance) -
 
 
 async def test_stale_when_newest_candle_is_older_than_two_timeframes(fake: FakeBinance) -> None:
-    s = CcxtSource(exchange_factory=binance_factory(fake.url, 250), lookback_days=1,
+    s = CcxtSource(exchange_factory=binance_factory(fake.url, 250, rateLimit=2), lookback_days=1,
                    retry=FAST, clock=lambda: fake.now_ms + 11 * 60_000)
     try:
         snap = await s.fetch(SYM)
