@@ -144,3 +144,15 @@ def test_worker_threads_render_the_same_bytes(proxy_inputs, proxy_png):
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(job, range(2)))
     assert results == [proxy_png, proxy_png]
+
+
+@pytest.mark.parametrize(("window", "hours"), [("12h", 12), ("24h", 24), ("3d", 72), ("7d", 168),
+                                               ("30d", 720)])
+def test_every_bot_window_spans_its_time(window, hours):
+    c = walk(n=800, with_oi=True)
+    hm = build_heatmap(c, columns=200, start=len(c) - hours)
+    fig = heatmap_figure(c, hm, [], window_label=window, **LABELS)
+    x0, x1 = fig.axes[0].get_xlim()
+    assert (x1 - x0) * 24 == pytest.approx(hours)
+    (title,) = by_gid(fig, "title")
+    assert title.endswith(window)
