@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -129,7 +129,8 @@ class SymbolWatch:
         self.lv_chat = np.array([x.chat for x in lv], dtype=np.int64)
         self.lv_dir = np.array([_DIRECTIONS[x.direction] for x in lv], dtype=np.int8)
         self.lv_note = [x.note for x in lv]
-        self.level_ids = {str(x.id) for x in lv}
+        self.lv_sid = [str(x.id) for x in lv]  # state keys are strings (JSON)
+        self.level_ids = set(self.lv_sid)
 
     @classmethod
     def build_all(cls, subscriptions: Sequence[Subscription],
@@ -165,7 +166,9 @@ class SymbolState:
     pruned_ms: int = 0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+        # Not dataclasses.asdict: it deep-copies every value, ~100× slower on big states.
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        return json.dumps(d, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | None) -> SymbolState:
@@ -194,27 +197,31 @@ class _Emitter:
 
     def cluster(self, kind: EventKind, chats: np.ndarray, c: Cluster, epoch: int,
                 grown_from: float | None = None) -> None:
-        price = self.tick.price
+        if not len(chats):
+            return
+        price, ts, symbol, events = self.tick.price, self.tick.ts_ms, self.symbol, self.events
         dist = near_distance_pct(c, price)
+        suffix = f"|{kind.value}|{c.id}"
         for chat in chats.tolist():
-            if self._cooled(chat, kind, c.id):
-                self.events.append(AlertEvent(
-                    kind=kind, chat=chat, symbol=self.symbol, ref=c.id, epoch=epoch,
-                    price=price, ts_ms=self.tick.ts_ms, side=c.side, low=c.low, high=c.high,
-                    notional_usd=c.notional_usd, distance_pct=dist, grown_from_usd=grown_from))
+            if self._cooled(f"{chat}{suffix}"):
+                events.append(AlertEvent(
+                    kind=kind, chat=chat, symbol=symbol, ref=c.id, epoch=epoch, price=price,
+                    ts_ms=ts, side=c.side, low=c.low, high=c.high, notional_usd=c.notional_usd,
+                    distance_pct=dist, grown_from_usd=grown_from))
 
-    def level(self, chat: int, level_id: int, level_price: float, direction: str, note: str,
+    def level(self, chat: int, level_id: str, level_price: float, direction: str, note: str,
               epoch: int) -> None:
         ref = f"level:{level_id}"
-        if self._cooled(chat, EventKind.LEVEL_CROSS, ref):
+        if self._cooled(f"{chat}|level_cross|{ref}"):
+            price = self.tick.price
             self.events.append(AlertEvent(
                 kind=EventKind.LEVEL_CROSS, chat=chat, symbol=self.symbol, ref=ref, epoch=epoch,
-                price=self.tick.price, ts_ms=self.tick.ts_ms, level_price=level_price,
+                price=price, ts_ms=self.tick.ts_ms, level_price=level_price,
                 direction=direction, note=note or None,
-                distance_pct=(level_price - self.tick.price) / self.tick.price * 100.0))
+                distance_pct=(level_price - price) / price * 100.0))
 
-    def _cooled(self, chat: int, kind: EventKind, ref: str) -> bool:
-        key = f"{chat}|{kind.value}|{ref}"
+    def _cooled(self, key: str) -> bool:
+        """True (and the cooldown restarts) unless ``key`` fired within the cooldown."""
         last = self.cooldown.get(key)
         if last is not None and self.now - last < self.cooldown_ms:
             return False
@@ -338,15 +345,16 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
                          int(np.searchsorted(p, prev, side="left")))
         up = up[watch.lv_dir[up] != 2]
         down = down[watch.lv_dir[down] != 1]
+        sid, notes = watch.lv_sid, watch.lv_note
         for idx, direction in ((up, "up"), (down, "down")):
-            for i in idx.tolist():
-                lid = str(watch.lv_id[i])
+            for i, lp, chat in zip(idx.tolist(), p[idx].tolist(), watch.lv_chat[idx].tolist(),
+                                   strict=True):
+                lid = sid[i]
                 if lid in levels_off:
                     continue  # disarmed: fired before, price has not moved away yet
-                levels_off[lid] = float(p[i])
+                levels_off[lid] = lp
                 fired.add(lid)
-                emit.level(int(watch.lv_chat[i]), int(watch.lv_id[i]), float(p[i]), direction,
-                           watch.lv_note[i], level_epochs.get(lid, 0))
+                emit.level(chat, lid, lp, direction, notes[i], level_epochs.get(lid, 0))
     if levels_off:
         rearm = config.level_rearm_pct / 100.0
         new_epochs = dict(level_epochs)
