@@ -73,11 +73,11 @@ class MarketCache:
                 self.db = sqlite_utils.Database(memory=True)
             else:
                 self.db = sqlite_utils.Database(db)
-            self.db["candles"].create(
+            self.db.table("candles").create(
                 {"exchange": str, "symbol": str, "timeframe": str, "ts": int, "open": float,
                  "high": float, "low": float, "close": float, "volume": float,
                  "taker_buy": float}, pk=_KEY, if_not_exists=True)
-            self.db["open_interest"].create(
+            self.db.table("open_interest").create(
                 {"exchange": str, "symbol": str, "timeframe": str, "ts": int, "amount": float,
                  "value": float}, pk=_KEY, if_not_exists=True)
         except sqlite3.Error as exc:

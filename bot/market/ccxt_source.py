@@ -289,7 +289,8 @@ class CcxtSource:
         first = start if max_days is None else max(start, now - max_days * DAY_MS + tf_ms)
         cached = OiHistory.from_rows([])
         if self.cache is not None:
-            cached = self.cache.oi(name, symbol, tf, first)
+            # Keyed by the candle timeframe: the OI timeframe follows from it per exchange.
+            cached = self.cache.oi(name, symbol, self.timeframe, first)
             if len(cached) and cached.timestamp[0] > first + 2 * tf_ms:
                 cached = OiHistory.from_rows([])
         cursor = int(cached.timestamp[-1]) + 1 if len(cached) else first

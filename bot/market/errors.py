@@ -40,7 +40,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, retry_after_s: float | None) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
-        wait = max(self.base_delay_s * 2**attempt, retry_after_s or 0.0)
+        wait = max(self.base_delay_s * float(2**attempt), retry_after_s or 0.0)
         return min(wait, self.max_delay_s)
 
 

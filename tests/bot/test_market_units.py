@@ -13,7 +13,7 @@ import pytest
 import bot.market
 from bot.errors import BadSymbolError, MarketDataError, MarketUnavailableError
 from bot.market.cache import CandleRows, MarketCache
-from bot.market.ccxt_source import tiers_from_ccxt
+from bot.market.ccxt_source import CcxtSource, tiers_from_ccxt
 from bot.market.errors import (
     MalformedResponse,
     RetryPolicy,
@@ -211,3 +211,20 @@ def test_leverage_tiers_from_ccxt_structures() -> None:
     assert table.tiers[1].cum == pytest.approx(2e6 * 0.005)
     with pytest.raises(ValueError):
         tiers_from_ccxt([{**raw[0]}])  # does not start at 0
+
+
+@pytest.mark.parametrize(("timeframe", "exchange", "oi_tf"), [
+    ("5m", "binanceusdm", "5m"), ("1m", "binanceusdm", "5m"), ("15m", "okx", "5m"),
+    ("4h", "okx", "1h"), ("1d", "okx", "1d"), ("1h", "bybit", "1h"), ("2h", "bybit", "1h"),
+])
+def test_oi_timeframe_respects_exchange_limits(timeframe: str, exchange: str, oi_tf: str) -> None:
+    assert CcxtSource(timeframe=timeframe)._oi_timeframe(exchange) == oi_tf
+
+
+async def test_default_exchanges_have_the_rate_limiter_on() -> None:
+    src = CcxtSource(exchanges=["binanceusdm", "bybit"])
+    ex = src._factory("bybit")
+    try:
+        assert ex.enableRateLimit is True and ex.timeout == 10_000
+    finally:
+        await ex.close()
