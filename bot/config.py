@@ -329,7 +329,8 @@ def _with_secrets(cfg: Config, source: str, lines: _KeyLines, env: Mapping[str, 
         else:
             token = env.get(sec.token_env, "").strip()
         if not token:
-            key = "token_file" if sec.token_file else "token_env"
+            key = ("token_file" if sec.token_file
+                   else "token_env" if lines.has(name, "token_env") else "enabled")
             raise ConfigError(
                 f"{source}:{lines.key(name, key)}: {name} is enabled but no token was found "
                 f"(set the environment variable {sec.token_env}"
@@ -368,6 +369,9 @@ class _KeyLines:
     def key(self, section: str, key: str) -> str:
         no = self._keys.get((section, key)) or self._sections.get(section)
         return f"line {no}" if no else "(default)"
+
+    def has(self, section: str, key: str) -> bool:
+        return (section, key) in self._keys
 
     def section(self, section: str) -> str:
         no = self._sections.get(section)

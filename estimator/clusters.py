@@ -1,10 +1,11 @@
 """Clusters: dense price ranges of estimated liquidations, with ids stable across recomputes.
 
 Threshold rule (per side): a bucket is *hot* when its notional is ≥ ``hot_multiple`` × the
-median bucket within ±``context_pct`` % of the last price (empty buckets count) and ≥
-``min_share`` of the side's total. Hot buckets
-form runs; runs whose gap is within ``merge_pct`` % of price are merged into one cluster. A
-cluster's notional is the sum of its hot buckets.
+mean bucket within ±``context_pct`` % of the last price (empty buckets count) and ≥
+``min_share`` of the side's total. Hot buckets form runs; runs whose gap is within
+``merge_pct`` % of price are merged into one cluster, as
+long as the cluster stays within ``max_width_pct`` % of price (so a dense book does not chain
+into one 20 %-wide "cluster"). A cluster's notional is the sum of its hot buckets.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from numpy.typing import NDArray
 
 from estimator.book import Book
 from estimator.candles import FloatArray
@@ -46,7 +48,7 @@ class Cluster:
 @dataclass(frozen=True)
 class ClusterRule:
     hot_multiple: float = 3.0
-    min_share: float = 0.01
+    min_share: float = 0.0025
     context_pct: float = 10.0
 
     def __post_init__(self) -> None:
@@ -56,10 +58,14 @@ class ClusterRule:
             raise ValueError(f"cluster rule: min_share must be in [0, 1), got {self.min_share!r}")
         if not 0 <= self.merge_pct <= 50:
             raise ValueError(f"cluster rule: merge_pct must be in [0, 50], got {self.merge_pct!r}")
+        if not self.max_width_pct > 0:
+            raise ValueError(
+                f"cluster rule: max_width_pct must be > 0, got {self.max_width_pct!r}")
         if not 0 < self.context_pct < 100:
             raise ValueError(
                 f"cluster rule: context_pct must be in (0, 100), got {self.context_pct!r}")
     merge_pct: float = 0.5
+    max_width_pct: float = 1.5
 
 
 def find_clusters(book: Book, rule: ClusterRule | None = None) -> list[Cluster]:
@@ -90,7 +96,7 @@ def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last
     lo, hi = grid.index([last_price * (1 - rule.context_pct / 100),
                          last_price * (1 + rule.context_pct / 100)]) - k0
     near = values[max(int(lo), 0): max(int(hi) + 1, 0)]
-    typical = float(np.median(near)) if len(near) else 0.0
+    typical = float(np.mean(near)) if len(near) else 0.0
     threshold = max(rule.hot_multiple * typical, rule.min_share * total)
     hot = np.nonzero(values >= threshold)[0]
     if len(hot) == 0:
@@ -98,8 +104,7 @@ def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last
     # Runs of hot buckets, merged when the gap between them is within merge_pct of price.
     lows = grid.edge(hot + k0)
     highs = grid.edge(hot + k0 + 1)
-    gap_ok = lows[1:] - highs[:-1] <= last_price * rule.merge_pct / 100.0
-    starts = np.concatenate([[0], np.nonzero(~gap_ok)[0] + 1])
+    starts = _split_points(lows, highs, last_price, rule)
     ends = np.concatenate([starts[1:], [len(hot)]])
     out = []
     for s, e in zip(starts, ends, strict=True):
@@ -113,6 +118,19 @@ def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last
             distance_pct=(centre - last_price) / last_price * 100.0,
         ))
     return out
+
+
+def _split_points(lows: FloatArray, highs: FloatArray, last_price: float,
+                  rule: ClusterRule) -> NDArray[np.int64]:
+    """Indexes (into the hot buckets) where a new cluster starts: a gap wider than
+    ``merge_pct`` of price, or a cluster that would grow wider than ``max_width_pct``."""
+    gap = last_price * rule.merge_pct / 100.0
+    width = last_price * rule.max_width_pct / 100.0
+    starts = [0]
+    for i in range(1, len(lows)):
+        if lows[i] - highs[i - 1] > gap or highs[i] - lows[starts[-1]] > width:
+            starts.append(i)
+    return np.asarray(starts, dtype=np.int64)
 
 
 def assign_ids(previous: Iterable[Cluster], current: Sequence[Cluster]) -> list[Cluster]:

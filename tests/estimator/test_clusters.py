@@ -82,3 +82,14 @@ def test_top_per_side_sorted_by_notional():
     cs = [cl("a", "long", 1, 2, 5), cl("b", "long", 3, 4, 9), cl("c", "short", 5, 6, 1)]
     assert [c.id for c in top(cs, 5)] == ["b", "a", "c"]
     assert [c.id for c in top(cs, 1, "long")] == ["b"]
+
+
+def test_dense_book_does_not_chain_into_one_wide_cluster():
+    # Hot buckets every 0.3 % over 10 %: each gap is within merge distance, but clusters are
+    # capped at max_width_pct of price.
+    blobs = [("short", 93_000 * (1 + 0.003 * i), 0.1, 5e7) for i in range(34)]
+    clusters = find_clusters(synthetic_book(blobs, noise=0))
+    shorts = [c for c in clusters if c.side == "short"]
+    assert len(shorts) > 5
+    assert all((c.high - c.low) / 92_500 * 100 <= 1.5 + 0.2 for c in shorts)
+    assert sum(c.notional_usd for c in shorts) == pytest.approx(34 * 5e7, rel=1e-6)
