@@ -33,7 +33,11 @@ def make_adapters(cfg: Config) -> list[ChatAdapter]:
     adapters: list[ChatAdapter] = []
     if cfg.console.enabled:
         adapters.append(ConsoleAdapter(cfg.console))
-    for name in ("telegram", "discord"):
+    if cfg.telegram.enabled:
+        from bot.telegram_adapter import TelegramAdapter  # PTB is imported only when used
+
+        adapters.append(TelegramAdapter(cfg.telegram))
+    for name in ("discord",):
         if getattr(cfg, name).enabled:
             raise ConfigError(f"{cfg.path}: [{name}] enabled = true, but the {name} adapter is "
                               "not part of this release yet (see the README's roadmap)")
