@@ -1,0 +1,329 @@
+"""Telegram adapter (python-telegram-bot 22): commands → :class:`CommandCore`, replies and
+outbox alerts → Bot API messages.
+
+Runs in the service's asyncio loop (``initialize → start → updater.start_polling``; stopped in
+reverse). Every command of :data:`bot.commands.table.COMMANDS` gets a ``CommandHandler`` and a
+menu entry; inline buttons carry the command text as ``callback_data``. Text is sent as HTML
+with every character escaped (:mod:`bot.telegram_format`). In groups, commands marked
+``admin_in_groups`` ask ``getChatMember`` whether the caller is an admin (cached for
+``admin_ttl_s``). The token is redacted from every log record while the adapter runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from datetime import timedelta
+
+from telegram import BotCommand, InputFile, Message, Update, User
+from telegram import Chat as TgChat
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.commands.core import APOLOGY, CommandCore
+from bot.commands.parse import split_command
+from bot.commands.reply import Caller, Reply
+from bot.commands.table import BY_NAME, COMMANDS
+from bot.config import TelegramSection
+from bot.dispatcher import Alert
+from bot.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    UserInputError,
+)
+from bot.store import Chat
+from bot.telegram_format import caption_and_rest, escape, keyboard, split_html
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+REDACTED = "<telegram-token>"
+GROUP_TYPES = (ChatType.GROUP, ChatType.SUPERGROUP)
+ADMIN_STATUSES = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+# A BadRequest with one of these means this chat (or forum topic) is gone for good.
+GONE = ("chat not found", "message thread not found", "topic_deleted", "topic closed",
+        "group chat was deactivated", "peer_id_invalid")
+
+
+class TokenRedactor(logging.Filter):
+    """Replaces the bot token in log messages and tracebacks (PTB and httpx put it in URLs)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # a broken record is the logging module's problem, not ours
+            return True
+        if self.token in msg:
+            record.msg, record.args = msg.replace(self.token, REDACTED), None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            if self.token in text:
+                record.exc_text = text
+        if record.exc_text and self.token in record.exc_text:
+            record.exc_text = record.exc_text.replace(self.token, REDACTED)
+        if record.stack_info and self.token in record.stack_info:
+            record.stack_info = record.stack_info.replace(self.token, REDACTED)
+        return True
+
+
+def retry_after_s(exc: RetryAfter) -> float:
+    """Seconds from a RetryAfter (an int or a timedelta, depending on PTB_TIMEDELTA)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _chat_id(chat_id: str) -> int | str:
+    try:
+        return int(chat_id)
+    except ValueError:
+        return chat_id  # "@channelname"
+
+
+class TelegramNotifier:
+    """The dispatcher's Notifier for platform "telegram": alert text as escaped HTML."""
+
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.started = False
+
+    async def send(self, chat: Chat, alert: Alert) -> None:
+        if not self.started:
+            raise TransientDeliveryError("the Telegram adapter is not running yet")
+        thread = int(chat.thread_id) if chat.thread_id else None
+        try:
+            for chunk in split_html(alert.text):
+                await self.app.bot.send_message(_chat_id(chat.chat_id), chunk,
+                                                parse_mode=ParseMode.HTML,
+                                                message_thread_id=thread)
+        except Forbidden as exc:  # blocked by the user, kicked from the group
+            raise PermanentDeliveryError(f"forbidden: {exc.message}") from exc
+        except ChatMigrated as exc:
+            raise PermanentDeliveryError(
+                f"group became supergroup {exc.new_chat_id}; subscribe again there") from exc
+        except RetryAfter as exc:
+            raise TransientDeliveryError(f"flood control: {exc.message}",
+                                         retry_after_s=retry_after_s(exc)) from exc
+        except BadRequest as exc:  # before NetworkError: PTB's BadRequest subclasses it
+            log.warning("telegram: alert to chat %s (thread %s) rejected: %s", chat.chat_id,
+                        chat.thread_id or "-", exc.message)
+            if any(g in exc.message.lower() for g in GONE):
+                raise PermanentDeliveryError(f"bad request: {exc.message}") from exc
+            # Neither transient nor a dead chat: the dispatcher retries this with backoff and
+            # marks the row failed once it gives up (it has no "fail this row only" outcome).
+            raise DeliveryError(f"bad request: {exc.message}") from exc
+        except NetworkError as exc:  # TimedOut, 5xx, connection errors
+            raise TransientDeliveryError(f"network: {exc.message}") from exc
+        except TelegramError as exc:  # InvalidToken, Conflict, …: not this chat's fault
+            raise TransientDeliveryError(f"{type(exc).__name__}: {exc.message}") from exc
+
+
+class TelegramAdapter:
+    """Telegram as a chat platform (see the module docstring)."""
+
+    platform = PLATFORM
+
+    def __init__(self, settings: TelegramSection, *, admin_ttl_s: float = 60.0,
+                 poll_timeout_s: float = 10.0, max_retries: int = 2,
+                 concurrent_updates: int = 4) -> None:
+        if settings.token is None:
+            raise ValueError("TelegramSection.token is not set (load the config with secrets)")
+        self._token = settings.token.reveal()
+        self.admin_ttl_s = admin_ttl_s
+        self.poll_timeout_s = poll_timeout_s
+        limiter = AIORateLimiter(overall_max_rate=30, overall_time_period=1,
+                                 group_max_rate=20, group_time_period=60,
+                                 max_retries=max_retries)
+        self.app: Application = (
+            ApplicationBuilder().token(self._token)
+            .base_url(settings.base_url or DEFAULT_BASE_URL)
+            .rate_limiter(limiter).job_queue(None).concurrent_updates(concurrent_updates)
+            .build())
+        self._notifier = TelegramNotifier(self.app)
+        self._redactor = TokenRedactor(self._token)
+        self._filtered: list[logging.Handler] = []
+        self._admins: dict[tuple[int, int], tuple[bool, float]] = {}
+        self._core: CommandCore | None = None
+
+    @property
+    def notifier(self) -> TelegramNotifier:
+        return self._notifier
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    async def start(self, core: CommandCore) -> None:
+        """Register handlers, set the command menu and start long polling."""
+        self._core = core
+        self._install_redactor()
+        app = self.app
+        for command in COMMANDS:
+            app.add_handler(CommandHandler(command.name, self._on_command,
+                                           filters=filters.UpdateType.MESSAGE))
+        app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE
+                                       & filters.UpdateType.MESSAGE, self._on_command))
+        app.add_handler(CallbackQueryHandler(self._on_button))
+        app.add_error_handler(self._on_error)
+        await app.initialize()
+        await app.bot.set_my_commands([BotCommand(c.name, c.help[:256]) for c in COMMANDS])
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(timeout=timedelta(seconds=self.poll_timeout_s),
+                                        drop_pending_updates=True,
+                                        allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
+        self._notifier.started = True
+        log.info("telegram: polling as @%s", app.bot.username)
+
+    async def stop(self) -> None:
+        """Stop polling, the application and its HTTP clients (idempotent)."""
+        self._notifier.started = False
+        app = self.app
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            await app.shutdown()  # no-op when not initialized
+        finally:
+            self._remove_redactor()
+
+    def _install_redactor(self) -> None:
+        handlers = list(logging.getLogger().handlers)
+        for name in ("telegram", "httpx", "bot"):
+            handlers += logging.getLogger(name).handlers
+        for h in handlers:
+            if self._redactor not in h.filters:
+                h.addFilter(self._redactor)
+                self._filtered.append(h)
+
+    def _remove_redactor(self) -> None:
+        for h in self._filtered:
+            h.removeFilter(self._redactor)
+        self._filtered.clear()
+
+    # --- updates --------------------------------------------------------------------------------
+    async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A command message: ask the core, answer in the same chat and topic."""
+        msg = update.message
+        if msg is None or msg.text is None or msg.from_user is None:
+            return
+        caller = await self._caller(msg.chat, msg.from_user, msg, msg.text)
+        await self._answer(caller, msg.text)
+
+    async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """An inline button: its callback_data is a command line."""
+        query = update.callback_query
+        if query is None:
+            return
+        await query.answer()
+        if query.message is None or not isinstance(query.data, str):
+            return
+        message = query.message if isinstance(query.message, Message) else None
+        caller = await self._caller(query.message.chat, query.from_user, message, query.data)
+        await self._answer(caller, query.data)
+
+    async def _answer(self, caller: Caller, text: str) -> None:
+        assert self._core is not None, "start() first"
+        reply = await self._core.handle(text, caller)
+        if reply is not None:
+            await self.send_reply(_chat_id(caller.chat_id),
+                                  int(caller.thread_id) if caller.thread_id else None, reply)
+
+    async def _caller(self, chat: TgChat, user: User, msg: Message | None, text: str) -> Caller:
+        """Who asked; ``is_admin`` is looked up only when the command needs it."""
+        is_group = chat.type in GROUP_TYPES
+        thread = None
+        if msg is not None and chat.is_forum and msg.is_topic_message and msg.message_thread_id:
+            thread = str(msg.message_thread_id)
+        is_admin = not is_group
+        if is_group and _needs_admin(text):
+            is_admin = await self._is_admin(chat, user, msg)
+        return Caller(PLATFORM, str(chat.id), str(user.id), is_group=is_group,
+                      is_admin=is_admin, thread_id=thread, display_name=user.full_name)
+
+    async def _is_admin(self, chat: TgChat, user: User, msg: Message | None) -> bool:
+        """Chat owner/administrator per getChatMember, cached for ``admin_ttl_s`` seconds."""
+        if msg is not None and msg.sender_chat is not None and msg.sender_chat.id == chat.id:
+            return True  # an anonymous admin posting as the group
+        key = (chat.id, user.id)
+        now = time.monotonic()
+        cached = self._admins.get(key)
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        try:
+            member = await self.app.bot.get_chat_member(chat.id, user.id)
+        except TelegramError as exc:
+            log.warning("telegram: getChatMember failed for chat %s: %s", chat.id, exc)
+            return False
+        is_admin = member.status in ADMIN_STATUSES
+        if len(self._admins) > 10_000:
+            self._admins = {k: v for k, v in self._admins.items() if now < v[1]}
+        self._admins[key] = (is_admin, now + self.admin_ttl_s)
+        return is_admin
+
+    async def send_reply(self, chat_id: int | str, thread: int | None, reply: Reply) -> None:
+        """A core Reply as Telegram messages: photo with caption, or text; then follow-ups."""
+        bot = self.app.bot
+        markup = keyboard(reply.buttons)
+        if reply.png is not None:
+            caption, rest = caption_and_rest(reply.text)
+            await bot.send_photo(chat_id, InputFile(reply.png, filename=reply.filename),
+                                 caption=caption, parse_mode=ParseMode.HTML,
+                                 message_thread_id=thread,
+                                 reply_markup=None if rest else markup)
+        else:
+            rest = split_html(reply.text)
+        for i, chunk in enumerate(rest):
+            await bot.send_message(chat_id, chunk, parse_mode=ParseMode.HTML,
+                                   message_thread_id=thread,
+                                   reply_markup=markup if i == len(rest) - 1 else None)
+        for follow in reply.followups:
+            await self.send_reply(chat_id, thread, follow)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log a handler's error (the token is redacted) and apologise to the chat."""
+        chat = update.effective_chat if isinstance(update, Update) else None
+        log.error("telegram: error handling update in chat %s", chat.id if chat else "-",
+                  exc_info=context.error)
+        if chat is None or isinstance(context.error, Forbidden):
+            return
+        msg = update.effective_message if isinstance(update, Update) else None
+        thread = (msg.message_thread_id if isinstance(msg, Message) and chat.is_forum
+                  and msg.is_topic_message else None)
+        try:
+            await self.app.bot.send_message(chat.id, escape(APOLOGY), message_thread_id=thread)
+        except TelegramError as exc:
+            log.warning("telegram: could not apologise in chat %s: %s", chat.id, exc)
+
+
+def _needs_admin(text: str) -> bool:
+    try:
+        parsed = split_command(text)
+    except UserInputError:
+        return False
+    command = BY_NAME.get(parsed.name) if parsed else None
+    return bool(command and command.admin_in_groups)
