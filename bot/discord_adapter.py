@@ -1,0 +1,359 @@
+"""Discord adapter (discord.py 2.x): slash commands mirroring the command table, channel alerts.
+
+Every slash command turns its typed options back into the core's command line
+(``/heatmap BTC 24h``) so wording and validation live in :mod:`bot.commands` only. Replies are
+embeds with the chart PNG attached; chart commands defer first. Alerts post to the bound
+channel with the outbox dedupe key as the message nonce (discord.py sends
+``enforce_nonce``), so a resend after a crash does not make a second message.
+
+Channel alerts: ``/subscribe`` run in a guild channel by a member with Manage Channels binds
+that channel (the core's admin check; ``Caller.is_admin`` = Manage Channels there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import traceback
+import warnings
+from collections.abc import Awaitable, Callable
+from io import BytesIO
+from typing import Any
+
+import aiohttp
+
+with warnings.catch_warnings():  # discord.py's voice support imports audioop (unused here)
+    warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
+    import discord
+from discord import app_commands
+
+from bot.alerts.events import AlertEvent
+from bot.commands.core import APOLOGY, CommandCore
+from bot.commands.market_cmds import liq_map
+from bot.commands.reply import Caller, Reply
+from bot.commands.table import BY_NAME, COMMANDS
+from bot.config import DiscordSection
+from bot.discord_embeds import alert_embed, clip, reply_embed
+from bot.dispatcher import Alert
+from bot.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
+from bot.estimates import WINDOWS_H
+from bot.store import Chat
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+ChartFn = Callable[[AlertEvent], Awaitable[Reply | None]]
+
+
+class LiqClient(discord.Client):
+    """A discord.Client that carries the command core (set by :meth:`DiscordAdapter.start`)."""
+
+    def __init__(self) -> None:
+        # Slash commands need no privileged intent; guilds keeps channel/guild objects usable.
+        intents = discord.Intents.none()
+        intents.guilds = True
+        super().__init__(intents=intents)
+        self.core: CommandCore | None = None
+        self.tree = build_tree(self)
+
+
+# --- interaction → core → reply ------------------------------------------------------------
+def caller_for(interaction: discord.Interaction) -> Caller:
+    """Who asked: guild channels are groups; admin = Manage Channels in that channel."""
+    in_guild = interaction.guild_id is not None
+    return Caller(PLATFORM, str(interaction.channel_id), str(interaction.user.id),
+                  is_group=in_guild,
+                  is_admin=in_guild and interaction.permissions.manage_channels,
+                  display_name=interaction.user.display_name)
+
+
+def command_text(name: str, *args: object, rest: str | None = None) -> str:
+    """``/name a b [rest]``; whitespace inside an option is dropped so it stays one argument."""
+    parts = [f"/{name}"] + ["".join(str(a).split()) for a in args if a is not None]
+    if rest:
+        parts.append(" ".join(rest.split()))
+    return " ".join(p for p in parts if p)
+
+
+async def run_command(interaction: discord.Interaction, name: str, *args: object,
+                      rest: str | None = None) -> None:
+    """Answer one slash command through the core."""
+    core: CommandCore | None = getattr(interaction.client, "core", None)
+    if core is None:
+        await interaction.response.send_message("Starting up, try again in a moment.",
+                                                ephemeral=True)
+        return
+    if BY_NAME[name].chart:  # rendering can take longer than Discord's 3 s answer window
+        await interaction.response.defer(thinking=True)
+    reply = await core.handle(command_text(name, *args, rest=rest), caller_for(interaction))
+    await send_reply(interaction, f"/{name}", reply or Reply("Unknown command.", error=True))
+
+
+async def send_reply(interaction: discord.Interaction, title: str, reply: Reply) -> None:
+    """The reply and its follow-ups as embeds (first as the response, the rest as follow-ups)."""
+    for i, part in enumerate((reply, *reply.followups)):
+        embed, file = reply_embed(title, part)
+        kwargs: dict[str, Any] = {"embed": embed, "ephemeral": part.error}
+        if file is not None:
+            kwargs["file"] = file
+        if i == 0 and not interaction.response.is_done():
+            await interaction.response.send_message(**kwargs)
+        else:
+            await interaction.followup.send(**kwargs)
+
+
+async def on_tree_error(interaction: discord.Interaction,
+                        error: app_commands.AppCommandError) -> None:
+    """Log (tokens redacted) and apologise; never let one command take the bot down."""
+    name = interaction.command.name if interaction.command else "?"
+    original = getattr(error, "original", None) or error
+    text = "".join(traceback.format_exception(original))
+    for secret in (interaction.client.http.token, interaction.token):
+        if secret:
+            text = text.replace(secret, "***")
+    log.error("discord /%s failed (guild=%s channel=%s):\n%s", name, interaction.guild_id,
+              interaction.channel_id, text)
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(APOLOGY, ephemeral=True)
+        else:
+            await interaction.response.send_message(APOLOGY, ephemeral=True)
+    except Exception as exc:  # the interaction may have expired; the log line is what counts
+        log.warning("discord /%s: could not send the apology (%s)", name, type(exc).__name__)
+
+
+async def symbol_autocomplete(interaction: discord.Interaction,
+                              current: str) -> list[app_commands.Choice[str]]:
+    """Tracked symbols containing what was typed so far (Discord shows at most 25)."""
+    core: CommandCore | None = getattr(interaction.client, "core", None)
+    typed = "".join(current.split()).upper()
+    return [app_commands.Choice(name=s, value=s) for s in (core.symbols if core else ())
+            if typed in s.upper()][:25]
+
+
+# --- the slash commands: signatures drive Discord's UI; descriptions come from the table -----
+SYMBOL = "Symbol, e.g. BTC (default: the first tracked one)"
+WINDOW_CHOICES = [app_commands.Choice(name=w, value=w) for w in WINDOWS_H]
+
+
+async def start(interaction: discord.Interaction) -> None:
+    await run_command(interaction, "start")
+
+
+async def help_(interaction: discord.Interaction) -> None:
+    await run_command(interaction, "help")
+
+
+@app_commands.describe(symbol=SYMBOL)
+async def levels(interaction: discord.Interaction, symbol: str | None = None) -> None:
+    await run_command(interaction, "levels", symbol)
+
+
+@app_commands.describe(symbol=SYMBOL, window="Time window (default 24h)")
+@app_commands.choices(window=WINDOW_CHOICES)
+async def heatmap(interaction: discord.Interaction, symbol: str | None = None,
+                  window: str | None = None) -> None:
+    await run_command(interaction, "heatmap", symbol, window)
+
+
+@app_commands.describe(symbol=SYMBOL)
+async def map_(interaction: discord.Interaction, symbol: str | None = None) -> None:
+    await run_command(interaction, "map", symbol)
+
+
+@app_commands.describe(symbol="Symbol to alert on, e.g. BTC",
+                       min_usd="Smallest cluster to alert on, e.g. 100m (USD)",
+                       within_pct="Alert when price is within this % of a cluster, e.g. 0.5")
+async def subscribe(interaction: discord.Interaction, symbol: str, min_usd: str | None = None,
+                    within_pct: float | None = None) -> None:
+    if within_pct is not None and min_usd is None:  # positional in the core: fill the default
+        core = getattr(interaction.client, "core", None)
+        min_usd = f"{core.config.alerts.min_usd:.15g}" if core else None
+    pct = None if within_pct is None else f"{within_pct:g}"
+    await run_command(interaction, "subscribe", symbol, min_usd, pct)
+
+
+@app_commands.describe(symbol="Symbol to stop alerts for, e.g. BTC")
+async def unsubscribe(interaction: discord.Interaction, symbol: str) -> None:
+    await run_command(interaction, "unsubscribe", symbol)
+
+
+async def alerts(interaction: discord.Interaction) -> None:
+    await run_command(interaction, "alerts")
+
+
+@app_commands.describe(symbol="Symbol, e.g. BTC", price="Price level, e.g. 94k or 94,000",
+                       note="Optional note shown in the alert")
+async def level(interaction: discord.Interaction, symbol: str, price: str,
+                note: str | None = None) -> None:
+    await run_command(interaction, "level", symbol, price, rest=note)
+
+
+@app_commands.describe(level_id="The level's ID from /alerts")
+async def unlevel(interaction: discord.Interaction, level_id: int) -> None:
+    await run_command(interaction, "unlevel", level_id)
+
+
+async def status(interaction: discord.Interaction) -> None:
+    await run_command(interaction, "status")
+
+
+async def symbols(interaction: discord.Interaction) -> None:
+    await run_command(interaction, "symbols")
+
+
+CALLBACKS: dict[str, Callable[..., Awaitable[None]]] = {
+    "start": start, "help": help_, "levels": levels, "heatmap": heatmap, "map": map_,
+    "subscribe": subscribe, "unsubscribe": unsubscribe, "alerts": alerts, "level": level,
+    "unlevel": unlevel, "status": status, "symbols": symbols,
+}
+
+
+def build_tree(client: discord.Client) -> app_commands.CommandTree:
+    """One app command per entry of the command table (a missing callback fails here)."""
+    tree = app_commands.CommandTree(client)
+    for c in COMMANDS:
+        if c.name not in CALLBACKS:
+            raise RuntimeError(f"command /{c.name} has no Discord callback")
+        cmd: app_commands.Command[Any, ..., None] = app_commands.Command(
+            name=c.name, description=clip(c.help, 100), callback=CALLBACKS[c.name])
+        if "symbol" in cmd._params:
+            cmd.autocomplete("symbol")(symbol_autocomplete)
+        tree.add_command(cmd)
+    tree.error(on_tree_error)
+    return tree
+
+
+# --- alerts ---------------------------------------------------------------------------------
+def alert_nonce(dedupe_key: str) -> str:
+    """Discord nonces are at most 25 characters: a 24-hex digest of the outbox dedupe key."""
+    return hashlib.blake2b(dedupe_key.encode(), digest_size=12).hexdigest()
+
+
+class DiscordNotifier:
+    """Posts outbox alerts to channels (the dispatcher's Notifier for platform "discord")."""
+
+    def __init__(self, client: discord.Client, chart: ChartFn | None = None) -> None:
+        self.client = client
+        self.chart = chart
+        self.online = False  # logged in (the HTTP session exists); set by the adapter
+
+    async def send(self, chat: Chat, alert: Alert) -> None:
+        if not self.online:
+            raise TransientDeliveryError("discord client not logged in", retry_after_s=5.0)
+        try:
+            channel = self.client.get_partial_messageable(int(chat.chat_id))
+        except ValueError as exc:
+            raise PermanentDeliveryError(f"not a Discord channel id: {chat.chat_id!r}") from exc
+        embed = alert_embed(alert, chat.timezone)
+        kwargs: dict[str, Any] = {}
+        png = await self._chart(alert.event)
+        if png is not None:
+            embed, kwargs["file"] = _with_image(embed, png)
+        try:
+            await channel.send(embed=embed, nonce=alert_nonce(alert.dedupe_key), **kwargs)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            raise PermanentDeliveryError(f"Discord {exc.status} in channel {chat.chat_id}: "
+                                         f"{exc.text or 'no access'}") from exc
+        except discord.RateLimited as exc:
+            raise TransientDeliveryError("Discord rate limit", exc.retry_after) from exc
+        except discord.DiscordServerError as exc:
+            raise TransientDeliveryError(f"Discord {exc.status}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise TransientDeliveryError(f"Discord unreachable: {type(exc).__name__}") from exc
+
+    async def _chart(self, event: AlertEvent) -> Reply | None:
+        if self.chart is None:
+            return None
+        try:
+            reply = await self.chart(event)
+        except Exception:  # an alert without its chart beats no alert
+            log.exception("alert chart for %s failed; sending without it", event.symbol)
+            return None
+        return reply if reply is not None and reply.png is not None else None
+
+
+def _with_image(embed: discord.Embed, chart: Reply) -> tuple[discord.Embed, discord.File]:
+    assert chart.png is not None
+    embed.set_image(url=f"attachment://{chart.filename}")
+    return embed, discord.File(BytesIO(chart.png), filename=chart.filename)
+
+
+# --- the adapter ----------------------------------------------------------------------------
+class DiscordAdapter:
+    """discord.py inside the service's loop: login, sync commands, gateway in a task.
+
+    ``gateway=False`` logs in over REST only (tests: no websocket). ``alert_charts`` attaches
+    the symbol's liquidation map (cached per estimate) to alerts.
+    """
+
+    platform = PLATFORM
+
+    def __init__(self, settings: DiscordSection, *, gateway: bool = True,
+                 alert_charts: bool = True) -> None:
+        self.settings = settings
+        self.client = LiqClient()
+        self.alert_charts = alert_charts
+        self._gateway = gateway
+        self._notifier = DiscordNotifier(self.client)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def notifier(self) -> DiscordNotifier:
+        return self._notifier
+
+    @property
+    def tree(self) -> app_commands.CommandTree:
+        return self.client.tree
+
+    async def start(self, core: CommandCore) -> None:
+        if self.settings.token is None:
+            raise ConfigError("[discord] is enabled but no token was loaded")
+        self.client.core = core
+        try:
+            await self.client.login(self.settings.token.reveal())
+        except discord.LoginFailure as exc:
+            raise ConfigError("Discord rejected the bot token (check the token env var)") from exc
+        if self.alert_charts:
+            caller = Caller(PLATFORM, "alerts", "alerts")
+            self._notifier.chart = lambda ev: liq_map(core, caller, (ev.symbol,))
+        self._notifier.online = True
+        await self.sync()
+        if self._gateway:
+            self._task = asyncio.create_task(self.client.connect(reconnect=True),
+                                             name="discord-gateway")
+            self._task.add_done_callback(_gateway_done)
+
+    async def sync(self) -> list[str]:
+        """Register the slash commands: per configured guild (instant), else globally."""
+        targets = [discord.Object(g) for g in self.settings.guild_ids] or [None]
+        done = []
+        for guild in targets:
+            if guild is not None:
+                self.tree.copy_global_to(guild=guild)
+            where = f"guild {guild.id}" if guild is not None else "global"
+            try:
+                synced = await self.tree.sync(guild=guild)
+            except discord.HTTPException as exc:  # e.g. invited without applications.commands
+                log.warning("discord: command sync (%s) failed: %s %s", where, exc.status,
+                            exc.text)
+                continue
+            log.info("discord: %d commands synced (%s)", len(synced), where)
+            done.append(where)
+        return done
+
+    async def stop(self) -> None:
+        self._notifier.online = False
+        await self.client.close()
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, timeout=10)
+            except (TimeoutError, asyncio.CancelledError, Exception):
+                task.cancel()
+
+
+def _gateway_done(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("discord gateway stopped: %s", task.exception())

@@ -1,0 +1,62 @@
+"""Discord look of liqbot: replies and alerts as embeds (wording comes from the core)."""
+
+from __future__ import annotations
+
+import warnings
+from io import BytesIO
+
+with warnings.catch_warnings():  # discord.py's voice support imports audioop (unused here)
+    warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
+    import discord
+
+from bot.alerts.events import EventKind
+from bot.alerts.messages import DISCLAIMER, pct_text, time_text
+from bot.charts.style import LONG, SHORT, money, price_text
+from bot.commands.reply import Reply
+from bot.dispatcher import Alert
+
+DESCRIPTION_MAX = 4096  # Discord's embed description limit (characters)
+REPLY_COLOUR = discord.Colour(0x5865F2)
+ERROR_COLOUR = discord.Colour(0xFFA000)
+LEVEL_COLOUR = discord.Colour(0xFFD54F)
+SIDE_COLOUR = {"long": discord.Colour.from_str(LONG), "short": discord.Colour.from_str(SHORT)}
+ALERT_TITLE = {EventKind.APPROACH: "Approaching a liquidation cluster",
+               EventKind.BREAK: "Cluster broken", EventKind.NEW_CLUSTER: "New liquidation cluster",
+               EventKind.LEVEL_CROSS: "Your level was crossed"}
+
+
+def clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def reply_embed(title: str, reply: Reply) -> tuple[discord.Embed, discord.File | None]:
+    """One Reply as an embed; its PNG (if any) attached and shown as the embed image."""
+    embed = discord.Embed(title=title, description=clip(reply.text, DESCRIPTION_MAX),
+                          colour=ERROR_COLOUR if reply.error else REPLY_COLOUR)
+    if reply.buttons:  # slash commands are the buttons on Discord: show them as hints
+        embed.set_footer(text="Next: " + " · ".join(b.command for b in reply.buttons))
+    if reply.png is None:
+        return embed, None
+    embed.set_image(url=f"attachment://{reply.filename}")
+    return embed, discord.File(BytesIO(reply.png), filename=reply.filename)
+
+
+def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
+    """An alert: the core's one-line text as description, coloured by side, with fields."""
+    ev = alert.event
+    if ev.kind is EventKind.LEVEL_CROSS:
+        colour = LEVEL_COLOUR
+    else:
+        colour = SIDE_COLOUR.get(ev.side or "", REPLY_COLOUR)
+    embed = discord.Embed(title=f"{ev.symbol} · {ALERT_TITLE[ev.kind]}",
+                          description=clip(alert.text, DESCRIPTION_MAX), colour=colour)
+    if ev.kind is EventKind.LEVEL_CROSS:
+        embed.add_field(name="Level", value=price_text(ev.level_price or 0.0))
+    else:
+        embed.add_field(name="Range", value=f"{price_text(ev.low or 0.0)}–"
+                                            f"{price_text(ev.high or 0.0)}")
+        embed.add_field(name="Size", value=f"{money(ev.notional_usd or 0.0)} {ev.side}s")
+        embed.add_field(name="Distance", value=pct_text(ev.distance_pct or 0.0))
+    embed.add_field(name="Price", value=price_text(ev.price))
+    embed.set_footer(text=f"{time_text(ev.ts_ms, tz)} · {DISCLAIMER}")
+    return embed
