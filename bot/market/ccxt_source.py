@@ -60,7 +60,9 @@ class CcxtSource:
     """Live :class:`bot.market.base.MarketSource` on ccxt.
 
     ``lookback_days`` of ``timeframe`` candles per fetch (cached in ``cache`` if given);
-    ``page_limit`` candles per klines call (Binance allows 1500; ccxt's fetch_ohlcv caps 1000).
+    ``page_limit`` candles per klines call (Binance allows 1500; ccxt's fetch_ohlcv caps 1000);
+    ``raw_klines=False`` uses ``fetch_ohlcv`` on Binance too (no taker-buy volume);
+    ``min_oi_coverage``: share of candles an exchange's OI must cover to be summed in.
     """
 
     def __init__(self, exchanges: Sequence[str] = ("binanceusdm",), timeframe: str = "5m",
@@ -68,7 +70,7 @@ class CcxtSource:
                  exchange_factory: ExchangeFactory | None = None, *,
                  retry: RetryPolicy | None = None, timeout_ms: int = 10_000,
                  page_limit: int = 1000, min_oi_coverage: float = 0.9,
-                 clock: Callable[[], int] | None = None) -> None:
+                 raw_klines: bool = True, clock: Callable[[], int] | None = None) -> None:
         if not exchanges:
             raise ValueError("ccxt source: at least one exchange")
         if not 0 < lookback_days <= 365:
@@ -84,6 +86,7 @@ class CcxtSource:
         self.retry = retry or RetryPolicy()
         self.page_limit = page_limit
         self.min_oi_coverage = min_oi_coverage
+        self.raw_klines = raw_klines
         self._factory = exchange_factory or self._default_factory(timeout_ms)
         self._clock = clock or (lambda: int(time.time() * 1000))
         self._ex: dict[str, Any] = {}
@@ -223,7 +226,7 @@ class CcxtSource:
         return cached.merge(fresh).since(start), fresh
 
     async def _candle_pages(self, ex: Any, symbol: str, since: int, now: int) -> CandleRows:
-        raw = ex.id.startswith("binance") and ex.markets[symbol].get("linear")
+        raw = self.raw_klines and ex.id.startswith("binance") and ex.markets[symbol].get("linear")
         expected = max(1, math.ceil((now - since) / (self.tf_ms * self.page_limit)))
         pages: list[np.ndarray] = []
         cursor, page = since, 0

@@ -92,6 +92,34 @@ async def test_open_interest_joins_candle_closes_in_usd(fake: FakeBinance,
     assert not book.proxy and book.long_usd.sum() + book.short_usd.sum() > 0
 
 
+async def test_fetch_ohlcv_path_pages_and_falls_back_to_candle_colour(fake: FakeBinance) -> None:
+    s = source(fake, raw_klines=False)
+    try:
+        snap = await s.fetch(SYM)
+    finally:
+        await s.close()
+    assert len(snap.candles) == 577 and fake.count(KLINES) == 3
+    assert snap.candles.taker_buy_volume is None and snap.taker_source == "candle colour"
+    assert "no taker-buy volume: long/short split by candle colour" in snap.warnings
+
+
+async def test_one_minute_candles_join_five_minute_oi(fake: FakeBinance) -> None:
+    s = source(fake, timeframe="1m", lookback_days=0.5, page_limit=500)
+    try:
+        snap = await s.fetch(SYM)
+    finally:
+        await s.close()
+    c, oi = snap.candles, snap.candles.open_interest_usd
+    assert len(c) == 721 and fake.count(KLINES) == 2
+    assert [q["period"] for p, q in fake.requests if p == OI] == ["5m"]
+    assert oi is not None and snap.oi_notes["binanceusdm"].startswith("OI for")
+    # A candle closing on a 5m boundary sees that snapshot; the next four keep it (as-of).
+    i = int(np.nonzero((c.timestamp + 60_000) % TF == 0)[0][3])
+    t = int(c.timestamp[i]) + 60_000
+    assert oi[i] == pytest.approx(oi_coins_at(t) * price_at(t), rel=1e-6)
+    assert bool(np.all(oi[i:i + 5] == oi[i]))
+
+
 async def test_missing_exchange_is_tolerated_and_reported(fake: FakeBinance) -> None:
     s = source(fake, exchanges=["binanceusdm", "bybit"])
     try:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.errors import BadSymbolError, DataFileError
 from bot.market import MarketSource
@@ -136,3 +138,39 @@ async def test_replay_of_bundled_file_feeds_the_estimator() -> None:
     total = books[-1].long_usd.sum() + books[-1].short_usd.sum()
     assert total > 0
     assert isinstance(find_clusters(books[-1]), list)
+
+
+@st.composite
+def candle_tables(draw: st.DrawFn) -> tuple[list[int], list[list[float]]]:
+    n = draw(st.integers(2, 30))
+    steps = draw(st.lists(st.integers(1, 10**7), min_size=n, max_size=n))
+    ts = np.cumsum(steps).tolist()
+    price = st.floats(0.01, 1e6, allow_nan=False, allow_infinity=False)
+    rows = []
+    for _ in range(n):
+        a, b = draw(price), draw(price)
+        rows.append([draw(price), max(a, b), min(a, b), draw(price),
+                     draw(st.floats(0, 1e9, allow_nan=False, allow_infinity=False))])
+    return ts, rows
+
+
+@settings(max_examples=40, deadline=None)
+@given(table=candle_tables(), swap=st.integers(0, 10**6))
+def test_csv_round_trip_and_unsorted_line_numbers(
+        tmp_path_factory: pytest.TempPathFactory, table: tuple[list[int], list[list[float]]],
+        swap: int) -> None:
+    ts, rows = table
+    lines = [HEADER] + [f"{t},{','.join(repr(v) for v in r)}" for t, r in zip(ts, rows,
+                                                                              strict=True)]
+    path = tmp_path_factory.mktemp("csv") / "p.csv"
+    path.write_text("\n".join(lines))
+    c = load_csv(path)
+    assert c.timestamp.tolist() == ts
+    np.testing.assert_array_equal(np.column_stack([c.open, c.high, c.low, c.close, c.volume]),
+                                  np.array(rows))
+    # Swap two neighbouring data rows: the error names the first out-of-order line.
+    i = swap % (len(ts) - 1)
+    lines[i + 1], lines[i + 2] = lines[i + 2], lines[i + 1]
+    path.write_text("\n".join(lines))
+    with pytest.raises(DataFileError, match=rf"p\.csv:{i + 3}: unsorted timestamp"):
+        load_csv(path)
