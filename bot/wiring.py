@@ -7,7 +7,6 @@ from bot.charts import ChartCache
 from bot.commands.core import CommandCore
 from bot.config import Config
 from bot.console import ConsoleAdapter
-from bot.errors import ConfigError
 from bot.market.base import MarketSource
 from bot.market.replay import BUNDLED_CSV, ReplaySource, load_csv
 from bot.service import Service
@@ -37,10 +36,10 @@ def make_adapters(cfg: Config) -> list[ChatAdapter]:
         from bot.telegram_adapter import TelegramAdapter  # PTB is imported only when used
 
         adapters.append(TelegramAdapter(cfg.telegram))
-    for name in ("discord",):
-        if getattr(cfg, name).enabled:
-            raise ConfigError(f"{cfg.path}: [{name}] enabled = true, but the {name} adapter is "
-                              "not part of this release yet (see the README's roadmap)")
+    if cfg.discord.enabled:
+        from bot.discord_adapter import DiscordAdapter  # discord.py is imported only when used
+
+        adapters.append(DiscordAdapter(cfg.discord))
     return adapters
 
 
