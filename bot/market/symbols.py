@@ -79,8 +79,11 @@ def resolve(user_text: str, markets: Mapping[str, Mapping[str, Any]], exchange: 
             raise BadSymbolError(f"{market['symbol']} is listed{where} but not trading now.")
         return str(market["symbol"])
     base, rest = symbol.split("/", 1)
-    by_base = {str(m["symbol"]).split("/", 1)[0]: str(m["symbol"]) for m in markets.values()
-               if m.get("contract", True) and str(m.get("symbol", "")).endswith("/" + rest)}
-    close = [by_base[b] for b in difflib.get_close_matches(base, list(by_base), n=3, cutoff=0.6)]
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    contracts = [str(m["symbol"]) for m in markets.values()
+                 if m.get("contract", True) and m.get("active") is not False]
+    same_base = [c for c in contracts if c.split("/", 1)[0] == base and ":" in c]
+    by_base = {c.split("/", 1)[0]: c for c in contracts if c.endswith("/" + rest)}
+    close = same_base + [by_base[b] for b in difflib.get_close_matches(base, list(by_base), n=3,
+                                                                       cutoff=0.6)]
+    hint = f" Did you mean {', '.join(close[:3])}?" if close else ""
     raise BadSymbolError(f"{symbol} is not listed as a perpetual{where}.{hint}")

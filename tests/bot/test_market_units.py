@@ -62,6 +62,8 @@ def test_resolve_by_unified_symbol_or_exchange_id() -> None:
     assert resolve("xbtusd", markets) == "XBT/USD:XBT"  # by exchange id
     with pytest.raises(BadSymbolError, match="ETH/USDT:USDT is not listed as a perpetual on x"):
         resolve("ETH", markets, "x")  # spot only
+    with pytest.raises(BadSymbolError, match=r"BTC/USD:USD .* Did you mean BTC/USDT:USDT\?$"):
+        resolve("BTCUSD", markets)  # same base, other quote
 
 
 def oi_records(ts: list[int], amount: list[float | None],
