@@ -40,6 +40,9 @@ class Estimate:
     computed_ms: int
     version: int
     compute_s: float
+    memory: dict[str, tuple[Cluster, int]] = field(default_factory=dict)
+    """Clusters seen recently (id → (cluster, last seen ms)), current ones included: a cluster
+    that dips out for a while gets its old id back instead of being announced as new."""
 
     @property
     def proxy(self) -> bool:
@@ -66,19 +69,33 @@ def window_heatmap(candles: Candles, params: ModelParams, window: str,
     return build_heatmap(candles, params, columns=columns, start=max(len(candles) - n, 0))
 
 
+MEMORY_MS = 48 * 3_600_000  # how long a vanished cluster's id can be reclaimed (data time)
+
+
 def compute_estimate(snapshot: MarketSnapshot, params: ModelParams,
-                     previous: Sequence[Cluster] = (), version: int = 1,
+                     previous: Estimate | Sequence[Cluster] | None = None, version: int = 1,
                      rule: ClusterRule | None = None) -> Estimate:
-    """Book and clusters for ``snapshot``; cluster ids carried over from ``previous``.
+    """Book and clusters for ``snapshot``; cluster ids carried over from ``previous`` (the last
+    estimate, or clusters restored from the store after a restart).
 
     CPU-bound: the service runs it in a worker thread.
     """
     started = time.perf_counter()
     p = params if snapshot.tiers is None else _with_tiers(params, snapshot)
     book = build_book(snapshot.candles, p)
-    clusters = tuple(assign_ids(previous, find_clusters(book, rule)))
-    return Estimate(snapshot.symbol, snapshot, p, book, clusters, snapshot.now_ms, version,
-                    time.perf_counter() - started)
+    if isinstance(previous, Estimate):
+        live, memory = list(previous.clusters), dict(previous.memory)
+    else:
+        live = list(previous or ())
+        memory = {c.id: (c, snapshot.now_ms) for c in live}
+    now = snapshot.now_ms
+    candidates = live + [c for cid, (c, seen) in memory.items()
+                         if now - seen <= MEMORY_MS and cid not in {x.id for x in live}]
+    clusters = tuple(assign_ids(candidates, find_clusters(book, rule, previous=live)))
+    memory = {cid: v for cid, v in memory.items() if now - v[1] <= MEMORY_MS}
+    memory.update({c.id: (c, now) for c in clusters})
+    return Estimate(snapshot.symbol, snapshot, p, book, clusters, now, version,
+                    time.perf_counter() - started, memory)
 
 
 def _with_tiers(params: ModelParams, snapshot: MarketSnapshot) -> ModelParams:

@@ -89,10 +89,12 @@ class Service:
         try:
             snapshot = await self.source.fetch(symbol)
             previous = self.board.get(symbol)
-            prev_clusters = (previous.clusters if previous is not None
-                             else self.store.load_clusters(symbol))
-            est = await asyncio.to_thread(compute_estimate, snapshot, self.params,
-                                          prev_clusters, self.board.next_version(symbol))
+            if previous is None:  # after a restart: ids continue from the stored clusters
+                previous_or_stored = self.store.load_clusters(symbol)
+            est = await asyncio.to_thread(
+                compute_estimate, snapshot, self.params,
+                previous if previous is not None else previous_or_stored,
+                self.board.next_version(symbol))
         except LiqBotError as exc:
             log.warning("recompute %s failed: %s", symbol, exc)
             self.board.fail(symbol, str(exc))

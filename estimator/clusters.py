@@ -58,6 +58,8 @@ class ClusterRule:
             raise ValueError(f"cluster rule: min_share must be in [0, 1), got {self.min_share!r}")
         if not 0 <= self.merge_pct <= 50:
             raise ValueError(f"cluster rule: merge_pct must be in [0, 50], got {self.merge_pct!r}")
+        if not 0 < self.keep_ratio <= 1:
+            raise ValueError(f"cluster rule: keep_ratio must be in (0, 1], got {self.keep_ratio!r}")
         if not self.max_width_pct > 0:
             raise ValueError(
                 f"cluster rule: max_width_pct must be > 0, got {self.max_width_pct!r}")
@@ -66,30 +68,29 @@ class ClusterRule:
                 f"cluster rule: context_pct must be in (0, 100), got {self.context_pct!r}")
     merge_pct: float = 0.5
     max_width_pct: float = 1.5
+    keep_ratio: float = 0.5
 
 
-def find_clusters(book: Book, rule: ClusterRule | None = None) -> list[Cluster]:
-    """Clusters of both sides of ``book``, ids provisional (see :func:`assign_ids`)."""
+def find_clusters(book: Book, rule: ClusterRule | None = None,
+                  previous: Sequence[Cluster] = ()) -> list[Cluster]:
+    """Clusters of both sides of ``book``, ids provisional (see :func:`assign_ids`).
+
+    Hysteresis: inside the ranges of ``previous`` clusters (same side) a bucket stays hot down
+    to ``keep_ratio`` × the threshold, so a cluster hovering at the threshold does not flicker
+    in and out between recomputes.
+    """
     r = rule if rule is not None else ClusterRule()
     found: list[Cluster] = []
     for side, values in (("long", book.long_usd), ("short", book.short_usd)):
+        known = [(c.low, c.high) for c in previous if c.side == side]
         found.extend(_side_clusters(side, values, book.k0, book.grid, book.last_price,
-                                    book.timestamp, r))
+                                    book.timestamp, r, known))
     return found
 
 
-def clusters_from_buckets(side: str, values: FloatArray, k0: int, grid: PriceGrid,
-                          last_price: float, rule: ClusterRule | None = None,
-                          asof: int = 0) -> list[Cluster]:
-    """Clusters of one side given per-bucket notional starting at bucket ``k0``."""
-    if side not in ("long", "short"):
-        raise ValueError(f"side must be 'long' or 'short', got {side!r}")
-    return _side_clusters(side, np.asarray(values, dtype=np.float64), k0, grid, last_price, asof,
-                          rule if rule is not None else ClusterRule())
-
-
 def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last_price: float,
-                   asof: int, rule: ClusterRule) -> list[Cluster]:
+                   asof: int, rule: ClusterRule,
+                   known: Sequence[tuple[float, float]] = ()) -> list[Cluster]:
     total = float(values.sum())
     if total <= 0:
         return []
@@ -98,7 +99,14 @@ def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last
     near = values[max(int(lo), 0): max(int(hi) + 1, 0)]
     typical = float(np.mean(near)) if len(near) else 0.0
     threshold = max(rule.hot_multiple * typical, rule.min_share * total)
-    hot = np.nonzero(values >= threshold)[0]
+    hot_mask = values >= threshold
+    if known:
+        centres = grid.centre(np.arange(k0, k0 + len(values)))
+        inside = np.zeros(len(values), dtype=bool)
+        for low, high in known:
+            inside |= (centres >= low) & (centres < high)
+        hot_mask |= inside & (values >= rule.keep_ratio * threshold) & (values > 0)
+    hot = np.nonzero(hot_mask)[0]
     if len(hot) == 0:
         return []
     # Runs of hot buckets, merged when the gap between them is within merge_pct of price.

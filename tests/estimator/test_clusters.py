@@ -93,3 +93,17 @@ def test_dense_book_does_not_chain_into_one_wide_cluster():
     assert len(shorts) > 5
     assert all((c.high - c.low) / 92_500 * 100 <= 1.5 + 0.2 for c in shorts)
     assert sum(c.notional_usd for c in shorts) == pytest.approx(34 * 5e7, rel=1e-6)
+
+
+def test_known_cluster_stays_while_just_under_the_threshold():
+    k0 = int(GRID.index(90_000))
+    longs = np.ones((1, 400))  # flat background: the hot threshold is ~3 (3 × the mean)
+    longs[0, 100] = 4.0
+    book = Book(GRID, k0, (10,), longs, np.zeros((1, 400)), 100_000.0, 0, False)
+    [first] = find_clusters(book, ClusterRule(min_share=0))
+    longs[0, 100] = 2.5  # below the threshold, above keep_ratio × threshold
+    assert find_clusters(book, ClusterRule(min_share=0)) == []
+    [kept] = find_clusters(book, ClusterRule(min_share=0), previous=[first])
+    assert (kept.low, kept.high) == (first.low, first.high)
+    longs[0, 100] = 1.2  # gone for real
+    assert find_clusters(book, ClusterRule(min_share=0), previous=[first]) == []
