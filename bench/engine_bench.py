@@ -166,8 +166,10 @@ class NaiveEngine:
                     if s.min_usd <= n:
                         emit(EventKind.BREAK, s.chat, c, bep)
                 self.breaks[c.id] = (0, bep)
+                armed = 0
             elif not armed and back:
                 self.breaks[c.id] = (1, bep + 1)
+                armed = 1
             d = abs(near_distance_pct(c, price))
             for s in self.subs:
                 key = (s.chat, c.id)
@@ -175,7 +177,7 @@ class NaiveEngine:
                 if inside and d > s.approach_pct + cfg.rearm_pct:
                     inside, zep = 0, zep + 1
                     self.zones[key] = (0, zep)
-                if not inside and not crossed and not beyond and d <= s.approach_pct:
+                if not inside and armed and not beyond and d <= s.approach_pct:
                     self.zones[key] = (1, zep)
                     if n >= s.min_usd:
                         emit(EventKind.APPROACH, s.chat, c, zep)

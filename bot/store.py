@@ -223,6 +223,7 @@ class Store:
                  now if now is not None else now_ms(), timezone))
             chat = self.find_chat(platform, chat_id, thread_id)
         assert chat is not None
+        self._watch_version += 1  # a re-activated chat's watches count again
         return chat
 
     def get_chat(self, chat: int) -> Chat | None:

@@ -21,9 +21,11 @@ Semantics (one symbol per call):
   extreme ('up': prev < level ≤ high; 'down': low ≤ level < prev; 'any': either). Re-arms on
   a later tick whose price is ≥ ``level_rearm_pct`` away from the level.
 
-Every fire is also subject to a cooldown per (chat, kind, ref). A stale tick produces nothing
-and forgets the previous price, so no crossing is inferred across the gap. A tick not newer
-than the last one processed adds no traded range (replays after a crash are harmless).
+No approach fires for a cluster whose break has not re-armed. Every fire is also subject to
+a cooldown per (chat, kind, ref). A stale tick produces nothing and forgets the previous
+price, so no crossing is inferred across the gap. A tick not newer than the last one
+processed is a no-op (replays after a crash are harmless; new clusters from a recompute are
+evaluated with the next newer tick).
 """
 
 from __future__ import annotations
@@ -174,7 +176,9 @@ class SymbolState:
     def from_json(cls, text: str | None) -> SymbolState:
         if not text:
             return cls()
-        return cls(**json.loads(text))
+        known = {f.name for f in fields(cls)}
+        # Unknown keys (written by a newer liqbot) are dropped rather than fatal.
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
 
 
 def near_distance_pct(c: Cluster, price: float) -> float:
@@ -240,14 +244,14 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
     """
     if stale:
         return [], replace(state, last_price=None)
-    if state.last_ms is not None and tick.ts_ms < state.last_ms:
-        return [], state  # an older tick: already processed
+    if state.last_ms is not None and tick.ts_ms <= state.last_ms:
+        # Already processed (a replay after a crash, or a price source that did not move
+        # on): re-evaluating it with a partial picture could fire what the first pass
+        # suppressed, so it is a no-op.
+        return [], state
     now = tick.ts_ms if now_ms is None else now_ms
     price = tick.price
-    if state.last_ms is not None and tick.ts_ms == state.last_ms:
-        hi = lo = price  # same tick again (e.g. a recompute): no new traded range
-    else:
-        hi, lo = max(tick.high, price), min(tick.low, price)
+    hi, lo = max(tick.high, price), min(tick.low, price)
     prev = state.last_price
 
     cooldown = dict(state.cooldown)
@@ -264,7 +268,6 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
     breaks = {k: v for k, v in state.breaks.items() if k in ids}
     zones = {k: v for k, v in state.zones.items() if k in ids}
 
-    broken_now: set[str] = set()
     for c in clusters:
         n = c.notional_usd
         # --- new_cluster ---------------------------------------------------------------
@@ -299,14 +302,14 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         else:
             crossed = prev is not None and prev > c.low >= lo
             back = price > c.high * (1 + config.rearm_pct / 100.0)
-        if crossed:
-            broken_now.add(c.id)
         if armed and crossed:
             k = int(np.searchsorted(watch.sub_min, n, side="right"))
             emit.cluster(EventKind.BREAK, watch.sub_chat[:k], c, b_epoch)
             breaks[c.id] = [0, b_epoch]
+            armed = 0
         elif not armed and back:
             breaks[c.id] = [1, b_epoch + 1]
+            armed = 1
 
         # --- approach -------------------------------------------------------------------
         if len(watch.pcts) == 0 and c.id not in zones:
@@ -319,7 +322,8 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         for pct_key, (inside, z_epoch) in zc.items():
             if inside and d > float(pct_key) + config.rearm_pct:
                 new_zc[pct_key] = [0, z_epoch + 1]
-        if c.id not in broken_now and not beyond:
+        # No "approaching" a cluster price has just broken, until the break re-arms.
+        if armed and not beyond:
             first = int(np.searchsorted(watch.pcts, d, side="left"))
             for pct in watch.pcts[first:].tolist():
                 pct_key = f"{pct:g}"

@@ -48,3 +48,24 @@ def test_stale_tick_fires_nothing() -> None:
     run.tick(93_000, [short()])
     assert run.tick(94_500, [short()], high=94_600, stale=True) == []
     assert run.state.last_price is None
+
+
+def test_unknown_state_keys_are_ignored() -> None:
+    assert SymbolState.from_json('{"last_ms": 5, "from_the_future": 1}') == SymbolState(last_ms=5)
+
+
+def test_bad_tick_is_rejected() -> None:
+    import pytest
+
+    with pytest.raises(ValueError):
+        Tick(price=0, high=1, low=0, ts_ms=T0)
+    with pytest.raises(ValueError):
+        Tick(price=1, high=0.5, low=1, ts_ms=T0)
+
+
+def test_public_api_is_complete() -> None:
+    import bot.alerts
+
+    public = {n for n in dir(bot.alerts) if not n.startswith("_")}
+    modules = {"engine", "events", "messages"}
+    assert public - modules == set(bot.alerts.__all__)
