@@ -49,3 +49,20 @@ def test_break_respects_min_usd() -> None:
     run = Run([Subscription(1, SYM, min_usd=5e9, approach_pct=0.1)])
     run.tick(93_000, [short()])
     assert run.tick(94_500, [short()], high=94_600) == []
+
+
+def test_wick_through_then_close_inside_does_not_become_an_approach() -> None:
+    """Regression (found by the crash test): a candle whose low breaks a long cluster and
+    closes back inside it fires a break only — not an approach on this tick, a replay of
+    it, or the next ticks while the break is disarmed."""
+    from bot.alerts import Tick, evaluate
+
+    run = Run([Subscription(1, SYM)])
+    run.tick(92_000, [long()])
+    assert kinds(run.tick(91_000, [long()], low=90_700)) == ["break"]
+    replay = Tick(91_000, 91_000, 90_700, run.t)
+    assert evaluate(run.state, SYM, replay, [long()], run.watch)[0] == []
+    assert run.tick(91_050, [long()]) == []
+    run.tick(91_500, [long()])  # > high + 0.25 %: break re-armed (zone still inside)
+    run.tick(92_500, [long()], dt=61 * 60_000)  # zone re-armed too (1.4 % away)
+    assert kinds(run.tick(91_600, [long()])) == ["approach"]
