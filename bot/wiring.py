@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bot.adapters import ChatAdapter
 from bot.charts import ChartCache
 from bot.commands.core import CommandCore
@@ -22,9 +24,12 @@ def make_source(cfg: Config) -> MarketSource:
         # Estimate from the newest lookback_days of candles, like the live source.
         replay.window = max(int(src.lookback_days * 86_400_000 / replay.step_ms), 2)
         return replay
-    from bot.market.ccxt_source import CcxtSource  # ccxt is only imported for live use
+    from bot.market.cache import MarketCache  # ccxt is only imported for live use
+    from bot.market.ccxt_source import CcxtSource
 
-    return CcxtSource(src.exchanges, timeframe=src.timeframe, lookback_days=src.lookback_days)
+    cache = MarketCache(str(Path(cfg.bot.store).with_suffix(".market.db")))
+    return CcxtSource(src.exchanges, timeframe=src.timeframe, lookback_days=src.lookback_days,
+                      cache=cache)
 
 
 def make_adapters(cfg: Config) -> list[ChatAdapter]:
