@@ -18,23 +18,23 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 _T0 = time.perf_counter()
-
-from render_docs import DEMO_RULE, LABELS, WINDOW_CANDLES, demo_candles  # noqa: E402
 
 from bot.charts import ChartCache, ChartKey, render_heatmap, render_map  # noqa: E402
 from bot.charts.style import new_figure, to_png  # noqa: E402
-from estimator import build_book, build_heatmap, find_clusters  # noqa: E402
+from bot.config import Config, model_params  # noqa: E402
+from bot.estimates import WINDOWS_H, window_heatmap  # noqa: E402
+from bot.market.replay import BUNDLED_CSV, load_csv  # noqa: E402
+from estimator import build_book, find_clusters  # noqa: E402
 
 IMPORT_MS = (time.perf_counter() - _T0) * 1000.0  # matplotlib + numpy + liqbot, this process
 SIZE = (1600, 1000)
+LABELS = {"symbol": "BTC/USDT:USDT", "exchange": "replay: Coinbase BTC-USD 1h",
+          "timeframe": "1h"}
 TARGET_MS = 400.0
 
 
@@ -49,13 +49,14 @@ def _median_ms(fn: Callable[[], object], repeat: int) -> float:
 
 
 def run(repeat: int, window: str) -> dict[str, Any]:
-    candles = demo_candles()
+    candles = load_csv(BUNDLED_CSV)
+    params = model_params(Config())  # the bot's defaults
     t = time.perf_counter()
-    book = build_book(candles)
-    clusters = find_clusters(book, DEMO_RULE)
+    book = build_book(candles, params)
+    clusters = find_clusters(book)
     book_ms = (time.perf_counter() - t) * 1000.0
     t = time.perf_counter()
-    hm = build_heatmap(candles, columns=240, start=max(len(candles) - WINDOW_CANDLES[window], 0))
+    hm = window_heatmap(candles, params, window)
     heatmap_est_ms = (time.perf_counter() - t) * 1000.0
     renders: dict[str, Callable[[], bytes]] = {
         "heatmap": lambda: render_heatmap(candles, hm, clusters, window_label=window, size=SIZE,
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--window", choices=tuple(WINDOW_CANDLES), default="30d")
+    ap.add_argument("--window", choices=tuple(WINDOWS_H), default="30d")
     args = ap.parse_args(argv)
     result = run(max(args.repeat, 1), args.window)
     if args.json:
