@@ -74,5 +74,6 @@ def markdown_table() -> str:
     rows = ["| command | what it does | who |", "|---|---|---|"]
     for c in COMMANDS:
         who = "group admins in groups" if c.admin_in_groups else "anyone"
-        rows.append(f"| `{c.usage}` | {c.help} | {who} |")
+        usage = c.usage.replace("|", "\\|")  # a pipe inside a markdown cell is escaped
+        rows.append(f"| `{usage}` | {c.help} | {who} |")
     return "\n".join(rows)
