@@ -23,6 +23,7 @@ from telegram.error import (
     BadRequest,
     ChatMigrated,
     Forbidden,
+    InvalidToken,
     NetworkError,
     RetryAfter,
     TelegramError,
@@ -46,6 +47,7 @@ from bot.commands.table import BY_NAME, COMMANDS
 from bot.config import TelegramSection
 from bot.dispatcher import Alert
 from bot.errors import (
+    ConfigError,
     DeliveryError,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -167,7 +169,7 @@ class TelegramAdapter:
             .build())
         self._notifier = TelegramNotifier(self.app)
         self._redactor = TokenRedactor(self._token)
-        self._filtered: list[logging.Handler] = []
+        self._filtered: list[logging.Logger | logging.Handler] = []
         self._admins: dict[tuple[int, int], tuple[bool, float]] = {}
         self._core: CommandCore | None = None
 
@@ -188,13 +190,20 @@ class TelegramAdapter:
                                        & filters.UpdateType.MESSAGE, self._on_command))
         app.add_handler(CallbackQueryHandler(self._on_button))
         app.add_error_handler(self._on_error)
-        await app.initialize()
-        await app.bot.set_my_commands([BotCommand(c.name, c.help[:256]) for c in COMMANDS])
-        await app.start()
-        assert app.updater is not None
-        await app.updater.start_polling(timeout=timedelta(seconds=self.poll_timeout_s),
-                                        drop_pending_updates=True,
-                                        allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
+        try:
+            await app.initialize()
+            await app.bot.set_my_commands([BotCommand(c.name, c.help[:256]) for c in COMMANDS])
+            await app.start()
+            assert app.updater is not None
+            await app.updater.start_polling(
+                timeout=timedelta(seconds=self.poll_timeout_s), drop_pending_updates=True,
+                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
+        except BaseException as exc:
+            await self.stop()
+            if isinstance(exc, InvalidToken):  # PTB's message contains the token: drop it
+                raise ConfigError("telegram: the Bot API rejected the token (check the "
+                                  "token and telegram.base_url)") from None
+            raise
         self._notifier.started = True
         log.info("telegram: polling as @%s", app.bot.username)
 
@@ -208,21 +217,25 @@ class TelegramAdapter:
             if app.running:
                 await app.stop()
             await app.shutdown()  # no-op when not initialized
+            await app.bot.shutdown()  # closes HTTP clients a failed initialize() left open
         finally:
             self._remove_redactor()
 
     def _install_redactor(self) -> None:
-        handlers = list(logging.getLogger().handlers)
-        for name in ("telegram", "httpx", "bot"):
-            handlers += logging.getLogger(name).handlers
-        for h in handlers:
-            if self._redactor not in h.filters:
-                h.addFilter(self._redactor)
-                self._filtered.append(h)
+        """Filter every existing logger (records are redacted where they are made, whatever
+        handler later formats them) and the root handlers (for loggers created later)."""
+        root = logging.getLogger()
+        targets: list[logging.Logger | logging.Handler] = [root, *root.handlers]
+        targets += [lg for lg in logging.Logger.manager.loggerDict.values()
+                    if isinstance(lg, logging.Logger)]
+        for t in targets:
+            if self._redactor not in t.filters:
+                t.addFilter(self._redactor)
+                self._filtered.append(t)
 
     def _remove_redactor(self) -> None:
-        for h in self._filtered:
-            h.removeFilter(self._redactor)
+        for t in self._filtered:
+            t.removeFilter(self._redactor)
         self._filtered.clear()
 
     # --- updates --------------------------------------------------------------------------------
@@ -239,7 +252,10 @@ class TelegramAdapter:
         query = update.callback_query
         if query is None:
             return
-        await query.answer()
+        try:
+            await query.answer()  # stops the button's spinner; harmless if it fails (too old)
+        except TelegramError as exc:
+            log.info("telegram: answerCallbackQuery failed: %s", exc)
         if query.message is None or not isinstance(query.data, str):
             return
         message = query.message if isinstance(query.message, Message) else None
@@ -260,7 +276,9 @@ class TelegramAdapter:
         if msg is not None and chat.is_forum and msg.is_topic_message and msg.message_thread_id:
             thread = str(msg.message_thread_id)
         is_admin = not is_group
-        if is_group and _needs_admin(text):
+        # Configured bot admins pass the core's check anyway: no lookup for them.
+        bot_admin = self._core is not None and str(user.id) in self._core.config.bot.admins
+        if is_group and not bot_admin and _needs_admin(text):
             is_admin = await self._is_admin(chat, user, msg)
         return Caller(PLATFORM, str(chat.id), str(user.id), is_group=is_group,
                       is_admin=is_admin, thread_id=thread, display_name=user.full_name)
@@ -315,7 +333,8 @@ class TelegramAdapter:
         thread = (msg.message_thread_id if isinstance(msg, Message) and chat.is_forum
                   and msg.is_topic_message else None)
         try:
-            await self.app.bot.send_message(chat.id, escape(APOLOGY), message_thread_id=thread)
+            await self.app.bot.send_message(chat.id, escape(APOLOGY), parse_mode=ParseMode.HTML,
+                                            message_thread_id=thread)
         except TelegramError as exc:
             log.warning("telegram: could not apologise in chat %s: %s", chat.id, exc)
 

@@ -21,11 +21,12 @@ from bot.commands.core import APOLOGY, CommandCore
 from bot.commands.table import COMMANDS
 from bot.config import Config, ConsoleSection, Secret, TelegramSection, parse_config
 from bot.demo import DemoOptions, demo_config
+from bot.errors import ConfigError
 from bot.market.replay import ReplaySource
 from bot.service import Service
 from bot.store import Chat, Store
 from bot.telegram_adapter import TelegramAdapter
-from bot.wiring import make_adapters, make_source
+from bot.wiring import make_adapters, make_service, make_source
 from tests.bot.fake_telegram import ANN, BOB, CAT, FORUM, GROUP, PRIVATE, TOKEN, FakeTelegram
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -76,17 +77,19 @@ class Harness:
         return chat
 
 
-def telegram_config(base_url: str, token: str) -> Config:
+def telegram_config(base_url: str, token: str, admins: tuple[str, ...] = ()) -> Config:
     cfg = demo_config(DemoOptions(days=DAYS), ":memory:")
     return replace(cfg, console=ConsoleSection(enabled=False),
+                   bot=replace(cfg.bot, admins=admins),
                    telegram=TelegramSection(enabled=True, base_url=base_url,
                                             token=Secret(token)))
 
 
 @asynccontextmanager
-async def running(max_retries: int = 1, retry_after: int = 1) -> AsyncIterator[Harness]:
-    async with FakeTelegram(retry_after=retry_after) as fake:
-        cfg = telegram_config(fake.base_url, fake.token)
+async def running(max_retries: int = 1, retry_after: int = 1,
+                  admins: tuple[str, ...] = ()) -> AsyncIterator[Harness]:
+    async with FakeTelegram(retry_after=retry_after, max_poll_s=0.2) as fake:
+        cfg = telegram_config(fake.base_url, fake.token, admins)
         store = Store(memory=True)
         source = make_source(cfg)
         assert isinstance(source, ReplaySource)
@@ -205,6 +208,13 @@ async def test_anonymous_admin_posting_as_the_group_is_an_admin(h: Harness) -> N
     assert h.fake.count("getChatMember") == 0
 
 
+async def test_configured_bot_admin_needs_no_lookup() -> None:
+    async with running(admins=(str(BOB["id"]),)) as h:
+        reply = await h.ask(GROUP, BOB, "/subscribe BTC")
+        assert reply["text"].startswith("Subscribed")
+        assert h.fake.count("getChatMember") == 0
+
+
 async def test_forum_topic_replies_and_alerts_stay_in_the_topic(h: Harness) -> None:
     h.fake.admins.add((FORUM["id"], CAT["id"]))
     reply = await h.ask(FORUM, CAT, "/subscribe BTC 1m 0.5", thread=7)
@@ -313,6 +323,20 @@ async def test_handler_error_is_logged_redacted_and_apologised(
     assert "HTTP Request: POST" in caplog.text and "bot<telegram-token>/sendMessage" in caplog.text
     assert TOKEN not in caplog.text
     assert TOKEN.split(":")[1] not in caplog.text
+
+
+async def test_rejected_token_is_a_config_error_and_nothing_keeps_running() -> None:
+    async with FakeTelegram() as fake:
+        cfg = telegram_config(fake.base_url, "999:wrong")
+        adapter = TelegramAdapter(cfg.telegram)
+        store = Store(memory=True)
+        service, core = make_service(cfg, store, [adapter])
+        with pytest.raises(ConfigError, match="rejected the token") as info:
+            await adapter.start(core)
+        assert info.value.__cause__ is None and info.value.__suppress_context__
+        assert not adapter.app.running and fake.count("getUpdates") == 0
+        await adapter.stop()  # idempotent
+        store.close()
 
 
 # --- wiring --------------------------------------------------------------------------------------
