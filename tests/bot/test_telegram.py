@@ -7,11 +7,16 @@ CommandCore. Nothing of ours is mocked; only 127.0.0.1 is used.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -337,6 +342,30 @@ async def test_rejected_token_is_a_config_error_and_nothing_keeps_running() -> N
         assert not adapter.app.running and fake.count("getUpdates") == 0
         await adapter.stop()  # idempotent
         store.close()
+
+
+async def test_liqbot_run_with_telegram_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The real CLI process: config → make_adapters → run → adapter.start/stop on SIGTERM."""
+    async with FakeTelegram(max_poll_s=0.2) as fake:
+        cfg = tmp_path / "liqbot.toml"
+        cfg.write_text(f'[bot]\nstore = "{tmp_path / "bot.db"}"\n[console]\nenabled = false\n'
+                       f'[telegram]\nenabled = true\nbase_url = "{fake.base_url}"\n')
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", "--config", str(cfg),
+            env={**os.environ, "TELEGRAM_TOKEN": TOKEN}, stderr=asyncio.subprocess.PIPE)
+        try:
+            await fake.wait_calls("getUpdates", timeout=40)
+            fake.command(PRIVATE, ANN, "/levels")
+            [reply] = await fake.wait_sent(1, timeout=20)
+            assert "Shorts above" in reply["text"]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+        log = err.decode()
+        assert proc.returncode == 0, log
+        assert "telegram: polling as @liqbot_test_bot" in log
+        assert "stopped (store integrity ok)" in log
+        assert TOKEN not in log and "<telegram-token>" in log  # httpx request lines, redacted
 
 
 # --- wiring --------------------------------------------------------------------------------------
