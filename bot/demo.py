@@ -57,8 +57,11 @@ def _progress(done: int, total: int, alerts: int, out: TextIO) -> None:
     out.flush()
 
 
-async def run_demo(opts: DemoOptions, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+async def run_demo(opts: DemoOptions, out: TextIO | None = None,
+                   err: TextIO | None = None) -> int:
     """Replay, print alerts as they fire, write the two charts, print a summary."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="liqbot-demo-") as tmp:
         cfg = demo_config(opts, str(Path(tmp) / "demo.db"))
