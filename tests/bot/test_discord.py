@@ -27,7 +27,7 @@ from bot.commands.table import COMMANDS
 from bot.config import AlertsSection, Config, DiscordSection, Secret, SourceSection
 from bot.discord_adapter import DiscordAdapter, alert_nonce, symbol_autocomplete
 from bot.dispatcher import Alert, Dispatcher
-from bot.errors import TransientDeliveryError
+from bot.errors import ConfigError, TransientDeliveryError
 from bot.estimates import WINDOWS_H
 from bot.service import Service
 from bot.store import Store
@@ -54,8 +54,8 @@ def discord_config(**discord_opts: object) -> Config:
         source=SourceSection(kind="replay", warmup_candles=19_500, lookback_days=60.0),
         alerts=AlertsSection(min_usd=1_000_000.0),
         console=replace(base.console, enabled=False),
-        discord=DiscordSection(enabled=True, guild_ids=(GUILD,), token=Secret(TOKEN),
-                               **discord_opts),  # type: ignore[arg-type]
+        discord=DiscordSection(**{"enabled": True, "guild_ids": (GUILD,),  # type: ignore[arg-type]
+                                  "token": Secret(TOKEN), **discord_opts}),
     )
 
 
@@ -368,3 +368,29 @@ async def test_wiring_builds_the_discord_adapter() -> None:
     assert isinstance(adapter, DiscordAdapter) and adapter.platform == "discord"
     assert adapter.client.intents.value == discord.Intents(guilds=True).value  # no privileged
     await adapter.stop()
+
+
+async def test_without_guild_ids_commands_sync_globally(fake: FakeDiscord) -> None:
+    cfg = discord_config(guild_ids=())
+    adapter = DiscordAdapter(cfg.discord, gateway=False)
+    service, core = make_service(cfg, Store(memory=True), [adapter])
+    try:
+        await adapter.start(core)
+        assert [c["name"] for c in fake.synced["global"]] == [c.name for c in COMMANDS]
+        assert list(fake.synced) == ["global"]
+    finally:
+        await adapter.stop()
+        service.store.close()
+
+
+async def test_a_rejected_token_is_a_config_error(fake: FakeDiscord) -> None:
+    cfg = discord_config(token=Secret("wrong-token"))
+    adapter = DiscordAdapter(cfg.discord, gateway=False)
+    service, core = make_service(cfg, Store(memory=True), [adapter])
+    try:
+        with pytest.raises(ConfigError, match="rejected the bot token") as info:
+            await adapter.start(core)
+        assert "wrong-token" not in str(info.value)
+    finally:
+        await adapter.stop()
+        service.store.close()
