@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -133,7 +134,7 @@ class OutboxRow:
     created_ms: int
 
 
-def _chat(row: dict) -> Chat:
+def _chat(row: dict[str, Any]) -> Chat:
     return Chat(id=row["id"], platform=row["platform"], chat_id=row["chat_id"],
                 thread_id=row["thread_id"] or None, is_group=bool(row["is_group"]),
                 active=bool(row["active"]), timezone=row["timezone"], language=row["language"])
@@ -200,7 +201,7 @@ class Store:
 
     def integrity_ok(self) -> bool:
         """``PRAGMA integrity_check`` says ok."""
-        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
     def journal_mode(self) -> str:
         return str(self.db.journal_mode)
@@ -354,7 +355,7 @@ class Store:
         return [self._level(r) for r in self.db.query(sql, (symbol, symbol))]
 
     @staticmethod
-    def _level(r: dict) -> UserLevel:
+    def _level(r: dict[str, Any]) -> UserLevel:
         return UserLevel(id=r["id"], chat=r["chat"], symbol=r["symbol"], price=r["price"],
                          direction=r["direction"], note=r["note"])
 
