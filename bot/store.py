@@ -399,7 +399,11 @@ class Store:
                     now: int | None = None) -> int:
         """Write the engine state, the clusters (when given) and one outbox row per event in
         ONE transaction. Rows whose (chat, kind, ref, epoch) exists are ignored, as are events
-        for inactive chats. Returns the number of new outbox rows."""
+        for inactive chats. Returns the number of new outbox rows.
+
+        ``now`` (ms) becomes the rows' creation and first-try time and must be on the
+        dispatcher's clock (wall clock by default), not the market timestamp of a replayed
+        candle: the dispatcher gives up on rows older than its ``give_up_after_ms``."""
         t = now if now is not None else now_ms()
         rows = [(e.chat, e.kind.value, e.ref, e.epoch, e.dedupe_key, e.symbol,
                  json.dumps(e.to_dict()), t, t, e.chat) for e in events]
