@@ -17,7 +17,7 @@ import hashlib
 import logging
 import traceback
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from io import BytesIO
 from typing import Any
 
@@ -203,7 +203,7 @@ async def symbols(interaction: discord.Interaction) -> None:
     await run_command(interaction, "symbols")
 
 
-CALLBACKS: dict[str, Callable[..., Awaitable[None]]] = {
+CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "start": start, "help": help_, "levels": levels, "heatmap": heatmap, "map": map_,
     "subscribe": subscribe, "unsubscribe": unsubscribe, "alerts": alerts, "level": level,
     "unlevel": unlevel, "status": status, "symbols": symbols,
@@ -327,7 +327,8 @@ class DiscordAdapter:
 
     async def sync(self) -> list[str]:
         """Register the slash commands: per configured guild (instant), else globally."""
-        targets = [discord.Object(g) for g in self.settings.guild_ids] or [None]
+        targets: list[discord.Object | None] = [discord.Object(g) for g in self.settings.guild_ids]
+        targets = targets or [None]
         done = []
         for guild in targets:
             if guild is not None:
@@ -350,7 +351,7 @@ class DiscordAdapter:
         if task is not None:
             try:
                 await asyncio.wait_for(task, timeout=10)
-            except (TimeoutError, asyncio.CancelledError, Exception):
+            except (asyncio.CancelledError, Exception):  # closing anyway: never block shutdown
                 task.cancel()
 
 
