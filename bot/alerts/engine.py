@@ -52,6 +52,7 @@ class EngineConfig:
     growth: float = 1.5  # re-announce a cluster that grew by this factor
     rearm_pct: float = 0.25  # extra distance (%) before approach/break re-arm
     level_rearm_pct: float = 0.1  # distance (%) from a user level before it re-arms
+    forget_after_ms: int = 72 * 3_600_000  # drop a vanished cluster's memory (> 48 h id memory)
 
 
 DEFAULT_CONFIG = EngineConfig()
@@ -165,6 +166,7 @@ class SymbolState:
     levels_off: dict[str, float] = field(default_factory=dict)  # disarmed level id → price
     level_epochs: dict[str, int] = field(default_factory=dict)  # level id → epoch (absent = 0)
     cooldown: dict[str, int] = field(default_factory=dict)  # "chat|kind|ref" → last fire ms
+    seen: dict[str, int] = field(default_factory=dict)  # cid → last tick ms it was present
     pruned_ms: int = 0
 
     def to_json(self) -> str:
@@ -255,18 +257,22 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
     prev = state.last_price
 
     cooldown = dict(state.cooldown)
+    seen = dict(state.seen)
+    for c in clusters:
+        seen[c.id] = tick.ts_ms
+    sizes, breaks, zones = dict(state.sizes), dict(state.breaks), dict(state.zones)
     pruned_ms = state.pruned_ms
     if now - pruned_ms >= config.cooldown_ms:
         # Pruning is O(entries): do it once per cooldown period, not per tick.
         cooldown = {k: v for k, v in cooldown.items() if now - v < config.cooldown_ms}
+        # A vanished cluster may come back under its old id (the estimator remembers ids for
+        # 48 h); its epochs must continue then, or new alerts would reuse old dedupe keys.
+        gone = [k for k, v in seen.items() if tick.ts_ms - v > config.forget_after_ms]
+        for k in gone:
+            for d in (seen, sizes, breaks, zones):
+                d.pop(k, None)
         pruned_ms = now
     emit = _Emitter(symbol, tick, now, cooldown, config.cooldown_ms)
-
-    ids = {c.id for c in clusters}
-    # Vanished clusters never come back under the same id (assign_ids), so drop their memory.
-    sizes = {k: v for k, v in state.sizes.items() if k in ids}
-    breaks = {k: v for k, v in state.breaks.items() if k in ids}
-    zones = {k: v for k, v in state.zones.items() if k in ids}
 
     for c in clusters:
         n = c.notional_usd
@@ -374,7 +380,7 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
     new_state = SymbolState(
         last_ms=max(tick.ts_ms, state.last_ms or tick.ts_ms), last_price=price, baselined=True,
         zones=zones, breaks=breaks, sizes=sizes, levels_off=levels_off,
-        level_epochs=level_epochs, cooldown=cooldown, pruned_ms=pruned_ms)
+        level_epochs=level_epochs, cooldown=cooldown, seen=seen, pruned_ms=pruned_ms)
     return emit.events, new_state
 
 

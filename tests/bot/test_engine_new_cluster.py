@@ -50,8 +50,15 @@ def test_growth_tells_newcomers_it_is_new_not_grown() -> None:
         (1, "S9", 1, 500e6), (2, "S9", 1, None)]
 
 
-def test_vanished_cluster_state_is_dropped() -> None:
+def test_vanished_cluster_keeps_its_epochs_until_forgotten() -> None:
+    """The estimator may give a vanished cluster its id back (48 h memory): the engine keeps
+    its epochs meanwhile, so a return is not 'new' and new alerts get fresh dedupe keys."""
     run = Run([Subscription(1, SYM)])
     run.tick(FAR, [short(usd=1e9)])
     run.tick(FAR, [])
-    assert run.state.sizes == {} and run.state.zones == {}
+    run.tick(FAR, [], dt=24 * 3_600_000)
+    assert "S1" in run.state.sizes
+    assert run.tick(FAR, [short(usd=1e9)]) == []  # back within the memory: not new
+    run.tick(FAR, [])
+    run.tick(FAR, [], dt=73 * 3_600_000)
+    assert run.state.sizes == {} and run.state.seen == {}

@@ -125,3 +125,23 @@ def test_events_per_key_bounded_by_armings() -> None:
     for e in run.events:
         per[(e.chat, e.kind, e.ref)] += 1
     assert per and max(per.values()) <= len(path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(min_value=98.0, max_value=102.0, allow_nan=False),
+                          st.booleans(), st.booleans(), st.sampled_from([1.0, 1.2, 2.0])),
+                min_size=2, max_size=60))
+def test_dedupe_keys_unique_when_clusters_vanish_and_return(steps) -> None:
+    """Clusters dropping out of a recompute and coming back under the same id (the
+    estimator's id memory), and growing, never make the engine reuse a dedupe key."""
+    run = Run(subs(), levels(), config=EngineConfig(cooldown_ms=0))
+    prev = steps[0][0]
+    s1, l1 = CLUSTERS_AT_100
+    for p, has_s, has_l, grow in steps:
+        present = [c for c, on in ((s1, has_s), (l1, has_l)) if on]
+        present = [type(c)(c.id, c.side, c.low, c.high, c.price, c.notional_usd * grow,
+                           c.distance_pct) for c in present]
+        run.tick(p, present, high=max(p, prev), low=min(p, prev))
+        prev = p
+    keys = [e.dedupe_key for e in run.events]
+    assert len(keys) == len(set(keys))
