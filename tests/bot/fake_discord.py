@@ -10,6 +10,10 @@ a repeated nonce in the same channel returns the first message and creates none.
 Faults: ``fake.inject("messages", 503)`` makes the next channel post answer 503;
 ``"accept+503"`` stores the message and still answers 503 (a lost response).
 ``fake.forbidden`` / ``fake.deleted`` hold channel ids answering 403 / 404.
+
+A minimal gateway (``fake.gateway_url``, for ``DiscordWebSocket.DEFAULT_GATEWAY``): HELLO,
+IDENTIFY → READY (no guilds), heartbeat ACKs, and :meth:`FakeDiscord.dispatch` to push events
+such as INTERACTION_CREATE, as text frames.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 APP_ID = 900_000_000_000_000_001
 BOT_USER = {"id": str(APP_ID), "username": "liqbot", "discriminator": "0", "avatar": None,
@@ -68,6 +72,10 @@ class FakeDiscord:
         self._nonces: dict[tuple[int, str], dict[str, Any]] = {}
         self._runner: web.AppRunner | None = None
         self.base = ""
+        self.gateway_url = ""
+        self.identify: list[dict[str, Any]] = []  # IDENTIFY payloads ("d")
+        self._sockets: list[web.WebSocketResponse] = []
+        self._seq = 0
 
     def inject(self, kind: str, *faults: int | str) -> None:
         """Next requests of ``kind`` ("messages", "callback", "followup") get these faults."""
@@ -83,15 +91,19 @@ class FakeDiscord:
         r.add_post("/api/v10/interactions/{id}/{token}/callback", self._callback)
         r.add_post("/api/v10/webhooks/{app}/{token}", self._followup)
         r.add_post("/api/v10/channels/{channel}/messages", self._channel_message)
+        r.add_get("/gateway", self._gateway)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.base = f"http://127.0.0.1:{port}/api/v10"
+        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -131,7 +143,35 @@ class FakeDiscord:
             msg["webhook_id"] = str(APP_ID)
         return msg
 
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send a DISPATCH (op 0) event to every connected gateway client."""
+        self._seq += 1
+        for ws in self._sockets:
+            await ws.send_json({"op": 0, "t": event, "s": self._seq, "d": data})
+
     # --- routes ---------------------------------------------------------------------------------
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": 45_000}})
+        try:
+            async for msg in ws:
+                if msg.type is not WSMsgType.TEXT:
+                    continue
+                frame = json.loads(msg.data)
+                if frame["op"] == 1:  # heartbeat
+                    await ws.send_json({"op": 11})
+                elif frame["op"] == 2:  # identify
+                    self.identify.append(frame["d"])
+                    await self.dispatch("READY", {
+                        "v": 10, "user": BOT_USER, "guilds": [], "session_id": "session-1",
+                        "resume_gateway_url": self.gateway_url,
+                        "application": {"id": str(APP_ID), "flags": 0}})
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
     async def _me(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bot {TOKEN}":
             return error(401, 0, "401: Unauthorized")

@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
 import pytest
+import yarl
 
 with warnings.catch_warnings():  # discord.py's voice support imports audioop (unused here)
     warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
     import discord
+from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bot.alerts import AlertEvent, EventKind, SymbolState
@@ -394,3 +396,36 @@ async def test_a_rejected_token_is_a_config_error(fake: FakeDiscord) -> None:
     finally:
         await adapter.stop()
         service.store.close()
+
+
+async def _until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_start_runs_the_gateway_in_the_loop_and_answers_its_interactions(
+        fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The production path: login, sync, gateway task; INTERACTION_CREATE → reply; stop."""
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
+    cfg = discord_config()
+    store = Store(memory=True)
+    adapter = DiscordAdapter(cfg.discord)
+    service, core = make_service(cfg, store, [adapter])
+    await service.recompute(SYMBOL)
+    try:
+        await adapter.start(core)
+        await _until(lambda: fake.identify)
+        (identify,) = fake.identify
+        assert identify["token"] == TOKEN
+        assert identify["intents"] == discord.Intents(guilds=True).value  # nothing privileged
+        await fake.dispatch("INTERACTION_CREATE", interaction_payload(
+            "levels", {"symbol": "BTC"}, interaction_id=5, channel_id=CHANNEL))
+        await _until(lambda: fake.callbacks)
+        assert "Shorts above" in reply_embed(fake.callbacks[0].payload)["description"]
+    finally:
+        await adapter.stop()
+        store.close()
+    assert adapter.client.is_closed()
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "discord-gateway"]
