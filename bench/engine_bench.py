@@ -100,7 +100,8 @@ class NaiveEngine:
                  config: EngineConfig) -> None:
         self.subs, self.levels, self.cfg = subs, levels, config
         self.last_price: float | None = None
-        self.zones: dict[tuple[int, str], tuple[int, int]] = {}
+        self.zones: dict[tuple[int, str], int] = {}  # (chat, cluster) → inside
+        self.zone_seq: dict[str, int] = {}
         self.breaks: dict[str, tuple[int, int]] = {}
         self.sizes: dict[str, tuple[float, float, int]] = {}
         self.levels_off: dict[int, float] = {}
@@ -171,16 +172,23 @@ class NaiveEngine:
                 self.breaks[c.id] = (1, bep + 1)
                 armed = 1
             d = abs(near_distance_pct(c, price))
+            entering: list[Subscription] = []
             for s in self.subs:
                 key = (s.chat, c.id)
-                inside, zep = self.zones.get(key, (0, 0))
+                inside = self.zones.get(key, 0)
                 if inside and d > s.approach_pct + cfg.rearm_pct:
-                    inside, zep = 0, zep + 1
-                    self.zones[key] = (0, zep)
+                    inside = self.zones[key] = 0
                 if not inside and armed and not beyond and d <= s.approach_pct:
-                    self.zones[key] = (1, zep)
-                    if n >= s.min_usd:
-                        emit(EventKind.APPROACH, s.chat, c, zep)
+                    self.zones[key] = 1
+                    entering.append(s)
+            # One approach epoch per (cluster, approach %) entry, numbered in % order.
+            seq = self.zone_seq.get(c.id, 0)
+            epoch_of = {pct: seq + i
+                        for i, pct in enumerate(sorted({s.approach_pct for s in entering}))}
+            self.zone_seq[c.id] = seq + len(epoch_of)
+            for s in entering:
+                if n >= s.min_usd:
+                    emit(EventKind.APPROACH, s.chat, c, epoch_of[s.approach_pct])
         fired = set()
         if prev is not None:
             for lv in self.levels:

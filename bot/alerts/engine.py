@@ -161,6 +161,7 @@ class SymbolState:
     last_price: float | None = None
     baselined: bool = False  # clusters of the first evaluation were recorded silently
     zones: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # cid → pct → [in, epoch]
+    zone_seq: dict[str, int] = field(default_factory=dict)  # cid → next approach epoch
     breaks: dict[str, list[int]] = field(default_factory=dict)  # cid → [armed, epoch]
     sizes: dict[str, list[float]] = field(default_factory=dict)  # cid → [peak, base, epoch]
     levels_off: dict[str, float] = field(default_factory=dict)  # disarmed level id → price
@@ -261,6 +262,7 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
     for c in clusters:
         seen[c.id] = tick.ts_ms
     sizes, breaks, zones = dict(state.sizes), dict(state.breaks), dict(state.zones)
+    zone_seq = dict(state.zone_seq)
     pruned_ms = state.pruned_ms
     if now - pruned_ms >= config.cooldown_ms:
         # Pruning is O(entries): do it once per cooldown period, not per tick.
@@ -269,7 +271,7 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         # 48 h); its epochs must continue then, or new alerts would reuse old dedupe keys.
         gone = [k for k, v in seen.items() if tick.ts_ms - v > config.forget_after_ms]
         for k in gone:
-            for d in (seen, sizes, breaks, zones):
+            for d in (seen, sizes, breaks, zones, zone_seq):
                 d.pop(k, None)
         pruned_ms = now
     emit = _Emitter(symbol, tick, now, cooldown, config.cooldown_ms)
@@ -327,15 +329,18 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         # Re-arm zones the price has left by the margin.
         for pct_key, (inside, z_epoch) in zc.items():
             if inside and d > float(pct_key) + config.rearm_pct:
-                new_zc[pct_key] = [0, z_epoch + 1]
+                new_zc[pct_key] = [0, z_epoch]
         # No "approaching" a cluster price has just broken, until the break re-arms.
         if armed and not beyond:
             first = int(np.searchsorted(watch.pcts, d, side="left"))
             for pct in watch.pcts[first:].tolist():
                 pct_key = f"{pct:g}"
-                inside, z_epoch = new_zc.get(pct_key, [0, 0])
-                if inside:
+                if new_zc.get(pct_key, (0, 0))[0]:
                     continue
+                # Approach epochs come from one counter per cluster, not per % group: a chat
+                # that changes its approach % must never meet an epoch it already used.
+                z_epoch = zone_seq.get(c.id, 0)
+                zone_seq[c.id] = z_epoch + 1
                 new_zc[pct_key] = [1, z_epoch]
                 mins, chats = watch.groups[pct]
                 k = int(np.searchsorted(mins, n, side="right"))
@@ -370,8 +375,10 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         new_epochs = dict(level_epochs)
         for lid, lp in list(levels_off.items()):
             if lid not in watch.level_ids:
-                del levels_off[lid]  # level deleted by its owner
-                new_epochs.pop(lid, None)
+                # Deleted, or its chat deactivated (and may come back): stop tracking, but
+                # keep the epoch moving so a returning level never reuses a dedupe key.
+                del levels_off[lid]
+                new_epochs[lid] = new_epochs.get(lid, 0) + 1
             elif lid not in fired and abs(price - lp) >= lp * rearm:
                 del levels_off[lid]
                 new_epochs[lid] = new_epochs.get(lid, 0) + 1
@@ -380,7 +387,8 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
     new_state = SymbolState(
         last_ms=max(tick.ts_ms, state.last_ms or tick.ts_ms), last_price=price, baselined=True,
         zones=zones, breaks=breaks, sizes=sizes, levels_off=levels_off,
-        level_epochs=level_epochs, cooldown=cooldown, seen=seen, pruned_ms=pruned_ms)
+        level_epochs=level_epochs, cooldown=cooldown, seen=seen, zone_seq=zone_seq,
+        pruned_ms=pruned_ms)
     return emit.events, new_state
 
 

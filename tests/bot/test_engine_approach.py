@@ -56,3 +56,12 @@ def test_cooldown_suppresses_a_rearmed_zone() -> None:
 def test_no_approach_for_a_cluster_price_is_already_beyond() -> None:
     run = Run([Subscription(1, SYM)])
     assert run.tick(94_500, [short()]) == []
+
+
+def test_changing_approach_pct_never_reuses_an_epoch() -> None:
+    cfg = EngineConfig(cooldown_ms=0)
+    run = Run([Subscription(1, SYM, approach_pct=0.5)], config=cfg)
+    assert [e.epoch for e in run.tick(93_700, [short()])] == [0]
+    run.watch = type(run.watch)(SYM, [Subscription(1, SYM, approach_pct=1.0)], [])
+    ev = run.tick(93_650, [short()])  # the 1 % zone is entered for the first time
+    assert [(e.chat, e.epoch) for e in ev] == [(1, 1)]

@@ -54,11 +54,16 @@ def test_cooldown_applies_to_levels() -> None:
     assert len(run.events) == 1
 
 
-def test_deleted_level_state_is_dropped() -> None:
-    run = Run(levels=[UserLevel(1, 1, SYM, 100.0, "any")])
+def test_level_leaving_the_watch_comes_back_with_a_fresh_epoch() -> None:
+    """A level whose chat is deactivated drops out of the watch; if the chat comes back the
+    level must not reuse its old dedupe key (that alert would be silently dropped)."""
+    lv = UserLevel(1, 1, SYM, 100.0, "any")
+    run = Run(levels=[lv], config=NOCOOL)
     run.tick(99)
     run.tick(100.05)
     assert run.state.levels_off == {"1": 100.0}
     run.watch = type(run.watch)(SYM, [], [])
     run.tick(100.02)
-    assert run.state.levels_off == {} and run.state.level_epochs == {}
+    assert run.state.levels_off == {}
+    run.watch = type(run.watch)(SYM, [], [lv])
+    assert crosses(run.tick(99.5)) == [(1, "level:1", "down", 1)]
