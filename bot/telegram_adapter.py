@@ -15,6 +15,7 @@ import logging
 import time
 import warnings
 from datetime import timedelta
+from typing import Any
 
 from telegram import BotCommand, InputFile, Message, Update, User
 from telegram import Chat as TgChat
@@ -111,7 +112,7 @@ def _chat_id(chat_id: str) -> int | str:
 class TelegramNotifier:
     """The dispatcher's Notifier for platform "telegram": alert text as escaped HTML."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         self.app = app
         self.started = False
 
@@ -162,7 +163,7 @@ class TelegramAdapter:
         limiter = AIORateLimiter(overall_max_rate=30, overall_time_period=1,
                                  group_max_rate=20, group_time_period=60,
                                  max_retries=max_retries)
-        self.app: Application = (
+        self.app: Application[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder().token(self._token)
             .base_url(settings.base_url or DEFAULT_BASE_URL)
             .rate_limiter(limiter).job_queue(None).concurrent_updates(concurrent_updates)

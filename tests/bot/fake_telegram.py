@@ -24,16 +24,17 @@ from typing import Any
 from aiohttp import web
 
 TOKEN = "123456:TEST-token-must-never-be-logged"
-BOT = {"id": 123456, "is_bot": True, "first_name": "liqbot", "username": "liqbot_test_bot",
-       "can_join_groups": True, "can_read_all_group_messages": False,
-       "supports_inline_queries": False}
+BOT: dict[str, Any] = {
+    "id": 123456, "is_bot": True, "first_name": "liqbot", "username": "liqbot_test_bot",
+    "can_join_groups": True, "can_read_all_group_messages": False,
+    "supports_inline_queries": False}
 
-ANN = {"id": 111, "is_bot": False, "first_name": "Ann <b>&", "language_code": "en"}
-BOB = {"id": 222, "is_bot": False, "first_name": "Bob"}  # a plain group member
-CAT = {"id": 333, "is_bot": False, "first_name": "Cat"}  # a group administrator
-PRIVATE = {"id": 111, "type": "private", "first_name": "Ann"}
-GROUP = {"id": -100_111, "type": "supergroup", "title": "Traders"}
-FORUM = {"id": -100_222, "type": "supergroup", "title": "Forum", "is_forum": True}
+ANN: dict[str, Any] = {"id": 111, "is_bot": False, "first_name": "Ann <b>&", "language_code": "en"}
+BOB: dict[str, Any] = {"id": 222, "is_bot": False, "first_name": "Bob"}  # a plain group member
+CAT: dict[str, Any] = {"id": 333, "is_bot": False, "first_name": "Cat"}  # a group administrator
+PRIVATE: dict[str, Any] = {"id": 111, "type": "private", "first_name": "Ann"}
+GROUP: dict[str, Any] = {"id": -100_111, "type": "supergroup", "title": "Traders"}
+FORUM: dict[str, Any] = {"id": -100_222, "type": "supergroup", "title": "Forum", "is_forum": True}
 
 FAULTS: dict[str, tuple[int, str, dict[str, Any] | None]] = {
     "403": (403, "Forbidden: bot was blocked by the user", None),

@@ -29,7 +29,7 @@ from bot.demo import DemoOptions, demo_config
 from bot.errors import ConfigError
 from bot.market.replay import ReplaySource
 from bot.service import Service
-from bot.store import Chat, Store
+from bot.store import Chat, OutboxRow, Store
 from bot.telegram_adapter import TelegramAdapter
 from bot.wiring import make_adapters, make_service, make_source
 from tests.bot.fake_telegram import ANN, BOB, CAT, FORUM, GROUP, PRIVATE, TOKEN, FakeTelegram
@@ -300,7 +300,10 @@ async def test_retry_after_on_an_alert_reschedules_the_row() -> None:
         h.fake.inject("sendMessage", "429", chat_id=111)
         stats = await h.service.dispatcher.run_once()
         assert stats.retried >= 1
-        mine = lambda rows: [r for r in rows if r.chat.chat_id == "111"]  # noqa: E731
+
+        def mine(rows: list[OutboxRow]) -> list[OutboxRow]:
+            return [r for r in rows if r.chat.chat_id == "111"]
+
         assert mine(h.store.due(now + 119_000)) == []  # retry_after honoured, not 2 s backoff
         [row] = mine(h.store.due(now + 121_000))
         before = len(h.fake.sent_to(111))

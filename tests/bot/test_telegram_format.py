@@ -77,4 +77,5 @@ def test_redactor_scrubs_messages_args_and_tracebacks() -> None:
     assert rec.getMessage() == f"HTTP Request: POST https://api.telegram.org/bot{REDACTED}/getMe"
     rec = _record("failed", exc=RuntimeError(f"GET /bot{TOKEN}/x"))
     f.filter(rec)
-    assert TOKEN not in logging.Formatter().format(rec) and REDACTED in rec.exc_text
+    assert TOKEN not in logging.Formatter().format(rec)
+    assert rec.exc_text is not None and REDACTED in rec.exc_text
