@@ -32,7 +32,7 @@ from bot.errors import LiqBotError
 from bot.estimates import EstimateBoard, compute_estimate
 from bot.market.base import MarketSource
 from bot.market.replay import ReplaySource
-from bot.store import Store, now_ms
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,10 @@ class Service:
         watch = self._watch(symbol)
         events, new_state = evaluate(state, symbol, Tick(pt.price, pt.high, pt.low, pt.timestamp),
                                      est.clusters, watch, stale=stale, config=self.engine)
-        result.queued = self.store.commit_tick(symbol, new_state, None, events, now=pt.timestamp)
+        # Outbox rows are stamped with the dispatcher's (wall) clock, which drives retries and
+        # give-up; the tick's own time (virtual in replay) only drives the engine's cooldown.
+        result.queued = self.store.commit_tick(symbol, new_state, None, events,
+                                               now=self.dispatcher.clock())
         self._states[symbol] = new_state
         result.events = events
         if stale:
@@ -201,9 +204,7 @@ class Service:
         self.scheduler = sch
 
     async def prune(self) -> None:
-        now = self.replay.now_ms if self.replay is not None else None
-        cutoff = (now if now is not None else now_ms()) - OUTBOX_KEEP_MS
-        n = self.store.prune_outbox(cutoff)
+        n = self.store.prune_outbox(self.dispatcher.clock() - OUTBOX_KEEP_MS)
         if n:
             log.info("pruned %d old outbox rows", n)
 
