@@ -21,19 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from estimator import Candles, ModelParams, build_book, build_heatmap  # noqa: E402
 from tests.reference_model import dense, reference_books  # noqa: E402
+from tests.synthetic import random_walk  # noqa: E402
 
 
 def synthetic(n: int, seed: int = 7) -> Candles:
-    rng = np.random.default_rng(seed)
-    close = 60_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, n)))
-    open_ = np.concatenate([[60_000.0], close[:-1]])
-    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.0004, n)))
-    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.0004, n)))
-    volume = rng.gamma(2.0, 40.0, n)
-    oi = 8e9 * np.exp(np.cumsum(rng.normal(0, 0.0006, n)))
-    taker = volume * rng.uniform(0.3, 0.7, n)
-    ts = 1_700_000_000_000 + np.arange(n, dtype=np.int64) * 60_000
-    return Candles(ts, open_, high, low, close, volume, oi, taker)
+    """Seeded 1m random walk around 60,000 USD with OI (~8 B USD) and taker-buy volume."""
+    return random_walk(n, start=60_000.0, step_ms=60_000, vol=0.0008, wick=0.0004,
+                       oi_usd=8e9, oi_vol=0.0006, taker=True, volume_scale=40.0, seed=seed)
 
 
 def main() -> None:

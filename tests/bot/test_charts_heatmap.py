@@ -12,7 +12,7 @@ from bot.charts.heatmap import price_range
 from bot.charts.labels import cluster_label
 from bot.charts.style import FOOTER, PROXY_NOTE, new_figure, to_png
 from estimator import ClusterRule, build_book, build_heatmap, find_clusters, top
-from tests.bot.test_charts_support import by_gid, decode, png_size, texts, walk
+from tests.bot.chart_helpers import by_gid, decode, png_size, texts, walk
 
 RULE = ClusterRule(min_share=0.002)
 LABELS = {"symbol": "BTC/USDT", "exchange": "Binance", "timeframe": "1h"}

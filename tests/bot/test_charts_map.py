@@ -12,7 +12,7 @@ from bot.charts.liqmap import _visible
 from bot.charts.style import FOOTER, PROXY_NOTE
 from bot.market.replay import load_csv
 from estimator import Book, ClusterRule, build_book, find_clusters, top
-from tests.bot.test_charts_support import by_gid, decode, png_size, texts, walk
+from tests.bot.chart_helpers import by_gid, decode, png_size, texts, walk
 
 RULE = ClusterRule(min_share=0.002)
 LABELS = {"symbol": "BTC/USDT", "exchange": "Binance", "timeframe": "5m"}

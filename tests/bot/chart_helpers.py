@@ -11,21 +11,15 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from estimator import Candles
+from tests.synthetic import random_walk
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def walk(n: int = 600, *, with_oi: bool, seed: int = 3) -> Candles:
     """Seeded hourly random walk around 90,000 USD; with open interest (USD) or without."""
-    rng = np.random.default_rng(seed)
-    close = 90_000 * np.exp(np.cumsum(rng.normal(0, 0.004, n)))
-    open_ = np.concatenate([[90_000.0], close[:-1]])
-    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.002, n)))
-    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.002, n)))
-    volume = rng.gamma(2.0, 50.0, n)
-    oi = 6e9 * np.exp(np.cumsum(rng.normal(0, 0.002, n))) if with_oi else None
-    ts = 1_735_689_600_000 + np.arange(n, dtype=np.int64) * 3_600_000
-    return Candles(ts, open_, high, low, close, volume, oi)
+    return random_walk(n, start=90_000.0, step_ms=3_600_000, vol=0.004, wick=0.002,
+                       oi_usd=6e9 if with_oi else None, seed=seed, t0_ms=1_735_689_600_000)
 
 
 def png_size(png: bytes) -> tuple[int, int]:
