@@ -16,7 +16,7 @@ EXIT_CONFIG = 2
 
 
 def _levels(args: argparse.Namespace) -> int:
-    from bot.charts.style import money, price_text
+    from bot.fmt import money, price_text
     from bot.market.replay import BUNDLED_CSV, load_csv
     from bot.market.symbols import normalise
     from estimator import build_book, find_clusters, top

@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from bot.charts.style import money
 from bot.commands.market_cmds import levels_text
 from bot.config import AlertsSection, Config, SourceSection
 from bot.console import CALLER, CHAT_ID, PLATFORM, ConsoleAdapter
+from bot.fmt import money
 from bot.store import Store
 from bot.wiring import make_service
 

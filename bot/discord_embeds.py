@@ -10,10 +10,11 @@ with warnings.catch_warnings():  # discord.py's voice support imports audioop (u
     import discord
 
 from bot.alerts.events import EventKind
-from bot.alerts.messages import DISCLAIMER, pct_text, time_text
-from bot.charts.style import LONG, SHORT, money, price_text
+from bot.alerts.messages import DISCLAIMER
+from bot.charts.style import LONG, SHORT
 from bot.commands.reply import Reply
 from bot.dispatcher import Alert
+from bot.fmt import money, pct_text, price_text, time_text
 
 DESCRIPTION_MAX = 4096  # Discord's embed description limit (characters)
 REPLY_COLOUR = discord.Colour(0x5865F2)

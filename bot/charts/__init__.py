@@ -7,7 +7,7 @@ threads; nothing touches the disk. Every chart says it is an estimate.
 from bot.charts.cache import ChartCache, ChartKey
 from bot.charts.heatmap import heatmap_figure, render_heatmap
 from bot.charts.liqmap import map_figure, render_map
-from bot.charts.style import money
+from bot.fmt import money
 
 __all__ = [
     "ChartCache",

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 from numpy.typing import ArrayLike
 
+from bot import fmt
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label, spread
 from estimator import Candles, Cluster, Heatmap, top
@@ -73,18 +74,18 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
         cax = fig.add_axes(_LAYOUT["cbar"])
         cb = fig.colorbar(mesh, cax=cax)
         cax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        cax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: style.money(v)))
+        cax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.money(v)))
         cax.yaxis.set_minor_locator(NullLocator())  # minor log ticks cost ~10 ms, add nothing
         cb.outline.set_edgecolor(style.GRID)
         cax.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
         cb.set_label(f"Est. liquidations per {heatmap.grid.describe()[:-1]} (USD)",
                      color=style.TEXT, fontsize=style.FONT_PT["label"])
-    start = style.utc_text(int(win.timestamp[0]))
-    end = style.utc_text(int(win.timestamp[-1]) + step_ms)
+    start = fmt.utc_text(int(win.timestamp[0]))
+    end = fmt.utc_text(int(win.timestamp[-1]) + step_ms)
     fig.text(0.075, 0.955, f"{symbol} liquidation heatmap · {exchange} · {timeframe} · "
              f"{window_label}", color=style.TEXT, fontsize=style.FONT_PT["title"],
              fontweight="bold", ha="left", va="center", gid="title")
-    fig.text(0.075, 0.913, f"{start} → {end} UTC · price {style.price_text(last)}",
+    fig.text(0.075, 0.913, f"{start} → {end} UTC · price {fmt.price_text(last)}",
              color=style.MUTED, fontsize=style.FONT_PT["label"], ha="left", va="center")
     style.add_footer(fig, heatmap.proxy)
     return fig
@@ -148,7 +149,7 @@ def _draw_price(ax: Axes, win: Candles, step_ms: int) -> None:
 
 def _draw_current(ax: Axes, last: float) -> None:
     ax.axhline(last, color=style.PRICE, linewidth=1.0, linestyle=(0, (4, 3)), alpha=0.9)
-    ax.annotate(style.price_text(last), xy=(1.0, last), xycoords=("axes fraction", "data"),
+    ax.annotate(fmt.price_text(last), xy=(1.0, last), xycoords=("axes fraction", "data"),
                 xytext=(4, 0), textcoords="offset points", ha="left", va="center",
                 color=style.BG, fontsize=style.FONT_PT["tick"], fontweight="bold",
                 bbox={"boxstyle": "round,pad=0.25", "fc": style.PRICE, "ec": "none"},
@@ -189,7 +190,7 @@ def _axes_labels(ax: Axes) -> None:
     locator = mdates.AutoDateLocator(tz=mdates.UTC, minticks=4, maxticks=9)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=mdates.UTC))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: style.price_text(v)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.price_text(v)))
     ax.set_ylabel("Price (USD)", color=style.TEXT, fontsize=style.FONT_PT["label"])
     ax.set_xlabel("Time (UTC)", color=style.TEXT, fontsize=style.FONT_PT["label"])
     leg = ax.legend(loc="upper left", fontsize=style.FONT_PT["note"], framealpha=0.7,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.charts.style import money, price_text
+from bot.fmt import money, price_text
 from estimator import Cluster
 
 

@@ -15,6 +15,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from bot import fmt
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label
 from estimator import Book, Cluster, top
@@ -73,9 +74,9 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
              color=style.TEXT, fontsize=style.FONT_PT["title"], fontweight="bold", ha="left",
              va="center", gid="title")
     fig.text(_LAYOUT[0], 0.913,
-             f"{style.utc_text(book.timestamp)} UTC · price {style.price_text(last)} · "
-             f"within ±{span_pct:g} %: longs {style.money(long_total)} below, "
-             f"shorts {style.money(short_total)} above",
+             f"{fmt.utc_text(book.timestamp)} UTC · price {fmt.price_text(last)} · "
+             f"within ±{span_pct:g} %: longs {fmt.money(long_total)} below, "
+             f"shorts {fmt.money(short_total)} above",
              color=style.MUTED, fontsize=style.FONT_PT["label"], ha="left", va="center",
              parse_math=False)
     style.add_footer(fig, book.proxy)
@@ -147,7 +148,7 @@ def _draw_cumulative(ax: Axes, edges: np.ndarray, longs: np.ndarray, shorts: np.
 
 def _draw_current(ax: Axes, last: float) -> None:
     ax.axvline(last, color=style.PRICE, linewidth=1.4, linestyle=(0, (4, 3)), zorder=5)
-    ax.annotate(f"price {style.price_text(last)}", xy=(last, 1.0),
+    ax.annotate(f"price {fmt.price_text(last)}", xy=(last, 1.0),
                 xycoords=("data", "axes fraction"), xytext=(0, 4), textcoords="offset points",
                 ha="center", va="bottom", color=style.BG, fontsize=style.FONT_PT["tick"],
                 fontweight="bold", gid="current-price",
@@ -195,8 +196,8 @@ def _draw_clusters(ax: Axes, ax_top: Axes, clusters: Sequence[Cluster], lo: floa
 
 
 def _axes_labels(ax: Axes, ax2: Axes, edges: np.ndarray) -> None:
-    money = FuncFormatter(lambda v, _p: style.money(v))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: style.price_text(v)))
+    money = FuncFormatter(lambda v, _p: fmt.money(v))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.price_text(v)))
     ax.yaxis.set_major_formatter(money)
     ax2.yaxis.set_major_formatter(money)
     width_pct = (edges[1] / edges[0] - 1) * 100 if len(edges) > 1 else 0.0

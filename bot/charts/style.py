@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
-from datetime import UTC, datetime
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -35,32 +33,6 @@ PROXY_NOTE = "volume proxy (no open interest)"
 def footer_text(proxy: bool) -> str:
     """The footer every chart carries; names the volume proxy when OI was unavailable."""
     return f"{FOOTER} · {PROXY_NOTE}" if proxy else FOOTER
-
-
-def money(usd: float) -> str:
-    """Human USD amount: 1.04e9 → "$1.0B", 6.41e8 → "$641M", 12_300 → "$12.3K", 950 → "$950"."""
-    if not math.isfinite(usd):
-        return "n/a"
-    sign, v = ("-" if usd < 0 else ""), abs(usd)
-    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if v >= div * 0.9995:  # 999.6M prints as "$1.0B", never "$1000M"
-            s = v / div
-            return f"{sign}${s:.0f}{unit}" if s >= 99.95 else f"{sign}${s:.1f}{unit}"
-    return f"{sign}${v:.0f}"
-
-
-def price_text(usd: float) -> str:
-    """A price with thousands separators and sensible decimals: 94000 → "94,000"."""
-    if usd >= 1000:
-        return f"{usd:,.0f}"
-    if usd >= 1:
-        return f"{usd:,.2f}"
-    return f"{usd:.4g}"
-
-
-def utc_text(ms: int) -> str:
-    """Unix ms → "2019-10-17 09:00"; UTC."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def new_figure(size: tuple[int, int]) -> Figure:

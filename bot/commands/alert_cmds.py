@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.charts.style import money, price_text
 from bot.commands.parse import clip, parse_amount, parse_int, parse_percent
 from bot.commands.reply import Caller, Reply
 from bot.errors import UserInputError
+from bot.fmt import money, price_text
 
 if TYPE_CHECKING:
     from bot.commands.core import CommandCore

@@ -6,10 +6,10 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from bot.charts import ChartKey, render_heatmap, render_map
-from bot.charts.style import money, price_text, utc_text
 from bot.commands.reply import Button, Caller, Reply
 from bot.errors import UserInputError
 from bot.estimates import WINDOWS_H, Estimate
+from bot.fmt import money, price_text, utc_text
 from estimator import top
 
 if TYPE_CHECKING:

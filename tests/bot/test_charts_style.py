@@ -7,7 +7,8 @@ import pytest
 import bot.charts
 from bot.charts import money
 from bot.charts.labels import cluster_label, spread
-from bot.charts.style import FONT_PT, footer_text, price_text, utc_text
+from bot.charts.style import FONT_PT, footer_text
+from bot.fmt import price_text, utc_text
 from estimator import Cluster
 
 

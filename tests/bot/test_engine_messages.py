@@ -1,7 +1,7 @@
 """Neutral alert wording (bot.alerts.messages)."""
 
 from bot.alerts import AlertEvent, EventKind, render
-from bot.alerts.messages import price_text, time_text, usd
+from bot.fmt import money, price_text, time_text
 from tests.bot.engine_helpers import SYM, T0
 
 
@@ -40,8 +40,8 @@ def test_level_cross_wording_and_time_zone() -> None:
 
 
 def test_number_formats() -> None:
-    assert [usd(x) for x in (1.04e9, 641e6, 12.34e6, 950e3, 420)] == [
-        "$1.0B", "$641M", "$12.3M", "$950k", "$420"]
+    assert [money(x) for x in (1.04e9, 641e6, 12.34e6, 950e3, 420)] == [
+        "$1.0B", "$641M", "$12.3M", "$950K", "$420"]
     assert [price_text(x) for x in (94_000.4, 3.14159, 0.000123456)] == [
-        "94,000", "3.14", "0.000123456"]
+        "94,000", "3.14", "0.000123"]
     assert time_text(T0) == "2025-11-25 12:00 UTC"
