@@ -6,6 +6,8 @@ sent (committed at once, before anything else is awaited). Outcomes:
 - success → 'sent';
 - :class:`~bot.errors.PermanentDeliveryError` (blocked / deleted chat) → the chat is
   deactivated and its pending rows, this one included, become 'failed';
+- :class:`~bot.errors.RejectedDeliveryError` (the platform refused this message, e.g. 400) →
+  this row becomes 'failed' at once, logged with the chat id; the chat stays active;
 - :class:`~bot.errors.TransientDeliveryError` or any other exception → back to 'pending' with
   exponential backoff (``retry_after_s`` honoured), 'failed' with a warning once the row is
   older than ``give_up_after_ms``.
@@ -26,7 +28,7 @@ from typing import Protocol
 
 from bot.alerts.events import AlertEvent
 from bot.alerts.messages import render
-from bot.errors import PermanentDeliveryError, TransientDeliveryError
+from bot.errors import PermanentDeliveryError, RejectedDeliveryError, TransientDeliveryError
 from bot.store import Chat, Store, now_ms
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,12 @@ class Dispatcher:
                             row.chat.chat_id, exc)
                 stats.failed += 1
                 stats.deactivated += 1
+                continue
+            except RejectedDeliveryError as exc:
+                self.store.mark_failed(row.id, f"rejected: {exc}", self.clock())
+                log.error("outbox: %s chat %s rejected row %d: %s", row.chat.platform,
+                          row.chat.chat_id, row.id, exc)
+                stats.failed += 1
                 continue
             except Exception as exc:  # one bad send (or adapter bug) must not stop the pass
                 self._retry_or_give_up(row.id, row.created_ms, row.attempts + 1, exc, stats)

@@ -49,6 +49,11 @@ class PermanentDeliveryError(DeliveryError):
     """The chat can never receive this (blocked the bot, deleted, kicked): deactivate it."""
 
 
+class RejectedDeliveryError(DeliveryError):
+    """The platform refused this one message (e.g. HTTP 400): retrying cannot help, but the
+    chat itself is fine. The outbox row fails at once; the chat stays active."""
+
+
 class TransientDeliveryError(DeliveryError):
     """Delivery may succeed later (network, 5xx, rate limit); ``retry_after_s`` when known."""
 

@@ -49,8 +49,8 @@ from bot.config import TelegramSection
 from bot.dispatcher import Alert
 from bot.errors import (
     ConfigError,
-    DeliveryError,
     PermanentDeliveryError,
+    RejectedDeliveryError,
     TransientDeliveryError,
     UserInputError,
 )
@@ -138,9 +138,8 @@ class TelegramNotifier:
                         chat.thread_id or "-", exc.message)
             if any(g in exc.message.lower() for g in GONE):
                 raise PermanentDeliveryError(f"bad request: {exc.message}") from exc
-            # Neither transient nor a dead chat: the dispatcher retries this with backoff and
-            # marks the row failed once it gives up (it has no "fail this row only" outcome).
-            raise DeliveryError(f"bad request: {exc.message}") from exc
+            # Neither transient nor a dead chat: this one message fails, the chat stays.
+            raise RejectedDeliveryError(f"bad request: {exc.message}") from exc
         except NetworkError as exc:  # TimedOut, 5xx, connection errors
             raise TransientDeliveryError(f"network: {exc.message}") from exc
         except TelegramError as exc:  # InvalidToken, Conflict, …: not this chat's fault

@@ -267,7 +267,7 @@ async def pending_row_for(h: Harness, chat_id: int) -> None:
 
 @pytest.mark.parametrize(("fault", "outcome"), [
     ("403", "deactivated"), ("gone", "deactivated"), ("migrate", "deactivated"),
-    ("500", "retried"), ("400", "retried"),
+    ("500", "retried"), ("400", "rejected"),
 ])
 async def test_delivery_faults(h: Harness, fault: str, outcome: str,
                                caplog: pytest.LogCaptureFixture) -> None:
@@ -285,6 +285,9 @@ async def test_delivery_faults(h: Harness, fault: str, outcome: str,
         for _ in range(8):
             await h.step()
         assert all(m["chat_id"] != 111 for m in h.fake.sent[n:])
+    elif outcome == "rejected":  # this message fails at once; the chat stays active
+        assert chat.active and stats.failed == 1 and stats.retried == 0
+        assert h.store.outbox_counts()["failed"] == 1
     else:
         assert chat.active and stats.retried == 1
         assert h.store.outbox_counts()["pending"] >= 1
