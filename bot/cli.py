@@ -1,15 +1,16 @@
-"""The ``liqbot`` command line: run, demo, levels, chart, check-config."""
+"""The ``liqbot`` command line: run, demo, levels, chart, backtest, check-config."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
 
-from bot.errors import ConfigError, LiqBotError
+from bot.errors import ConfigError, LiqBotError, UserInputError
 from bot.estimates import WINDOWS_H
 
 EXIT_CONFIG = 2
@@ -62,6 +63,29 @@ def _chart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    from bot.backtest import BacktestOptions, format_text, load_liquidations, run_backtest
+    from bot.market.replay import BUNDLED_CSV, load_csv
+
+    params = _params(args)
+    changes: dict[str, object] = {}
+    if args.half_life is not None:
+        changes["half_life_hours"] = args.half_life or None
+    if args.dominant_share is not None:
+        changes["dominant_share"] = args.dominant_share
+    try:
+        opts = BacktestOptions(
+            horizon=args.horizon, top=args.top, every=args.every, warmup=args.warmup,
+            lookback=args.lookback, seed=args.seed, draws=args.draws,
+            params=dataclasses.replace(params, **changes))  # type: ignore[arg-type]
+        liq = load_liquidations(args.liquidations) if args.liquidations else None
+        result = run_backtest(load_csv(args.data or BUNDLED_CSV), opts, liq)
+    except ValueError as exc:
+        raise UserInputError(f"backtest: {exc}") from exc
+    print(json.dumps(result) if args.json else format_text(result))
+    return 0
+
+
 def _params(args: argparse.Namespace):  # noqa: ANN202 - estimator.ModelParams
     from bot.config import Config, load_config, model_params
 
@@ -106,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="replay the bundled real BTC candles through the whole "
                                     "pipeline; print alerts, write heatmap.png and map.png")
-    p.add_argument("--days", type=float, default=120.0, help="days replayed (default 120)")
+    p.add_argument("--days", type=float, default=60.0, help="days replayed (default 60)")
     p.add_argument("--out", default="liqbot-demo", help="folder for the PNGs")
     p.set_defaults(func=_demo)
 
@@ -126,6 +150,27 @@ def build_parser() -> argparse.ArgumentParser:
                            help="heatmap window (default 7d)")
             p.add_argument("--out", required=True, help="PNG file to write")
             p.set_defaults(func=_chart)
+
+    p = sub.add_parser("backtest", help="walk-forward backtest: are the top clusters touched "
+                                        "more than levels at the same distance on a random side?")
+    p.add_argument("--data", help="candle CSV (default: the bundled BTC candles)")
+    p.add_argument("--config", help="TOML config for the model parameters")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--horizon", default="24h", help="scoring horizon, e.g. 24h (default 24h)")
+    p.add_argument("--top", type=int, default=5, help="clusters per side (default 5)")
+    p.add_argument("--every", type=int, default=24, help="evaluate every K candles (default 24)")
+    p.add_argument("--half-life", type=float, help="position half-life in hours, 0 = off "
+                                                   "(default: the config's)")
+    p.add_argument("--dominant-share", type=float,
+                   help="long share of a green candle's new notional (default 0.75)")
+    p.add_argument("--warmup", default="30d", help="history before the first evaluation")
+    p.add_argument("--lookback", help="feed only this much history to each estimate, e.g. 90d "
+                                      "(default: every candle up to t)")
+    p.add_argument("--seed", type=int, default=0, help="seed for b1 draws and the bootstrap")
+    p.add_argument("--draws", type=int, default=200, help="b1 random-side draws (default 200)")
+    p.add_argument("--liquidations", help="CSV of real liquidations: timestamp,side,price,"
+                                          "notional_usd")
+    p.set_defaults(func=_backtest)
 
     p = sub.add_parser("check-config", help="validate a config file (exit 2 when invalid)")
     p.add_argument("path")

@@ -80,6 +80,7 @@ class AlertsSection:
     cooldown_minutes: float = 60.0
     rearm_pct: float = 0.25
     growth_factor: float = 1.5
+    new_cluster_range_pct: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("alerts", "cooldown_minutes"): _non_negative,
     ("alerts", "rearm_pct"): _non_negative,
     ("alerts", "growth_factor"): lambda v: None if v > 1 else "must be > 1",
+    ("alerts", "new_cluster_range_pct"): _positive,
     ("model", "bucket_pct"): lambda v: None if 0 < v < 50 else "must be in (0, 50)",
     ("model", "bucket_usd"): _non_negative,
     ("model", "half_life_hours"): _non_negative,

@@ -26,10 +26,10 @@ from bot.wiring import make_service
 
 @dataclass(frozen=True)
 class DemoOptions:
-    days: float = 120.0  # replayed at the end of the bundled file
+    days: float = 60.0  # replayed at the end of the bundled file
     lookback_days: float = 60.0  # candles each estimate sees
     recompute_every: int = 4  # candles between recomputes
-    min_usd: float = 1_000_000.0  # the bundled spot volumes make small (proxy) clusters
+    min_usd: float = 2_000_000.0  # the bundled spot volumes make small (proxy) clusters
     approach_pct: float = 0.5
     out_dir: str = "liqbot-demo"
 

@@ -11,6 +11,14 @@ Jobs (AsyncIOScheduler, the loop the chat clients share):
 
 Store calls stay on the loop thread (short transactions); only the estimator and chart
 rendering run in worker threads.
+
+Replay is deterministic and restart-safe. The virtual clock drives everything: there is no
+``recompute:<symbol>`` job; the price job recomputes every ``round(recompute_seconds /
+price_seconds)`` virtual ticks (the configured ratio), so every run of a replay computes the
+same estimates, cluster ids and alerts. A restarted replay (after a crash) re-plays its
+virtual history from the warm-up without alerting — recomputes only, which rebuilds the cluster
+ids and their 48 h memory exactly — up to the tick the stored engine state last committed,
+then carries on live; ticks the engine already processed would be no-ops anyway.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from bot.alerts import EngineConfig, SymbolState, SymbolWatch, Tick, evaluate
 from bot.alerts.events import AlertEvent
 from bot.config import Config, model_params
 from bot.dispatcher import Dispatcher, Notifier
-from bot.errors import LiqBotError
+from bot.errors import LiqBotError, MarketDataError
 from bot.estimates import EstimateBoard, compute_estimate
 from bot.market.base import MarketSource
 from bot.market.replay import ReplaySource
@@ -43,7 +51,7 @@ def engine_config(cfg: Config) -> EngineConfig:
     a = cfg.alerts
     return EngineConfig(approach_pct=a.approach_pct, min_usd=a.min_usd,
                         cooldown_ms=int(a.cooldown_minutes * 60_000), growth=a.growth_factor,
-                        rearm_pct=a.rearm_pct)
+                        rearm_pct=a.rearm_pct, new_cluster_range_pct=a.new_cluster_range_pct)
 
 
 @dataclass
@@ -75,6 +83,10 @@ class Service:
         self._watches: dict[str, SymbolWatch] = {}
         self._watch_version = -1
         self._running: set[asyncio.Task[Any]] = set()
+        # Replay only: virtual ticks since the warm-up, and recompute every n-th of them.
+        self._replay_ticks = 0
+        self._recompute_every = max(1, round(cfg.schedule.recompute_seconds
+                                             / cfg.schedule.price_seconds))
         self._stopping = False
         self.replay_done = asyncio.Event()
         self.adapters: list[ChatAdapter] = []  # set by bot.wiring; started by bot.run
@@ -89,8 +101,17 @@ class Service:
         try:
             snapshot = await self.source.fetch(symbol)
             previous = self.board.get(symbol)
+            if previous is not None and not previous.proxy and snapshot.proxy:
+                # Partial data: OI failed this time. A volume-proxy estimate would resize
+                # every cluster (false "new"/"grew" alerts); keep the OI one, pause alerts.
+                notes = "; ".join(f"{k}: {v}" for k, v in snapshot.oi_notes.items())
+                raise MarketDataError(f"open interest unavailable ({notes or 'no source'}); "
+                                      "keeping the last estimate made with it")
             if previous is None:  # after a restart: ids continue from the stored clusters
-                previous_or_stored = self.store.load_clusters(symbol)
+                # (not in replay: a restarted replay starts again from the warm-up, and the
+                # stored clusters belong to a later point of its virtual history)
+                previous_or_stored = (self.store.load_clusters(symbol)
+                                      if self.replay is None else [])
             est = await asyncio.to_thread(
                 compute_estimate, snapshot, self.params,
                 previous if previous is not None else previous_or_stored,
@@ -153,15 +174,42 @@ class Service:
 
     # --- scheduling ---------------------------------------------------------------------------
     async def price_job(self) -> None:
-        """Advance the replay clock (if replaying), then tick every symbol."""
+        """Advance the replay clock (if replaying, recomputing on its schedule), then tick
+        every symbol."""
         replay = self.replay
-        if replay is not None and not replay.advance():
+        if replay is not None and not await self._advance_replay(replay):
             if not self.replay_done.is_set():
                 log.info("replay finished: every candle has been played")
                 self.replay_done.set()
             return
         for symbol in self.cfg.bot.symbols:
             await self.price_tick(symbol)
+
+    async def _advance_replay(self, replay: ReplaySource) -> bool:
+        """One virtual tick; every ``_recompute_every``-th one recomputes every symbol.
+        False at the end of the data."""
+        if not replay.advance():
+            return False
+        self._replay_ticks += 1
+        if self._replay_ticks % self._recompute_every == 0:
+            for symbol in self.cfg.bot.symbols:
+                await self.recompute(symbol)
+        return True
+
+    async def _resume_replay(self, replay: ReplaySource) -> int:
+        """After a restart: re-play (recomputes only, no ticks) up to the last virtual tick
+        the stored engine state committed, so the estimates, cluster ids and id memory are
+        those of an uninterrupted run. Returns the number of ticks skipped."""
+        last_ms = self.store.load_state(replay.symbol).last_ms
+        if last_ms is None:
+            return 0
+        skipped = 0
+        while (nxt := replay.next_ms) is not None and nxt <= last_ms:
+            await self._advance_replay(replay)
+            skipped += 1
+        if skipped:
+            log.info("replay resumed after %d already-processed tick(s)", skipped)
+        return skipped
 
     def _guard(self, name: str, job: Callable[[], Any]) -> Callable[[], Any]:
         """Wrap a job: track it for clean shutdown, log (not raise) its errors."""
@@ -188,10 +236,13 @@ class Service:
             log.info("recovered %d in-flight alert(s)", n)
         for symbol in self.cfg.bot.symbols:
             await self.recompute(symbol)
+        replay = self.replay
+        if replay is not None:
+            await self._resume_replay(replay)
         sch = AsyncIOScheduler(timezone="UTC")
         s = self.cfg.schedule
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
-        for symbol in self.cfg.bot.symbols:
+        for symbol in self.cfg.bot.symbols if replay is None else ():
             sch.add_job(self._guard(f"recompute:{symbol}", lambda s_=symbol: self.recompute(s_)),
                         "interval", seconds=s.recompute_seconds, id=f"recompute:{symbol}",
                         **common)

@@ -52,6 +52,7 @@ class EngineConfig:
     growth: float = 1.5  # re-announce a cluster that grew by this factor
     rearm_pct: float = 0.25  # extra distance (%) before approach/break re-arm
     level_rearm_pct: float = 0.1  # distance (%) from a user level before it re-arms
+    new_cluster_range_pct: float = 10.0  # new/growth news only within this distance of price
     forget_after_ms: int = 72 * 3_600_000  # drop a vanished cluster's memory (> 48 h id memory)
 
 
@@ -280,7 +281,11 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         n = c.notional_usd
         # --- new_cluster ---------------------------------------------------------------
         rec = sizes.get(c.id)
-        if rec is None:
+        if abs(near_distance_pct(c, price)) > config.new_cluster_range_pct:
+            # Tracked silently: cluster news is about clusters near enough to matter. The base
+            # stays, so growth is announced (from that base) once the cluster is in range.
+            sizes[c.id] = [n, n, 0] if rec is None else [max(rec[0], n), rec[1], int(rec[2])]
+        elif rec is None:
             sizes[c.id] = [n, n, 0]
             if state.baselined:
                 k = int(np.searchsorted(watch.sub_min, n, side="right"))
@@ -288,8 +293,9 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         else:
             peak, base, epoch = rec[0], rec[1], int(rec[2])
             if n >= config.growth * base:
-                # Growth news for chats that knew the cluster; first news for the others.
-                k0 = int(np.searchsorted(watch.sub_min, peak, side="right"))
+                # Growth news for chats that knew the cluster (and whose minimum it still
+                # meets); first news for the others.
+                k0 = int(np.searchsorted(watch.sub_min, min(peak, n), side="right"))
                 k1 = int(np.searchsorted(watch.sub_min, n, side="right"))
                 emit.cluster(EventKind.NEW_CLUSTER, watch.sub_chat[:k0], c, epoch + 1,
                              grown_from=base)

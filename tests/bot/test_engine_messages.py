@@ -45,3 +45,8 @@ def test_number_formats() -> None:
     assert [price_text(x) for x in (94_000.4, 3.14159, 0.000123456)] == [
         "94,000", "3.14", "0.000123"]
     assert time_text(T0) == "2025-11-25 12:00 UTC"
+
+
+def test_approach_from_inside_the_cluster_says_so() -> None:
+    text = render(cluster_event(EventKind.APPROACH, price=94_100.0, distance_pct=0.0))
+    assert text.startswith("⚠️ BTC/USDT:USDT price is inside a $1.0B short cluster 94,000–94,400")

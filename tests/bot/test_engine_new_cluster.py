@@ -3,7 +3,7 @@
 from bot.alerts import EventKind, Subscription
 from tests.bot.engine_helpers import SYM, Run, short
 
-FAR = 80_000.0  # far from every cluster: no approach noise
+FAR = 88_000.0  # beyond approach distance of every cluster, within the 10 % news range
 
 
 def nc(ev):
@@ -62,3 +62,13 @@ def test_vanished_cluster_keeps_its_epochs_until_forgotten() -> None:
     run.tick(FAR, [])
     run.tick(FAR, [], dt=73 * 3_600_000)
     assert run.state.sizes == {} and run.state.seen == {}
+
+
+def test_clusters_beyond_the_news_range_are_tracked_silently() -> None:
+    run = Run([Subscription(1, SYM)])
+    run.tick(80_000.0, [])
+    # 94,000 is 17.5 % above 80,000: beyond new_cluster_range_pct (10 %).
+    assert run.tick(80_000.0, [short("S9", usd=1.2e9)]) == []
+    assert run.tick(80_000.0, [short("S9", usd=2.4e9)]) == []  # growth out of range: silent
+    # In range, the growth since it was first seen is news (from the first-seen base).
+    assert nc(run.tick(88_000.0, [short("S9", usd=2.4e9)])) == [(1, "S9", 1, 1.2e9)]
