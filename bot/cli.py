@@ -1,16 +1,15 @@
-"""The ``liqbot`` command line: run, demo, levels, chart, backtest, check-config."""
+"""The ``liqbot`` command line: run, demo, levels, chart, check-config."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
 
-from bot.errors import ConfigError, LiqBotError, UserInputError
+from bot.errors import ConfigError, LiqBotError
 from bot.estimates import WINDOWS_H
 
 EXIT_CONFIG = 2
@@ -64,7 +63,10 @@ def _chart(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from bot.backtest import BacktestOptions, format_text, load_liquidations, run_backtest
+    from bot.errors import UserInputError
     from bot.market.replay import BUNDLED_CSV, load_csv
 
     params = _params(args)
