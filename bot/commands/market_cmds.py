@@ -63,8 +63,11 @@ async def help_(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Rep
     return Reply(help_text())
 
 
-def levels_text(est: Estimate, n: int = TOP_N) -> str:
-    """The seed post's picture as text: top clusters per side with range, size, distance."""
+def levels_text(est: Estimate, n: int = TOP_N, failing: str | None = None) -> str:
+    """The seed post's picture as text: top clusters per side with range, size, distance.
+
+    ``failing``: the error of the last update when it failed (the estimate shown is the last
+    good one and alerts are paused)."""
     lines = [f"{est.symbol} · price {price_text(est.price)} · {DISCLAIMER}"]
     for side, title in (("short", "Shorts above (liquidated if price rises):"),
                         ("long", "Longs below (liquidated if price falls):")):
@@ -78,6 +81,9 @@ def levels_text(est: Estimate, n: int = TOP_N) -> str:
     lines.append(f"As of {utc_text(est.book.timestamp)} UTC · {source_label(est)}")
     if est.snapshot.stale:
         lines.append("⚠ data is stale: alerts are paused until fresh candles arrive")
+    if failing:
+        lines.append(f"⚠ the last update failed ({failing[:120]}): this is the last good "
+                     "estimate and alerts are paused until an update succeeds")
     return "\n".join(lines)
 
 
@@ -86,7 +92,7 @@ async def levels(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
     symbol, _ = await _symbol_and_rest(core, args, 0)
     est = _require(core, symbol)
     short = symbol.split("/")[0]
-    return Reply(levels_text(est), buttons=(
+    return Reply(levels_text(est, failing=core.board.status(symbol).last_error), buttons=(
         Button("Heatmap 24h", f"/heatmap {short} 24h"), Button("Map", f"/map {short}"),
         Button("Subscribe", f"/subscribe {short}"),
     ))
@@ -143,7 +149,9 @@ async def status(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
         st = core.board.status(symbol)
         est = core.board.get(symbol)
         when = utc_text(st.last_recompute_ms) + " UTC" if st.last_recompute_ms else "never"
-        fresh = "STALE" if st.stale else "fresh"
+        # A failed update pauses alerts just like stale data does: say so.
+        fresh = ("STALE" if st.stale else "FAILING (alerts paused)" if st.last_error
+                 else "fresh")
         line = f"{symbol}: {fresh}, last recompute {when}, {counts.get(symbol, 0)} subscriber(s)"
         if est is not None:
             line += (f", newest candle {utc_text(int(est.snapshot.candles.timestamp[-1]))} UTC"

@@ -24,6 +24,7 @@ from bot.market.base import MarketSnapshot, PriceTick, is_stale, timeframe_ms
 from bot.market.cache import CandleRows, MarketCache, empty_rows
 from bot.market.errors import MalformedResponse, RetryPolicy, with_retry
 from bot.market.oi import OiHistory, aggregate, align_usd
+from bot.market.replay import find_gaps
 from bot.market.symbols import resolve
 from estimator import BINANCE_BTCUSDT, Candles, TierTable
 
@@ -178,6 +179,10 @@ class CcxtSource:
             warnings.append("no taker-buy volume: long/short split by candle colour")
         if tiers_warning:
             warnings.append(tiers_warning)
+        gaps = find_gaps(rows.ts, self.tf_ms)
+        if gaps.count:
+            warnings.append(f"{gaps.count} gap(s) in the candles ({gaps.missing} missing): "
+                            "the estimate uses the candles there are")
         stale = is_stale(int(rows.ts[-1]), now, self.tf_ms)
         if stale:
             warnings.append("data is stale: newest candle is older than 2 timeframes")
