@@ -192,6 +192,14 @@ class ReplaySource:
         """Virtual wall clock (ms): the close time of the newest visible candle."""
         return int(self.candles.timestamp[self._pos - 1]) + self.step_ms
 
+    @property
+    def next_ms(self) -> int | None:
+        """The virtual clock :meth:`advance` would move to (ms); None at the end."""
+        if self.done:
+            return None
+        pos = min(self._pos + self.candles_per_tick, len(self.candles))
+        return int(self.candles.timestamp[pos - 1]) + self.step_ms
+
     def advance(self) -> bool:
         """Reveal the next ``candles_per_tick`` candles; False (and no move) at the end."""
         if self.done:
