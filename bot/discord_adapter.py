@@ -260,6 +260,11 @@ class DiscordNotifier:
             raise TransientDeliveryError("Discord rate limit", exc.retry_after) from exc
         except discord.DiscordServerError as exc:
             raise TransientDeliveryError(f"Discord {exc.status}") from exc
+        except discord.HTTPException as exc:
+            if exc.status != 429:
+                raise
+            # Still rate limited after discord.py's own retries (or a Cloudflare 429).
+            raise TransientDeliveryError("Discord 429 after retries", 5.0) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TransientDeliveryError(f"Discord unreachable: {type(exc).__name__}") from exc
 
