@@ -1,0 +1,320 @@
+"""Crash/restart of the real ``liqbot run`` process (issue 11, item 3).
+
+``python -m bot.cli run --config …`` replays the bundled candles with the console adapter for
+five console chats (subscriptions and price levels). The test SIGKILLs it at random moments,
+restarts it on the same store, repeats, then lets it play to the end of the replay and compares
+with an uninterrupted reference run.
+
+What the console can and cannot guarantee. ``ConsoleNotifier`` prints ``ALERT <text>`` (one
+``write`` per line: stdout is a file here, block-buffered, flushed per alert) *before* the
+dispatcher commits 'sent'. The test sends stdout to a file it appends to across restarts, so
+every alert the process handed to the "platform" survives a kill -9 (the kernel has it; only a
+machine crash could lose it, which is not what this test is about). The console has no dedupe
+key, so a kill after the print and before the 'sent' commit shows that alert twice after the
+restart: the documented at-least-once window. It is counted separately and must be explained by
+rows the restarted process reported as recovered in flight. The printed line carries no key
+either: texts are mapped back to keys by rendering the store's outbox rows (each chat has its
+own time zone, so the same event reads differently per chat), and the printed multiset of texts
+is compared with the reference's.
+
+Asserted per run:
+- the outbox holds exactly the reference's dedupe keys with identical payloads, all 'sent'
+  (0 lost, 0 replayed-as-new at the store);
+- the printed alerts equal the reference's: 0 lost, 0 new; duplicates ≤ rows recovered in
+  flight (0 expected; reported);
+- ``PRAGMA integrity_check`` is ok after every kill and at the end; the final process exits 0
+  after SIGTERM with "store integrity ok".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from bot.alerts.events import AlertEvent
+from bot.alerts.messages import render
+from bot.store import Store
+from tests.conftest import scaled
+
+SYMBOL = "BTC/USDT:USDT"
+# 2019-10-05 … 2019-10-17 of the bundled hourly candles: 211 candles, 2 per tick → 106 ticks.
+WARMUP = 19_900
+CONFIG = """
+[bot]
+store = "{store}"
+[source]
+kind = "replay"
+warmup_candles = {warmup}
+candles_per_tick = 2
+lookback_days = 30
+[schedule]
+recompute_seconds = 0.1
+price_seconds = 0.02
+dispatch_seconds = 0.03
+[alerts]
+min_usd = 300_000
+cooldown_minutes = 0
+"""
+# (chat id, time zone, [(min USD, approach %)], [(level USD, direction, note)])
+CHATS = (
+    ("console", "UTC", [(1_000_000, 0.5)], [(8_200.0, "any", "")]),
+    ("desk-berlin", "Europe/Berlin", [(300_000, 1.0)], [(8_000.0, "down", "support")]),
+    ("desk-tokyo", "Asia/Tokyo", [(2_000_000, 0.3)], []),
+    ("desk-ny", "America/New_York", [(500_000, 1.5)],
+     [(8_400.0, "up", "breakout"), (7_900.0, "any", "")]),
+    ("levels-only", "Australia/Sydney", [], [(8_100.0, "any", "mid"), (8_300.0, "up", "")]),
+)
+STARTUP_TIMEOUT_S = 60
+RUN_TIMEOUT_S = 120
+
+
+def seed_store(path: Path) -> None:
+    """The chats, subscriptions and levels the bot starts with."""
+    store = Store(path)
+    try:
+        for chat_id, tz, subs, levels in CHATS:
+            chat = store.upsert_chat("console", chat_id, timezone=tz)
+            for min_usd, pct in subs:
+                store.subscribe(chat.id, SYMBOL, min_usd=min_usd, approach_pct=pct)
+            for price, direction, note in levels:
+                store.add_level(chat.id, SYMBOL, price, direction, note)
+    finally:
+        store.close()
+
+
+@dataclass
+class Outbox:
+    """The store's outbox at the end: key → (status, payload) and key → rendered text."""
+
+    status: dict[str, str]
+    payload: dict[str, str]
+    text: dict[str, str]
+
+
+def read_outbox(db: Path) -> Outbox:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT o.dedupe_key, o.status, o.payload, c.timezone FROM outbox o"
+                            " JOIN chats c ON c.id = o.chat").fetchall()
+    finally:
+        conn.close()
+    return Outbox(status={k: s for k, s, _, _ in rows}, payload={k: p for k, _, p, _ in rows},
+                  text={k: render(AlertEvent.from_dict(json.loads(p)), tz)
+                        for k, _, p, tz in rows})
+
+
+def integrity(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def undelivered(db: Path) -> int:
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM outbox WHERE status IN"
+                                " ('pending', 'sending')").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@dataclass
+class BotDir:
+    """One scenario's files: config, store, the console's stdout, one log per process."""
+
+    root: Path
+    processes: int = 0
+    recovered: int = 0  # rows the restarted processes put back from 'sending'
+    phases: Counter[str] = field(default_factory=Counter)  # where the kills landed
+
+    @property
+    def db(self) -> Path:
+        return self.root / "bot.db"
+
+    @property
+    def alerts_file(self) -> Path:
+        return self.root / "console.out"
+
+    def setup(self) -> BotDir:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "config.toml").write_text(CONFIG.format(store=self.db, warmup=WARMUP))
+        seed_store(self.db)
+        return self
+
+    def start(self) -> tuple[subprocess.Popen[bytes], Path]:
+        self.processes += 1
+        log = self.root / f"log{self.processes}.txt"
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        with open(self.alerts_file, "ab") as out, open(log, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "run", "--config",
+                 str(self.root / "config.toml")],
+                cwd=self.root, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        return proc, log
+
+    def printed(self) -> list[str]:
+        """The alert texts the console printed, in order, across every process."""
+        if not self.alerts_file.exists():
+            return []
+        return [line[len("ALERT "):] for line in self.alerts_file.read_text().splitlines()
+                if line.startswith("ALERT ")]
+
+    def after_exit(self, log: Path) -> str:
+        """Bookkeeping after a process ended: recovered rows, a torn last line. Returns its
+        log text."""
+        text = log.read_text(errors="replace")
+        self.recovered += sum(int(n) for n in re.findall(r"recovered (\d+) in-flight", text))
+        # A kill between the text and its newline (only possible with unbuffered stdout)
+        # must not glue the next process's first alert onto it.
+        if self.alerts_file.exists() and self.alerts_file.stat().st_size:
+            with open(self.alerts_file, "rb+") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+        return text
+
+    def kill_after(self, delay_s: float) -> None:
+        proc, log = self.start()
+        time.sleep(delay_s)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        text = self.after_exit(log)
+        if proc.returncode != -signal.SIGKILL:  # died on its own: that is a failure
+            raise AssertionError(f"liqbot run exited {proc.returncode}: {text[-2000:]}")
+        self.phases["after the replay" if "replay finished" in text else
+                    "during the replay" if "liqbot running" in text else
+                    "start-up (imports, store, resume)"] += 1
+        assert integrity(self.db) == "ok"
+
+    def run_to_end(self) -> float:
+        """Start, wait for the end of the replay and for the outbox to drain, SIGTERM.
+        Returns the seconds from spawn to "replay finished"."""
+        t0 = time.monotonic()
+        proc, log = self.start()
+        try:
+            wait_for(lambda: "replay finished" in log.read_text(errors="replace"),
+                     RUN_TIMEOUT_S, proc, log)
+            replay_s = time.monotonic() - t0
+            wait_for(lambda: undelivered(self.db) == 0, 30, proc, log)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        text = self.after_exit(log)
+        assert proc.returncode == 0, text[-2000:]
+        assert "stopped (store integrity ok)" in text, text[-2000:]
+        assert "Traceback" not in text, text[-3000:]
+        return replay_s
+
+
+def wait_for(cond: Callable[[], bool], timeout_s: float, proc: subprocess.Popen[bytes],
+             log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if proc.poll() is not None:
+            raise AssertionError(f"liqbot run exited {proc.returncode}: "
+                                 f"{log.read_text(errors='replace')[-2000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; log: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Reference:
+    outbox: Outbox
+    printed: Counter[str]
+    replay_s: float  # spawn → "replay finished", uninterrupted
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    bot = BotDir(tmp_path_factory.mktemp("reference")).setup()
+    replay_s = bot.run_to_end()
+    box = read_outbox(bot.db)
+    printed = Counter(bot.printed())
+    assert set(box.status.values()) == {"sent"}
+    # The mapping text ↔ key the comparison relies on: what was printed is what the outbox
+    # rows render to, once each.
+    assert printed == Counter(box.text.values())
+    kinds = Counter(k.split("|")[1] for k in box.status)
+    assert set(kinds) == {"approach", "break", "new_cluster", "level_cross"}, kinds
+    assert len(box.status) >= 40, kinds
+    assert bot.recovered == 0
+    return Reference(box, printed, replay_s)
+
+
+@dataclass
+class Tally:
+    """What one scenario delivered compared with the reference."""
+
+    lost: int
+    new: int
+    duplicates: int
+    recovered: int
+
+
+def compare(bot: BotDir, ref: Reference) -> Tally:
+    box = read_outbox(bot.db)
+    lost_keys = set(ref.outbox.status) - set(box.status)
+    new_keys = set(box.status) - set(ref.outbox.status)
+    assert not lost_keys, f"alerts lost at the store: {sorted(lost_keys)[:5]}"
+    assert not new_keys, f"alerts replayed as new at the store: {sorted(new_keys)[:5]}"
+    assert box.payload == ref.outbox.payload  # same clusters, prices, times and epochs
+    assert set(box.status.values()) == {"sent"}
+    got = Counter(bot.printed())
+    lost = sum(max(0, n - got[t]) for t, n in ref.printed.items())
+    new = sum(n for t, n in got.items() if t not in ref.printed)
+    dup = sum(max(0, n - ref.printed[t]) for t, n in got.items() if t in ref.printed)
+    assert integrity(bot.db) == "ok"
+    return Tally(lost, new, dup, bot.recovered)
+
+
+def scenario(root: Path, ref: Reference, rng: random.Random) -> tuple[BotDir, Tally]:
+    """Kill -9 one to three times at random moments, restarting on the same store, then run
+    to the end of the replay."""
+    bot = BotDir(root).setup()
+    for k in range(rng.randint(1, 3)):
+        # Spread over an uninterrupted run's start-up + replay, shrinking for each restart: a
+        # restarted process resumes where its predecessor stopped and has less left to do.
+        bot.kill_after(rng.uniform(0.05, ref.replay_s * 0.6 ** k))
+    bot.run_to_end()
+    return bot, compare(bot, ref)
+
+
+@pytest.mark.slow
+def test_kill9_of_liqbot_run_loses_duplicates_and_invents_nothing(tmp_path: Path,
+                                                                  reference: Reference) -> None:
+    runs = scaled(100, minimum=20)
+    rng = random.Random(int(os.environ.get("LIQBOT_CRASH_SEED", "20261125")))
+    total = Tally(0, 0, 0, 0)
+    phases: Counter[str] = Counter()
+    for run in range(runs):
+        bot, t = scenario(tmp_path / f"run{run}", ref=reference, rng=rng)
+        assert t.lost == 0 and t.new == 0, (run, t)
+        # The console cannot dedupe: a kill between print and the 'sent' commit shows that
+        # alert twice. Only a row the restart recovered from 'sending' can explain it.
+        assert t.duplicates <= t.recovered, (run, t)
+        total = Tally(total.lost + t.lost, total.new + t.new,
+                      total.duplicates + t.duplicates, total.recovered + t.recovered)
+        phases += bot.phases
+    kills = sum(phases.values())
+    print(f"\nliqbot run crash test: {runs} runs, {kills} kill -9 "
+          f"({', '.join(f'{n} {p}' for p, n in phases.most_common())}); "
+          f"reference {len(reference.outbox.status)} alerts; lost {total.lost}, "
+          f"replayed-as-new {total.new}, duplicates {total.duplicates} "
+          f"(at-least-once window; {total.recovered} row(s) recovered in flight); "
+          "integrity_check ok after every kill")
