@@ -82,8 +82,13 @@ def run_backtest(c: Candles, opts: BacktestOptions,
     oracle_e = per_eval(est, oracle)
     ceiling = _ratio(oracle_e.sum(), b1_e.sum())
     lift_v = float(model["lift"])  # type: ignore[arg-type]
-    rules = {name: lift(per_eval(est, pick(o, up).touched))
-             for name, up in rule_sides(c, est, day).items()}
+    rules = {}
+    for name, up in rule_sides(c, est, day).items():
+        rule_e = per_eval(est, pick(o, up).touched)
+        # The model against the rule on the same clusters: > 1 means it beats price alone.
+        rules[name] = lift(rule_e) | {
+            "model_vs_rule": _ratio(touch_e.sum(), rule_e.sum()),
+            "model_vs_rule_ci95": _rounded(interval(boot.ratio(touch_e, rule_e)))}
 
     # Reaction: P(continue ≥ beyond past the far edge | touched), model vs b1.
     cont_e, b1_cont_e = per_eval(est, o.model.continued), per_eval(est, b1_cont)
@@ -171,7 +176,7 @@ def format_text(r: dict[str, object]) -> str:
         row("model (top clusters)", r["touch_rate"], r["lift"], r["lift_ci95"]),
         f"  {'b1 (random side)':<22} {r['baseline_touch_rate']:>7.3f} {1.0:>6.2f}",
         *(row(f"rule: {k}", v["touch_rate"], v["lift"], v["lift_ci95"])
-          for k, v in rules.items()),
+          + f"   model/rule {v['model_vs_rule']:.2f}" for k, v in rules.items()),
         row("oracle (ceiling)", float("nan"), r["ceiling"], r["ceiling_ci95"]).replace(
             "    nan", "      –"),
         f"  headroom (lift − 1)/(ceiling − 1): {_fmt(r['headroom'])}",
@@ -186,8 +191,16 @@ def format_text(r: dict[str, object]) -> str:
                 lines.append(f"  liquidation notional {k.replace('_', ' ').replace('pct', ' %')}"
                              f" of a zone: {v['share']:.3f} vs b1 {v['baseline_share']:.3f}")
     lo, hi = r["lift_ci95"]  # type: ignore[misc]
-    verdict = ("no signal beyond distance: the interval contains 1" if lo <= 1.0 <= hi
-               else "lift above 1" if lo > 1.0 else "worse than a random side")
+    best = min(rules, key=lambda k: rules[k]["model_vs_rule"])  # the strongest rule
+    if lo <= 1.0 <= hi:
+        verdict = "no signal beyond distance: the interval contains 1"
+    elif lo < 1.0:
+        verdict = "worse than a random side"
+    elif rules[best]["model_vs_rule_ci95"][0] <= 1.0:
+        verdict = (f"lift above 1, but not above the price-only rule {best} (model/rule "
+                   f"{rules[best]['model_vs_rule']:.2f}): no signal beyond distance and price")
+    else:
+        verdict = "lift above 1 and above every price-only rule"
     lines.append(f"  reading: {verdict} · {r['elapsed_s']} s")
     return "\n".join(lines)
 
