@@ -1,16 +1,13 @@
 """The command core with real parts: replies, validation, permissions, limits, no state change
-on bad input."""
+on bad input. (Hypothesis fuzzing of every command: tests/bot/test_fuzz_commands.py.)"""
 
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from bot.commands.core import APOLOGY, CommandCore
 from bot.commands.table import COMMANDS, help_text
 from tests.bot.helpers import SYMBOL, group, private, started_service
-from tests.conftest import scaled
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -150,42 +147,3 @@ async def test_unexpected_errors_become_an_apology(parts, caplog):
     reply = await core.handle("/subscribe BTC", private())
     assert reply.text == APOLOGY and reply.error
     assert "command /subscribe failed" in caplog.text
-
-
-command_text = st.one_of(
-    st.text(max_size=80),
-    st.builds(lambda c, a: f"/{c} {a}", st.sampled_from([c.name for c in COMMANDS]),
-              st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60)),
-    st.builds(lambda c, n: f"/{c} BTC {n}", st.sampled_from(["subscribe", "level", "unlevel"]),
-              st.one_of(st.floats().map(str), st.integers().map(str),
-                        st.sampled_from(["inf", "-inf", "NaN", "1e999", "١٢٣", "9" * 400,
-                                         "<script>", "*bold*", "100m%", "$", ",,,"]))),
-)
-
-
-@settings(max_examples=scaled(10_000, minimum=300), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(text=command_text)
-async def test_fuzzed_commands_never_raise_and_errors_change_nothing(text):
-    service, core, store = FUZZ["parts"]
-    before = (store.subscriber_counts(), len(store.active_levels()))
-    reply = await core.handle(text, private())
-    if reply is None:
-        return
-    assert reply.text and reply.text != APOLOGY, (text, reply.text)
-    if reply.error:
-        assert (store.subscriber_counts(), len(store.active_levels())) == before
-
-
-FUZZ: dict = {}
-
-
-@pytest.fixture(autouse=True)
-async def _fuzz_parts(request):
-    if request.node.name.startswith("test_fuzzed"):
-        FUZZ["parts"] = await started_service()
-        FUZZ["parts"][1].chart_limiter.per_minute = 10**9
-        yield
-        FUZZ["parts"][2].close()
-    else:
-        yield
