@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def run_backtest(c: Candles, opts: BacktestOptions,
     touch_e, b1_e = per_eval(est, o.model.touched), per_eval(est, b1_touch)
     n_clusters = len(est)
 
-    def lift(num_e: np.ndarray) -> dict[str, object]:
+    def lift(num_e: np.ndarray) -> dict[str, Any]:
         rate = float(num_e.sum() / n_clusters) if n_clusters else float("nan")
         value = _ratio(num_e.sum(), b1_e.sum())
         return {"touch_rate": rate, "lift": value,
@@ -81,7 +82,7 @@ def run_backtest(c: Candles, opts: BacktestOptions,
     model = lift(touch_e)
     oracle_e = per_eval(est, oracle)
     ceiling = _ratio(oracle_e.sum(), b1_e.sum())
-    lift_v = float(model["lift"])  # type: ignore[arg-type]
+    lift_v = float(model["lift"])
     rules = {}
     for name, up in rule_sides(c, est, day).items():
         rule_e = per_eval(est, pick(o, up).touched)
@@ -159,14 +160,12 @@ def _params_dict(p: ModelParams) -> dict[str, object]:
             "weights": list(p.weights), "proxy_fraction": p.proxy_fraction}
 
 
-def format_text(r: dict[str, object]) -> str:
-    """A short human-readable table of a result."""
-    rules = r["rules"]
-    react = r["reaction"]
-    assert isinstance(rules, dict) and isinstance(react, dict)
+def format_text(r: dict[str, Any]) -> str:
+    """A short human-readable table of a result (from :func:`run_backtest`)."""
+    rules, react = r["rules"], r["reaction"]
 
-    def row(name: str, touch: object, lift: object, ci: object) -> str:
-        lo, hi = ci  # type: ignore[misc]
+    def row(name: str, touch: float, lift: float, ci: list[float]) -> str:
+        lo, hi = ci
         return f"  {name:<22} {touch:>7.3f} {lift:>6.2f}  [{lo:.2f}, {hi:.2f}]"
 
     lines = [
@@ -190,7 +189,7 @@ def format_text(r: dict[str, object]) -> str:
             if k.startswith("within_") and isinstance(v, dict):
                 lines.append(f"  liquidation notional {k.replace('_', ' ').replace('pct', ' %')}"
                              f" of a zone: {v['share']:.3f} vs b1 {v['baseline_share']:.3f}")
-    lo, hi = r["lift_ci95"]  # type: ignore[misc]
+    lo, hi = r["lift_ci95"]
     best = min(rules, key=lambda k: rules[k]["model_vs_rule"])  # the strongest rule
     if lo <= 1.0 <= hi:
         verdict = "no signal beyond distance: the interval contains 1"
@@ -205,5 +204,5 @@ def format_text(r: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(v: object) -> str:
-    return "–" if v is None else f"{float(v):.2f}"  # type: ignore[arg-type]
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f}"

@@ -58,13 +58,13 @@ def _score(est: Estimates, high_w: Floats, low_w: Floats, lo_rel: Floats, hi_rel
     p = est.price[est.eval_idx]
     lo, hi = p * (1.0 + lo_rel), p * (1.0 + hi_rel)
     meets = (high_w[:, :horizon] >= lo[:, None]) & (low_w[:, :horizon] <= hi[:, None])
-    touched = meets.any(axis=1)
+    touched: Bools = np.asarray(meets.any(axis=1), dtype=bool)
     tau = meets.argmax(axis=1)
     cols = np.arange(high_w.shape[1])
     window = (cols[None, :] >= tau[:, None]) & (cols[None, :] <= (tau + reaction)[:, None])
     past_up = np.where(window, high_w, -np.inf).max(axis=1) >= hi * (1.0 + beyond)
     past_down = np.where(window, low_w, np.inf).min(axis=1) <= lo * (1.0 - beyond)
-    return Placement(touched, touched & np.where(up, past_up, past_down))
+    return Placement(touched, np.asarray(touched & np.where(up, past_up, past_down)))
 
 
 def outcomes(c: Candles, est: Estimates, horizon: int, reaction: int,
@@ -119,4 +119,4 @@ def rule_sides(c: Candles, est: Estimates, lookback: int) -> dict[str, Bools]:
 def per_eval(est: Estimates, values: NDArray[np.float64] | Bools) -> Floats:
     """Sum of a per-cluster quantity per evaluation time."""
     return np.bincount(est.eval_idx, weights=np.asarray(values, dtype=np.float64),
-                       minlength=len(est.times))
+                       minlength=len(est.times)).astype(np.float64)
