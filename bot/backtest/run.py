@@ -85,11 +85,13 @@ def run_backtest(c: Candles, opts: BacktestOptions,
     lift_v = float(model["lift"])
     rules = {}
     for name, up in rule_sides(c, est, day).items():
-        rule_e = per_eval(est, pick(o, up).touched)
+        placed = pick(o, up)
+        rule_e = per_eval(est, placed.touched)
         # The model against the rule on the same clusters: > 1 means it beats price alone.
         rules[name] = lift(rule_e) | {
             "model_vs_rule": _ratio(touch_e.sum(), rule_e.sum()),
-            "model_vs_rule_ci95": _rounded(interval(boot.ratio(touch_e, rule_e)))}
+            "model_vs_rule_ci95": _rounded(interval(boot.ratio(touch_e, rule_e))),
+            "reaction_rate": _ratio(placed.continued.sum(), placed.touched.sum())}
 
     # Reaction: P(continue ≥ beyond past the far edge | touched), model vs b1.
     cont_e, b1_cont_e = per_eval(est, o.model.continued), per_eval(est, b1_cont)

@@ -33,7 +33,7 @@ def test_json_has_the_required_keys(small_csv, capsys):
     assert r["proxy"] is True and r["horizon"] == "24h" and r["n_clusters"] > 0
     assert set(r["rules"]) == {"last_24h_move", "always_below"}
     for rule in r["rules"].values():
-        assert set(rule) >= {"touch_rate", "lift", "lift_ci95", "model_vs_rule"}
+        assert set(rule) >= {"touch_rate", "lift", "lift_ci95", "model_vs_rule", "reaction_rate"}
     assert {"rate", "baseline_rate", "ratio", "ratio_ci95"} <= set(r["reaction"])
     lo, hi = r["lift_ci95"]
     assert lo <= r["lift"] <= hi and 0 <= r["touch_rate"] <= 1
