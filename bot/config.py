@@ -166,7 +166,7 @@ def _one_of(*choices: str) -> Check:
 def _timezone(v: Any) -> str | None:
     try:
         ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. name too long
         return "is not an IANA time zone (e.g. UTC, Europe/Berlin)"
     return None
 

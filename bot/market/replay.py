@@ -102,10 +102,11 @@ def load_csv(path: str | Path) -> Candles:
     if not rows:
         raise _fail(path, None, "no data rows")
     cells = ",".join(rows).split(",")
-    if len(cells) != len(rows) * width:
-        for row, lineno in zip(rows, linenos, strict=True):
-            if row.count(",") + 1 != width:
-                raise _fail(path, lineno, f"expected {width} fields, got {row.count(',') + 1}")
+    # Row by row: a short row and a long one elsewhere add up to the right total (and would
+    # shift every cell in between).
+    for row, lineno in zip(rows, linenos, strict=True):
+        if row.count(",") + 1 != width:
+            raise _fail(path, lineno, f"expected {width} fields, got {row.count(',') + 1}")
     mat = _parse_cells(path, cells, rows, linenos, width, header)
     col = {name: mat[:, header.index(name)] for name in (*REQUIRED, *OPTIONAL) if name in header}
 
