@@ -159,6 +159,10 @@ class TelegramAdapter:
         self._token = settings.token.reveal()
         self.admin_ttl_s = admin_ttl_s
         self.poll_timeout_s = poll_timeout_s
+        self._redactor = TokenRedactor(self._token)
+        self._filtered: list[logging.Logger | logging.Handler] = []
+        # Before building: PTB logs its API URLs (token included) at DEBUG while it builds.
+        self._install_redactor()
         limiter = AIORateLimiter(overall_max_rate=30, overall_time_period=1,
                                  group_max_rate=20, group_time_period=60,
                                  max_retries=max_retries)
@@ -168,8 +172,6 @@ class TelegramAdapter:
             .rate_limiter(limiter).job_queue(None).concurrent_updates(concurrent_updates)
             .build())
         self._notifier = TelegramNotifier(self.app)
-        self._redactor = TokenRedactor(self._token)
-        self._filtered: list[logging.Logger | logging.Handler] = []
         self._admins: dict[tuple[int, int], tuple[bool, float]] = {}
         self._core: CommandCore | None = None
 

@@ -3,6 +3,8 @@ is new. Writes are all-or-nothing: one transaction per fetch, made after every p
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,13 @@ def empty_rows() -> CandleRows:
     return CandleRows.from_matrix(np.zeros((0, 7)))
 
 
+def _create_private(path: Path) -> None:
+    """Create the cache file with mode 0600 if it does not exist (it sits next to the store,
+    which is private too; SQLite's -wal/-shm files copy the file's mode)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def _nullable(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
@@ -72,6 +81,7 @@ class MarketCache:
             elif str(db) == ":memory:":
                 self.db = sqlite_utils.Database(memory=True)
             else:
+                _create_private(Path(db))
                 self.db = sqlite_utils.Database(db)
             self.db.table("candles").create(
                 {"exchange": str, "symbol": str, "timeframe": str, "ts": int, "open": float,
