@@ -263,10 +263,14 @@ class Service:
         """Stop scheduling, let running jobs finish, deliver what is due once more."""
         self._stopping = True
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
-            self.scheduler = None
+            # Pause, not shut down, while jobs finish: the asyncio executor's shutdown cancels
+            # running jobs, which cut a send off mid-flight and left its row 'sending'.
+            self.scheduler.pause()
         if self._running:
             await asyncio.wait(set(self._running), timeout=30)
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
         self._stopping = False
         try:
             await asyncio.wait_for(self.dispatch(), timeout=10)

@@ -28,6 +28,7 @@ Asserted per run:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -46,7 +47,11 @@ import pytest
 
 from bot.alerts.events import AlertEvent
 from bot.alerts.messages import render
-from bot.store import Store
+from bot.config import load_config
+from bot.dispatcher import Alert
+from bot.service import Service
+from bot.store import Chat, Store
+from bot.wiring import make_source
 from tests.conftest import scaled
 
 SYMBOL = "BTC/USDT:USDT"
@@ -318,3 +323,42 @@ def test_kill9_of_liqbot_run_loses_duplicates_and_invents_nothing(tmp_path: Path
           f"replayed-as-new {total.new}, duplicates {total.duplicates} "
           f"(at-least-once window; {total.recovered} row(s) recovered in flight); "
           "integrity_check ok after every kill")
+
+
+class FirstSendSlow:
+    """A platform whose first send takes 0.3 s: it is in flight when stop() comes."""
+
+    def __init__(self) -> None:
+        self.in_flight = asyncio.Event()
+        self.delivered: list[str] = []
+
+    async def send(self, chat: Chat, alert: Alert) -> None:
+        if not self.in_flight.is_set():
+            self.in_flight.set()
+            await asyncio.sleep(0.3)
+        self.delivered.append(alert.dedupe_key)
+
+
+async def test_stop_lets_a_running_send_finish_and_leaves_nothing_in_flight(
+        tmp_path: Path) -> None:
+    """SIGTERM's stop() used to shut the scheduler down first, and APScheduler's asyncio
+    executor cancels running jobs: a send in progress was cut off and its row left 'sending'
+    (resent after the restart: a duplicate from a *clean* stop). Now running jobs finish."""
+    (tmp_path / "config.toml").write_text(CONFIG.format(store=tmp_path / "bot.db",
+                                                        warmup=WARMUP))
+    cfg = load_config(tmp_path / "config.toml")
+    seed_store(tmp_path / "bot.db")
+    store = Store(tmp_path / "bot.db")
+    platform = FirstSendSlow()
+    service = Service(cfg, make_source(cfg), store, {"console": platform})
+    try:
+        await service.start()
+        await asyncio.wait_for(platform.in_flight.wait(), 30)
+        await service.stop()
+        counts = store.outbox_counts()
+        assert counts["sending"] == 0
+        assert counts["sent"] == len(platform.delivered) >= 1
+        assert len(set(platform.delivered)) == len(platform.delivered)
+    finally:
+        await service.stop()
+        store.close()
