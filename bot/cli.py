@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.errors import ConfigError, LiqBotError
 from bot.estimates import WINDOWS_H
+from estimator import ModelParams
 
 EXIT_CONFIG = 2
 
@@ -88,7 +89,7 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _params(args: argparse.Namespace):  # noqa: ANN202 - estimator.ModelParams
+def _params(args: argparse.Namespace) -> ModelParams:
     from bot.config import Config, load_config, model_params
 
     return model_params(load_config(args.config) if args.config else Config())

@@ -27,6 +27,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -40,7 +41,7 @@ from bot.errors import LiqBotError, MarketDataError
 from bot.estimates import EstimateBoard, compute_estimate
 from bot.market.base import MarketSource
 from bot.market.replay import ReplaySource
-from bot.store import Store
+from bot.store import Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,7 @@ class Service:
         self.params = model_params(cfg)
         self.engine = engine_config(cfg)
         self.board = EstimateBoard(cfg.bot.symbols)
-        self.dispatcher = Dispatcher(store, notifiers, **({"clock": clock_ms} if clock_ms
-                                                          else {}))
+        self.dispatcher = Dispatcher(store, notifiers, clock=clock_ms or now_ms)
         self.scheduler: AsyncIOScheduler | None = None
         self._states: dict[str, SymbolState] = {}
         self._watches: dict[str, SymbolWatch] = {}
@@ -243,7 +243,7 @@ class Service:
         s = self.cfg.schedule
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
         for symbol in self.cfg.bot.symbols if replay is None else ():
-            sch.add_job(self._guard(f"recompute:{symbol}", lambda s_=symbol: self.recompute(s_)),
+            sch.add_job(self._guard(f"recompute:{symbol}", partial(self.recompute, symbol)),
                         "interval", seconds=s.recompute_seconds, id=f"recompute:{symbol}",
                         **common)
         sch.add_job(self._guard("price", self.price_job), "interval", seconds=s.price_seconds,

@@ -271,9 +271,9 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         # A vanished cluster may come back under its old id (the estimator remembers ids for
         # 48 h); its epochs must continue then, or new alerts would reuse old dedupe keys.
         gone = [k for k, v in seen.items() if tick.ts_ms - v > config.forget_after_ms]
-        for k in gone:
-            for d in (seen, sizes, breaks, zones, zone_seq):
-                d.pop(k, None)
+        for cid in gone:
+            for table in (seen, sizes, breaks, zones, zone_seq):
+                table.pop(cid, None)
         pruned_ms = now
     emit = _Emitter(symbol, tick, now, cooldown, config.cooldown_ms)
 

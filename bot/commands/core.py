@@ -22,6 +22,7 @@ from bot.config import Config
 from bot.errors import BadSymbolError, LimitExceededError, UserInputError
 from bot.estimates import EstimateBoard
 from bot.market.base import MarketSource
+from bot.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class CommandCore:
     config: Config
     board: EstimateBoard
     source: MarketSource
-    store: Any  # bot.store.Store
+    store: Store
     charts: ChartCache
     clock: Callable[[], float] = time.monotonic
 
