@@ -7,11 +7,13 @@ file (and the line, where there is one) — never another exception.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
 import math
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from tests.conftest import scaled
 
 pytestmark = pytest.mark.slow
 TMP = Path(tempfile.mkdtemp(prefix="liqbot-fuzz-"))
+atexit.register(shutil.rmtree, TMP, True)
 
 # --- replay CSV -------------------------------------------------------------------------------
 JUNK_CELLS = ["", " ", "nan", "NaN", "inf", "-inf", "1e400", "-1e400", "1e308", "-1", "0",
@@ -212,7 +215,7 @@ def test_check_config_cli_exits_0_or_2(text: str) -> None:
     path = TMP / "cli.toml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     err = io.StringIO()
-    with contextlib.redirect_stderr(err):
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(["check-config", str(path)])
     try:
         parse_config(text, str(path), env={})
