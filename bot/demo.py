@@ -20,8 +20,7 @@ from bot.commands.market_cmds import levels_text
 from bot.config import AlertsSection, Config, SourceSection
 from bot.console import CALLER, CHAT_ID, PLATFORM, ConsoleAdapter
 from bot.fmt import money
-from bot.store import Store
-from bot.wiring import make_service
+from bot.wiring import make_service, open_store
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,7 @@ async def run_demo(opts: DemoOptions, out: TextIO | None = None,
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="liqbot-demo-") as tmp:
         cfg = demo_config(opts, str(Path(tmp) / "demo.db"))
-        store = Store(cfg.bot.store)
+        store = open_store(cfg)
         service, core = make_service(cfg, store, [ConsoleAdapter(cfg.console, out)])
         replay = service.replay
         assert replay is not None

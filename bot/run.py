@@ -7,15 +7,14 @@ import logging
 import signal
 
 from bot.config import Config
-from bot.store import Store
-from bot.wiring import make_service
+from bot.wiring import make_service, open_store
 
 log = logging.getLogger(__name__)
 
 
 async def run(cfg: Config) -> int:
     """Start the service and the adapters; stop cleanly on a signal; exit code 0."""
-    store = Store(cfg.bot.store)
+    store = open_store(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -153,7 +153,10 @@ class Store:
     """liqbot's SQLite store. ``Store(path)`` for a file, ``Store(memory=True)`` for tests."""
 
     def __init__(self, path: str | Path | None = None, *, memory: bool = False,
-                 synchronous: str = "FULL") -> None:
+                 synchronous: str = "FULL", max_subscriptions: int = MAX_SUBSCRIPTIONS,
+                 max_levels: int = MAX_LEVELS) -> None:
+        self.max_subscriptions = max_subscriptions  # per chat
+        self.max_levels = max_levels  # per chat
         if memory == (path is not None):
             raise ValueError("give a path or memory=True")
         try:
@@ -277,9 +280,10 @@ class Store:
             if not exists:
                 n = self.db.execute("SELECT COUNT(*) FROM subscriptions WHERE chat = ?",
                                     (chat,)).fetchone()[0]
-                if n >= MAX_SUBSCRIPTIONS:
+                if n >= self.max_subscriptions:
                     raise LimitExceededError(
-                        f"this chat already has {MAX_SUBSCRIPTIONS} subscriptions (the maximum); "
+                        f"this chat already has {self.max_subscriptions} subscriptions (the "
+                        "maximum); "
                         "remove one with /unsubscribe SYMBOL first")
             self.db.execute(
                 "INSERT INTO subscriptions (chat, symbol, min_usd, approach_pct, created_ms)"
@@ -324,9 +328,9 @@ class Store:
         with self.db.atomic():
             n = self.db.execute("SELECT COUNT(*) FROM levels WHERE chat = ?",
                                 (chat,)).fetchone()[0]
-            if n >= MAX_LEVELS:
+            if n >= self.max_levels:
                 raise LimitExceededError(
-                    f"this chat already has {MAX_LEVELS} levels (the maximum); "
+                    f"this chat already has {self.max_levels} levels (the maximum); "
                     "remove one with /unlevel ID first")
             cur = self.db.execute(
                 "INSERT INTO levels (chat, symbol, price, direction, note, created_ms)"

@@ -32,6 +32,12 @@ def make_source(cfg: Config) -> MarketSource:
                       cache=cache)
 
 
+def open_store(cfg: Config) -> Store:
+    """The store file the config names, with the config's per-chat caps."""
+    return Store(cfg.bot.store, max_subscriptions=cfg.limits.subscriptions_per_chat,
+                 max_levels=cfg.limits.levels_per_chat)
+
+
 def make_adapters(cfg: Config) -> list[ChatAdapter]:
     """The chat adapters the config enables (console first)."""
     adapters: list[ChatAdapter] = []
@@ -51,7 +57,7 @@ def make_adapters(cfg: Config) -> list[ChatAdapter]:
 def make_service(cfg: Config, store: Store | None = None,
                  adapters: list[ChatAdapter] | None = None) -> tuple[Service, CommandCore]:
     """The service and the command core sharing its board, store and source."""
-    st = store if store is not None else Store(cfg.bot.store)
+    st = store if store is not None else open_store(cfg)
     chosen = make_adapters(cfg) if adapters is None else adapters
     service = Service(cfg, make_source(cfg), st, {a.platform: a.notifier for a in chosen})
     service.adapters = chosen

@@ -74,3 +74,23 @@ def test_check_config_exit_codes(tmp_path, capsys):
     assert main(["check-config", str(bad)]) == 2
     assert "line 2: alerts.min_usd" in capsys.readouterr().err
     assert main(["check-config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_per_chat_caps_come_from_config(tmp_path):
+    from bot.errors import LimitExceededError
+    from bot.wiring import open_store
+
+    cfg = parse_config(f"[bot]\nstore = '{tmp_path / 's.db'}'\n[limits]\nlevels_per_chat = 2\n"
+                       "subscriptions_per_chat = 1\n", env={})
+    store = open_store(cfg)
+    try:
+        chat = store.upsert_chat("console", "c")
+        store.add_level(chat.id, "BTC/USDT:USDT", 100.0)
+        store.add_level(chat.id, "BTC/USDT:USDT", 101.0)
+        with pytest.raises(LimitExceededError, match="already has 2 levels"):
+            store.add_level(chat.id, "BTC/USDT:USDT", 102.0)
+        store.subscribe(chat.id, "BTC/USDT:USDT")
+        with pytest.raises(LimitExceededError, match="already has 1 subscriptions"):
+            store.subscribe(chat.id, "ETH/USDT:USDT")
+    finally:
+        store.close()
