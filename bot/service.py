@@ -135,8 +135,9 @@ class Service:
         try:
             pt = await self.source.last_price(symbol)
         except LiqBotError as exc:
+            # No price, no tick: nothing is evaluated. The estimate itself is still good, so
+            # this does not pause alerts beyond this tick (a failed recompute does).
             log.warning("price %s failed: %s", symbol, exc)
-            self.board.fail(symbol, str(exc))
             result.skipped = "price unavailable"
             return result
         status = self.board.status(symbol)
