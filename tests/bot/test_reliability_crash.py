@@ -49,6 +49,7 @@ from bot.alerts.events import AlertEvent
 from bot.alerts.messages import render
 from bot.config import load_config
 from bot.dispatcher import Alert
+from bot.market.replay import BUNDLED_CSV, load_csv
 from bot.service import Service
 from bot.store import Chat, Store
 from bot.wiring import make_source
@@ -193,9 +194,17 @@ class BotDir:
                     f.write(b"\n")
         return text
 
-    def kill_after(self, delay_s: float) -> None:
+    def kill_at_random(self, rng: random.Random, ref: Reference) -> None:
+        """SIGKILL a fresh process: a quarter of the time during its start-up (imports, store
+        open and recovery, replay resume), else at a random moment of what is left of the
+        replay (and its deliveries)."""
         proc, log = self.start()
-        time.sleep(delay_s)
+        if rng.random() < 0.25:
+            time.sleep(rng.uniform(0.0, ref.startup_s))
+        else:
+            wait_for(lambda: "liqbot running" in log.read_text(errors="replace"),
+                     STARTUP_TIMEOUT_S, proc, log)
+            time.sleep(rng.uniform(0.0, (1.0 - self.progress(ref)) * ref.play_s + 0.1))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         text = self.after_exit(log)
@@ -206,15 +215,32 @@ class BotDir:
                     "start-up (imports, store, resume)"] += 1
         assert integrity(self.db) == "ok"
 
-    def run_to_end(self) -> float:
+    def progress(self, ref: Reference) -> float:
+        """Share of the replay the store's engine state has committed (0 … 1)."""
+        conn = sqlite3.connect(self.db, timeout=10)
+        try:
+            row = conn.execute("SELECT state FROM engine_state WHERE symbol = ?",
+                               (SYMBOL,)).fetchone()
+        finally:
+            conn.close()
+        last = json.loads(row[0]).get("last_ms") if row else None
+        if last is None:
+            return 0.0
+        return min(max((last - ref.first_ms) / (ref.last_ms - ref.first_ms), 0.0), 1.0)
+
+    def run_to_end(self) -> tuple[float, float]:
         """Start, wait for the end of the replay and for the outbox to drain, SIGTERM.
-        Returns the seconds from spawn to "replay finished"."""
+        Returns the seconds from spawn to "liqbot running" and from there to "replay
+        finished"."""
         t0 = time.monotonic()
         proc, log = self.start()
         try:
+            wait_for(lambda: "liqbot running" in log.read_text(errors="replace"),
+                     STARTUP_TIMEOUT_S, proc, log)
+            startup_s = time.monotonic() - t0
             wait_for(lambda: "replay finished" in log.read_text(errors="replace"),
                      RUN_TIMEOUT_S, proc, log)
-            replay_s = time.monotonic() - t0
+            play_s = time.monotonic() - t0 - startup_s
             wait_for(lambda: undelivered(self.db) == 0, 30, proc, log)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -223,7 +249,7 @@ class BotDir:
         assert proc.returncode == 0, text[-2000:]
         assert "stopped (store integrity ok)" in text, text[-2000:]
         assert "Traceback" not in text, text[-3000:]
-        return replay_s
+        return startup_s, play_s
 
 
 def wait_for(cond: Callable[[], bool], timeout_s: float, proc: subprocess.Popen[bytes],
@@ -242,13 +268,16 @@ def wait_for(cond: Callable[[], bool], timeout_s: float, proc: subprocess.Popen[
 class Reference:
     outbox: Outbox
     printed: Counter[str]
-    replay_s: float  # spawn → "replay finished", uninterrupted
+    startup_s: float  # spawn → "liqbot running", uninterrupted
+    play_s: float  # "liqbot running" → "replay finished"
+    first_ms: int  # engine clock of the first tick
+    last_ms: int  # … and of the last one
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     bot = BotDir(tmp_path_factory.mktemp("reference")).setup()
-    replay_s = bot.run_to_end()
+    startup_s, play_s = bot.run_to_end()
     box = read_outbox(bot.db)
     printed = Counter(bot.printed())
     assert set(box.status.values()) == {"sent"}
@@ -259,7 +288,15 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     assert set(kinds) == {"approach", "break", "new_cluster", "level_cross"}, kinds
     assert len(box.status) >= 40, kinds
     assert bot.recovered == 0
-    return Reference(box, printed, replay_s)
+    ts = load_csv(BUNDLED_CSV).timestamp  # the first tick reveals candles WARMUP, WARMUP + 1
+    first_ms = int(ts[WARMUP + 1]) + int(ts[1] - ts[0])
+    conn = sqlite3.connect(bot.db)
+    try:
+        state = json.loads(conn.execute("SELECT state FROM engine_state").fetchone()[0])
+    finally:
+        conn.close()
+    return Reference(box, printed, startup_s, play_s, first_ms=first_ms,
+                     last_ms=int(state["last_ms"]))
 
 
 @dataclass
@@ -292,10 +329,8 @@ def scenario(root: Path, ref: Reference, rng: random.Random) -> tuple[BotDir, Ta
     """Kill -9 one to three times at random moments, restarting on the same store, then run
     to the end of the replay."""
     bot = BotDir(root).setup()
-    for k in range(rng.randint(1, 3)):
-        # Spread over an uninterrupted run's start-up + replay, shrinking for each restart: a
-        # restarted process resumes where its predecessor stopped and has less left to do.
-        bot.kill_after(rng.uniform(0.05, ref.replay_s * 0.6 ** k))
+    for _ in range(rng.randint(1, 3)):
+        bot.kill_at_random(rng, ref)
     bot.run_to_end()
     return bot, compare(bot, ref)
 
