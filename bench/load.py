@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
+from bot.alerts import SymbolWatch  # noqa: E402
 from bot.charts import ChartCache  # noqa: E402
 from bot.commands.core import CommandCore  # noqa: E402
 from bot.commands.reply import Caller  # noqa: E402
@@ -265,6 +266,11 @@ async def run_phase(cfg: Config, symbols: list[str], hours: int, chats: int, lev
                        "populate_s": round(time.perf_counter() - t, 2)}
     day = await play_day(service, source, symbols, hours)
     result["day"] = summary(day)
+    # What the first tick after any /subscribe, /level … pays: the service rebuilds every
+    # symbol's watch from the store (the day's first tick paid it too).
+    t = time.perf_counter()
+    SymbolWatch.build_all(store.active_subscriptions(), store.active_levels())
+    result["watch_rebuild_ms"] = round((time.perf_counter() - t) * 1000, 1)
     # One chart, as a user asking for one would cause (matplotlib's memory counts too).
     reply = await core.handle(f"/heatmap {symbols[0].split('/')[0]} 24h",
                               Caller("console", "chat0", "u0", is_admin=True))
