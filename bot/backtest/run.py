@@ -48,8 +48,8 @@ def run_backtest(c: Candles, opts: BacktestOptions,
                  liquidations: Liquidations | None = None) -> dict[str, object]:
     """Walk-forward score of the model's top clusters against the b1 baseline and the rules."""
     t0 = time.perf_counter()
-    if opts.top < 1:
-        raise ValueError(f"top must be ≥ 1, got {opts.top!r}")
+    if opts.top < 1 or opts.draws < 1:
+        raise ValueError(f"top and draws must be ≥ 1, got {opts.top!r} and {opts.draws!r}")
     step = candle_step_ms(c)
     horizon = to_candles(parse_duration(opts.horizon), step)
     reaction = to_candles(parse_duration(opts.reaction), step)

@@ -69,7 +69,8 @@ def test_liquidation_file_is_scored_against_the_standing_zones(small_csv, tmp_pa
 
 
 @pytest.mark.parametrize("bad", [["--horizon", "24"], ["--every", "0"], ["--top", "0"],
-                                 ["--warmup", "900d"]])
+                                 ["--warmup", "900d"], ["--draws", "0"], ["--half-life", "-1"],
+                                 ["--dominant-share", "0.3"]])
 def test_bad_arguments_are_a_clear_error(small_csv, capsys, bad):
     assert main(["backtest", "--data", str(small_csv), *ARGS, *bad]) == 1
     err = capsys.readouterr().err
