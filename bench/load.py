@@ -35,6 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -231,7 +232,7 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def summary(day: DayResult) -> dict[str, object]:
+def summary(day: DayResult) -> dict[str, Any]:
     return {
         "symbol_ticks": len(day.tick_ms),
         "tick_ms_median": round(statistics.median(day.tick_ms), 2),
@@ -252,14 +253,14 @@ def summary(day: DayResult) -> dict[str, object]:
 
 async def run_phase(cfg: Config, symbols: list[str], hours: int, chats: int, levels: int,
                     seed: int, workdir: Path, rate_s: float = 0.0,
-                    drain_s: float = 0.0) -> dict[str, object]:
+                    drain_s: float = 0.0) -> dict[str, Any]:
     source = make_source(symbols, hours, cfg.source.lookback_days)
     prices = {s: float(src.candles.close[src.position - 1]) for s, src in source.sources.items()}
     store = Store(workdir / f"load-{chats}.db")
     notifier = RecordingNotifier()
-    service = Service(cfg, source, store, {"console": notifier})  # type: ignore[arg-type]
-    core = CommandCore(cfg, service.board, source, store, ChartCache())  # type: ignore[arg-type]
-    result: dict[str, object] = {}
+    service = Service(cfg, source, store, {"console": notifier})
+    core = CommandCore(cfg, service.board, source, store, ChartCache())
+    result: dict[str, Any] = {}
     t = time.perf_counter()
     subs, lv = populate(store, symbols, chats, levels, prices, random.Random(seed))
     result["setup"] = {"chats": chats, "subscriptions": subs, "levels": lv,
@@ -302,7 +303,7 @@ async def run_phase(cfg: Config, symbols: list[str], hours: int, chats: int, lev
 
 
 async def deliver_rate_limited(service: Service, notifier: RecordingNotifier,
-                               seconds: float) -> dict[str, object]:
+                               seconds: float) -> dict[str, Any]:
     """Run the dispatcher on its schedule for ``seconds`` with the notifier keeping 30 msg/s."""
     if not seconds or not service.store.pending_count():
         return {"skipped": "nothing to deliver"}

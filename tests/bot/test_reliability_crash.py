@@ -75,7 +75,7 @@ min_usd = 300_000
 cooldown_minutes = 0
 """
 # (chat id, time zone, [(min USD, approach %)], [(level USD, direction, note)])
-CHATS = (
+CHATS: tuple[tuple[str, str, list[tuple[float, float]], list[tuple[float, str, str]]], ...] = (
     ("console", "UTC", [(1_000_000, 0.5)], [(8_200.0, "any", "")]),
     ("desk-berlin", "Europe/Berlin", [(300_000, 1.0)], [(8_000.0, "down", "support")]),
     ("desk-tokyo", "Asia/Tokyo", [(2_000_000, 0.3)], []),
@@ -226,7 +226,7 @@ class BotDir:
         last = json.loads(row[0]).get("last_ms") if row else None
         if last is None:
             return 0.0
-        return min(max((last - ref.first_ms) / (ref.last_ms - ref.first_ms), 0.0), 1.0)
+        return min(max((int(last) - ref.first_ms) / (ref.last_ms - ref.first_ms), 0.0), 1.0)
 
     def run_to_end(self) -> tuple[float, float]:
         """Start, wait for the end of the replay and for the outbox to drain, SIGTERM.
