@@ -29,7 +29,7 @@ from typing import Protocol
 from bot.alerts.events import AlertEvent
 from bot.alerts.messages import render
 from bot.errors import PermanentDeliveryError, RejectedDeliveryError, TransientDeliveryError
-from bot.store import Chat, Store, now_ms
+from bot.store import Chat, OutboxRow, Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +87,30 @@ class Dispatcher:
                         "(a recipient may see one of them twice)", n)
         return n
 
-    async def run_once(self) -> DispatchStats:
-        """One pass over the rows due now."""
+    async def run_once(self, max_batches: int = 10) -> DispatchStats:
+        """One pass over the rows due now: batches of ``batch`` rows until none are due (at
+        most ``max_batches``, so one pass cannot hold the loop forever). The notifiers' own
+        rate limiters set the pace."""
         stats = DispatchStats()
-        for row in self.store.due(self.clock(), self.batch):
-            notifier = self.notifiers.get(row.chat.platform)
-            if notifier is None:
-                continue  # platform not running in this process; leave the row pending
+        for _ in range(max_batches):
+            rows = self.store.due(self.clock(), self.batch, platforms=self.notifiers)
+            if not await self._send_batch(rows, stats) or len(rows) < self.batch:
+                break
+        return stats
+
+    async def _send_batch(self, rows: list[OutboxRow], stats: DispatchStats) -> int:
+        """Send ``rows``; returns how many were settled or claimed (0 = no progress)."""
+        claimed = 0
+        for row in rows:
+            notifier = self.notifiers[row.chat.platform]
             if not row.chat.active:
                 self.store.mark_failed(row.id, "chat inactive", self.clock())
                 stats.failed += 1
+                claimed += 1  # progress all the same: the row is settled
                 continue
             if not self.store.claim(row.id, self.clock()):
                 continue
+            claimed += 1
             alert = Alert(text=render(row.event, row.chat.timezone), event=row.event,
                           dedupe_key=row.dedupe_key)
             try:
@@ -123,7 +134,7 @@ class Dispatcher:
             # Commit 'sent' straight away: this is the only at-least-once window.
             self.store.mark_sent(row.id, self.clock())
             stats.sent += 1
-        return stats
+        return claimed
 
     def _retry_or_give_up(self, row_id: int, created_ms: int, attempts: int, exc: Exception,
                           stats: DispatchStats) -> None:

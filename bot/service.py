@@ -143,7 +143,7 @@ class Service:
         status = self.board.status(symbol)
         stale = est.snapshot.stale or status.last_error is not None
         state = self._state(symbol)
-        watch = self._watch(symbol)
+        watch = await self._watch(symbol)
         events, new_state = evaluate(state, symbol, Tick(pt.price, pt.high, pt.low, pt.timestamp),
                                      est.clusters, watch, stale=stale, config=self.engine)
         # Outbox rows are stamped with the dispatcher's (wall) clock, which drives retries and
@@ -165,11 +165,13 @@ class Service:
             self._states[symbol] = self.store.load_state(symbol)
         return self._states[symbol]
 
-    def _watch(self, symbol: str) -> SymbolWatch:
+    async def _watch(self, symbol: str) -> SymbolWatch:
         version = self.store.watch_version()
         if version != self._watch_version:
-            self._watches = SymbolWatch.build_all(self.store.active_subscriptions(),
-                                                  self.store.active_levels())
+            # Sorting 100k levels takes ~1 s: off the loop, so chats stay responsive. The rows
+            # are read here, on the loop thread that owns the store.
+            subs, levels = self.store.active_subscriptions(), self.store.active_levels()
+            self._watches = await asyncio.to_thread(SymbolWatch.build_all, subs, levels)
             self._watch_version = version
         return self._watches.get(symbol) or SymbolWatch(symbol)
 

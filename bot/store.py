@@ -428,19 +428,23 @@ class Store:
         return inserted
 
     # --- outbox -------------------------------------------------------------------------------
-    def due(self, now: int | None = None, limit: int = 50) -> list[OutboxRow]:
-        """Pending rows whose next try is due, oldest first."""
+    def due(self, now: int | None = None, limit: int = 50,
+            platforms: Iterable[str] | None = None) -> list[OutboxRow]:
+        """Pending rows whose next try is due, oldest first; only chats on ``platforms`` when
+        given (rows for a platform this process does not run must not block the others)."""
         t = now if now is not None else now_ms()
+        only = None if platforms is None else json.dumps(sorted(platforms))
         sql = ("SELECT o.id AS oid, o.payload, o.dedupe_key, o.status, o.attempts,"
                " o.next_try_ms, o.created_ms, c.* FROM outbox o JOIN chats c ON c.id = o.chat"
                " WHERE o.status = 'pending' AND o.next_try_ms <= ?"
+               " AND (? IS NULL OR c.platform IN (SELECT value FROM json_each(?)))"
                " ORDER BY o.next_try_ms, o.id LIMIT ?")
         return [OutboxRow(id=r["oid"], chat=_chat(r),
                           event=AlertEvent.from_dict(json.loads(r["payload"])),
                           dedupe_key=r["dedupe_key"], status=r["status"],
                           attempts=r["attempts"], next_try_ms=r["next_try_ms"],
                           created_ms=r["created_ms"])
-                for r in self.db.query(sql, (t, limit))]
+                for r in self.db.query(sql, (t, only, only, limit))]
 
     def claim(self, row_id: int, now: int | None = None) -> bool:
         """Mark a pending row as being sent (attempts + 1). False if it was not pending."""

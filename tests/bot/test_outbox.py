@@ -190,3 +190,19 @@ def test_status_counts(store: Store) -> None:
     assert store.subscriber_counts() == {SYM: 1}
     assert store.pending_count() == 1
     assert store.prune_outbox(before=T0 * 10) == 0  # pending rows are never pruned
+
+
+async def test_rows_for_a_platform_not_running_do_not_block_the_others():
+    store = Store(memory=True)
+    gone, here = store.upsert_chat("telegram", "1"), store.upsert_chat("console", "2")
+    events = [AlertEvent(EventKind.LEVEL_CROSS, chat.id, SYM, f"level:{i}", 0, 100.0, T0,
+                         level_price=99.0, direction="up")
+              for i in range(250) for chat in (gone, here)]
+    store.commit_tick(SYM, SymbolState(), None, events, now=0)
+    rec = Recorder()
+    stats = await Dispatcher(store, {"console": rec}, clock=lambda: 10).run_once()
+    # 250 console rows queued alongside 250 telegram rows: all sent in one pass (3 batches),
+    # while the telegram rows wait for their platform.
+    assert stats.sent == 250 and len({key for _chat, key in rec.sent}) == 250
+    assert store.outbox_counts()["pending"] == 250
+    store.close()
