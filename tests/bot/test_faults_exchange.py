@@ -98,8 +98,8 @@ def live_config() -> Config:
 
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    async with GappyBinance(slow_s=0.5) as fake:
-        source = CcxtSource(exchange_factory=binance_factory(fake.url, timeout_ms=250,
+    async with GappyBinance(slow_s=2.0) as fake:
+        source = CcxtSource(exchange_factory=binance_factory(fake.url, timeout_ms=1000,
                                                              rateLimit=2),
                             lookback_days=1, retry=FAST, clock=lambda: fake.now_ms)
         store = Store(memory=True)
@@ -257,7 +257,7 @@ async def test_exchange_info_outage_at_start_then_recovery() -> None:
     """The exchange is unreachable when the bot starts: no estimate, a clear reply, /status
     says never computed and why; the next recompute after recovery works."""
     async with FakeBinance() as fake:
-        source = CcxtSource(exchange_factory=binance_factory(fake.url, timeout_ms=250,
+        source = CcxtSource(exchange_factory=binance_factory(fake.url, timeout_ms=1000,
                                                              rateLimit=2),
                             lookback_days=1, retry=FAST, clock=lambda: fake.now_ms)
         store = Store(memory=True)

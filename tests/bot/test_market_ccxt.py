@@ -27,7 +27,7 @@ TF = 300_000
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
-    async with FakeBinance(slow_s=0.5) as server:
+    async with FakeBinance(slow_s=2.0) as server:
         yield server
 
 
@@ -42,7 +42,7 @@ def dead_factory(name: str) -> Any:
 
 def source(fake: FakeBinance, **kw: Any) -> CcxtSource:
     # Rate limiter on, as in production, but with a 2 ms budget so the suite stays fast.
-    binance = binance_factory(fake.url, timeout_ms=250, rateLimit=2)
+    binance = binance_factory(fake.url, timeout_ms=1000, rateLimit=2)
     kw.setdefault("lookback_days", 2)
     kw.setdefault("page_limit", 200)
     return CcxtSource(
@@ -253,7 +253,7 @@ async def test_cache_makes_a_restart_fetch_only_what_is_new(fake: FakeBinance) -
 
 
 async def test_stale_when_newest_candle_is_older_than_two_timeframes(fake: FakeBinance) -> None:
-    s = CcxtSource(exchange_factory=binance_factory(fake.url, 250, rateLimit=2), lookback_days=1,
+    s = CcxtSource(exchange_factory=binance_factory(fake.url, 1000, rateLimit=2), lookback_days=1,
                    retry=FAST, clock=lambda: fake.now_ms + 11 * 60_000)
     try:
         snap = await s.fetch(SYM)

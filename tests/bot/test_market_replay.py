@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +29,13 @@ def small(n: int = 5, step: int = 60_000) -> Candles:
     return Candles(ts, close - 0.5, close + 1, close - 1, close, np.ones(n))
 
 
-def test_bundled_file_loads_fast_and_whole() -> None:
-    start = time.perf_counter()
+def test_bundled_file_loads_whole() -> None:
+    # Speed is a benchmark's business (README, Benchmarks), not a timed unit test's.
     c = load_csv(BUNDLED_CSV)
-    elapsed = time.perf_counter() - start
     assert len(c) == 20_111
     assert c.timestamp[0] == 1498906800000
     assert c.open_interest_usd is None and c.taker_buy_volume is None
     assert find_gaps(c.timestamp).count == 0
-    assert elapsed < 0.3
 
 
 def test_optional_columns_any_order_and_extra_columns(tmp_path: Path) -> None:
