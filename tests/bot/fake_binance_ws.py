@@ -1,0 +1,94 @@
+"""A loopback fake of Binance USDⓈ-M's forceOrder websocket stream (``/market/ws/…``).
+
+ccxt.pro connects to ``{url}/market/ws/0`` when ``urls['api']['ws']['linear']`` is ``{url}/ws``;
+it sends ``{"method": "SUBSCRIBE", "params": ["btcusdt@forceOrder"], "id": n}`` and the fake
+answers ``{"result": null, "id": n}``. Tests push events with :meth:`FakeBinanceWs.push`
+(to every open connection) and drop connections with :meth:`FakeBinanceWs.drop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+
+def force_order(symbol: str, side: str, price: float, qty: float, t_ms: int) -> dict[str, Any]:
+    """One Binance forceOrder event: ``side`` is the liquidation order's side (BUY/SELL)."""
+    return {"e": "forceOrder", "E": t_ms + 2, "o": {
+        "s": symbol, "S": side, "o": "LIMIT", "f": "IOC", "q": f"{qty}", "p": f"{price}",
+        "ap": f"{price}", "X": "FILLED", "l": f"{qty}", "z": f"{qty}", "T": t_ms}}
+
+
+class FakeBinanceWs:
+    """Run with ``async with FakeBinanceWs() as ws:``; ``ws.url`` is ``ws://127.0.0.1:PORT``.
+
+    ``on_subscribe`` events are sent to each new connection right after its SUBSCRIBE answer
+    (e.g. to replay the last event after a reconnect, as a duplicate).
+    """
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.connections = 0
+        self.subscriptions: list[list[str]] = []
+        self.on_subscribe: list[dict[str, Any]] = []
+        self._open: set[web.WebSocketResponse] = set()
+        self._subscribed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+
+    async def __aenter__(self) -> FakeBinanceWs:
+        app = web.Application()
+        app.router.add_get("/market/ws/{stream}", self._handle)
+        app.router.add_get("/ws/{stream}", self._handle)  # ccxt before the /market/ws split
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"ws://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for ws in list(self._open):
+            await ws.close()
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def wait_subscribed(self, count: int, timeout_s: float = 10.0) -> None:
+        """Until ``count`` SUBSCRIBE requests have been answered in all."""
+        async def wait() -> None:
+            while len(self.subscriptions) < count:
+                self._subscribed.clear()
+                await self._subscribed.wait()
+        await asyncio.wait_for(wait(), timeout_s)
+
+    async def push(self, *events: dict[str, Any]) -> None:
+        """Send events to every open connection, in order."""
+        for ws in list(self._open):
+            for event in events:
+                await ws.send_str(json.dumps(event))
+
+    async def drop(self) -> None:
+        """Close every open connection from the server side (code 1001, going away)."""
+        for ws in list(self._open):
+            await ws.close(code=1001, message=b"going away")
+
+    async def _handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connections += 1
+        self._open.add(ws)
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                body = json.loads(msg.data)
+                if body.get("method") == "SUBSCRIBE":
+                    await ws.send_str(json.dumps({"result": None, "id": body["id"]}))
+                    for event in self.on_subscribe:
+                        await ws.send_str(json.dumps(event))
+                    self.subscriptions.append(list(body["params"]))
+                    self._subscribed.set()
+        finally:
+            self._open.discard(ws)
+        return ws
