@@ -119,6 +119,23 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(run(cfg))
 
 
+def _record(args: argparse.Namespace) -> int:
+    from bot.errors import UserInputError
+    from bot.tape.record import record
+
+    if not args.minutes > 0:
+        raise UserInputError("--minutes must be > 0")
+    symbols = [s for part in args.symbols for s in part.split(",") if s.strip()]
+    result = asyncio.run(record(symbols, Path(args.out), args.exchange, args.minutes))
+    for sym in sorted(set(result.candles) | set(result.liquidations)):
+        print(f"{sym}: {result.candles.get(sym, 0)} candles, "
+              f"{result.liquidations.get(sym, 0)} liquidations")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"{len(result.files)} file(s) in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="liqbot",
@@ -174,6 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--liquidations", help="CSV of real liquidations: timestamp,side,price,"
                                           "notional_usd")
     p.set_defaults(func=_backtest)
+
+    p = sub.add_parser("record", help="record live candles (with OI, taker-buy volume) and "
+                                      "liquidations to daily CSVs for backtests")
+    p.add_argument("--symbols", nargs="+", required=True, help="e.g. BTC ETH (or BTC,ETH)")
+    p.add_argument("--out", required=True, help="directory for the CSV files")
+    p.add_argument("--exchange", default="binanceusdm", help="ccxt exchange (default binanceusdm)")
+    p.add_argument("--minutes", type=float, default=60.0,
+                   help="how long to record the liquidation tape (default 60)")
+    p.set_defaults(func=_record)
 
     p = sub.add_parser("check-config", help="validate a config file (exit 2 when invalid)")
     p.add_argument("path")

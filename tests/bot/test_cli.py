@@ -73,7 +73,8 @@ def test_demo_prints_alerts_and_writes_two_pngs(tmp_path, capsys):
 def test_every_subcommand_has_help(capsys):
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"run", "demo", "levels", "chart", "check-config", "backtest"}
+    assert set(sub.choices) == {"run", "demo", "levels", "chart", "check-config", "backtest",
+                                "record"}
     for name in sub.choices:
         with pytest.raises(SystemExit) as info:
             main([name, "--help"])
