@@ -11,7 +11,6 @@ so an interrupted recording keeps what it saw).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import logging
 import math
@@ -141,9 +140,13 @@ async def record(symbols: Sequence[str], out: Path, exchange: str = "binanceusdm
             tape = TapeSource(resolved, [exchange], ws_factory, on_event=writer.write,
                               backoff=backoff)
             async with tape:
-                stop = stop or asyncio.Event()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), minutes * 60)
+                # Until the time is up, ``stop`` is set, or the feed gives up for good.
+                stopper = asyncio.ensure_future((stop or asyncio.Event()).wait())
+                try:
+                    await asyncio.wait([stopper, *tape.tasks], timeout=minutes * 60,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopper.cancel()
         finally:
             writer.close()
         status = tape.status[exchange]

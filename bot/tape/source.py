@@ -113,6 +113,11 @@ class TapeSource:
                 self._tasks[name] = asyncio.create_task(self._supervise(name),
                                                         name=f"tape {name}")
 
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The running feed tasks (one per exchange); one ends only on a permanent error."""
+        return tuple(self._tasks.values())
+
     async def stop(self) -> None:
         """Cancel the feeds and close every websocket."""
         for task in self._tasks.values():

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bot.backtest.liquidations import load_liquidations
+from bot.errors import MarketDataError
 from bot.market.ccxt_source import binance_factory
 from bot.market.errors import RetryPolicy
 from bot.market.replay import load_csv
@@ -85,3 +86,18 @@ def test_candle_files_merge_with_an_earlier_run(tmp_path: Path) -> None:
     c = load_csv(path)
     assert c.timestamp.tolist() == [t0, t0 + TF, t0 + 2 * TF]
     assert c.close.tolist() == [1.0, 2.0, 2.0]
+
+
+async def test_record_stops_early_when_the_feed_gives_up(tmp_path: Path) -> None:
+    async with FakeBinance() as rest, FakeBinanceWs() as ws:
+        def no_stream(name: str) -> object:
+            ex = binance_ws_factory(ws.url, rest.url, timeout_ms=1000)(name)
+            ex.has["watchLiquidationsForSymbols"] = False
+            return ex
+        with pytest.raises(MarketDataError, match="feed stopped"):
+            await asyncio.wait_for(record(
+                ["BTC"], tmp_path, minutes=5, clock=lambda: rest.now_ms, ws_factory=no_stream,
+                exchange_factory=binance_factory(rest.url, timeout_ms=1000, rateLimit=2)), 20)
+    # The candles are still written; there were no liquidations.
+    assert len(list(tmp_path.glob("BTCUSDT_binanceusdm_5m_*.csv"))) == 2
+    assert not list(tmp_path.glob("*_liquidations_*"))
