@@ -87,7 +87,9 @@ def load_csv(path: str | Path) -> Candles:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise _fail(path, None, f"cannot read: {exc}") from exc
-    lines = text.splitlines()
+    # read_text already turned \r\n and \r into \n; split on that only, as editors number
+    # lines (str.splitlines() would also break on \v, \f, \x1c… and miscount).
+    lines = text.split("\n")
     if not lines or not lines[0].strip():
         raise _fail(path, 1, "empty file or header line")
     header = [h.strip().lower() for h in lines[0].split(",")]

@@ -84,7 +84,8 @@ def check_csv(data: bytes, name: str) -> None:
         m = re.match(rf"^{re.escape(name)}(?::(\d+))?: \S", msg)
         assert m is not None, msg
         if m.group(1) is not None:
-            assert 1 <= int(m.group(1)) <= len(data.splitlines()) + 1, msg
+            # Lines as an editor counts them: \r\n, \r or \n end a line.
+            assert 1 <= int(m.group(1)) <= len(re.findall(rb"\r\n|\r|\n", data)) + 1, msg
         return
     ts = candles.timestamp
     assert len(ts) >= 1 and bool(np.all(np.diff(ts) > 0))
@@ -226,3 +227,11 @@ def test_check_config_cli_exits_0_or_2(text: str) -> None:
         assert code == 2 and "config error" in err.getvalue()
     else:
         assert code in (0, 2)  # 2 only when a token env var of the real environment is missing
+
+
+def test_line_numbers_count_newlines_only() -> None:
+    # \v and \f are not line breaks in a CSV file (str.splitlines() would say they are).
+    path = TMP / "vt.csv"
+    path.write_bytes(b"timestamp,open,high,low,close,volume\n1,1,1,1,1,1\x0b\x0c\n2,x,1,1,1,1\n")
+    with pytest.raises(DataFileError, match=r"vt\.csv:[23]: "):
+        load_csv(path)
