@@ -28,13 +28,12 @@ from bot.charts import ChartCache, ChartKey, render_heatmap, render_map  # noqa:
 from bot.charts.style import new_figure, to_png  # noqa: E402
 from bot.config import Config, model_params  # noqa: E402
 from bot.estimates import WINDOWS_H, window_heatmap  # noqa: E402
-from bot.market.replay import BUNDLED_CSV, load_csv  # noqa: E402
+from bot.market.replay import BUNDLED_CSV, load_csv, replay_label  # noqa: E402
 from estimator import build_book, find_clusters  # noqa: E402
 
 IMPORT_MS = (time.perf_counter() - _T0) * 1000.0  # matplotlib + numpy + liqbot, this process
 SIZE = (1600, 1000)
-LABELS = {"symbol": "BTC/USDT:USDT", "exchange": "replay: Coinbase BTC-USD 1h",
-          "timeframe": "1h"}
+LABELS = {"symbol": "BTC/USDT:USDT", "exchange": replay_label(None), "timeframe": "1h"}
 TARGET_MS = 400.0
 
 

@@ -41,7 +41,7 @@ def _levels(args: argparse.Namespace) -> int:
 def _chart(args: argparse.Namespace) -> int:
     from bot.charts import render_heatmap, render_map
     from bot.estimates import window_heatmap
-    from bot.market.replay import BUNDLED_CSV, ReplaySource, load_csv
+    from bot.market.replay import BUNDLED_CSV, load_csv, replay_label, timeframe_of
     from bot.market.symbols import normalise
     from estimator import build_book, find_clusters
 
@@ -50,8 +50,8 @@ def _chart(args: argparse.Namespace) -> int:
     params = _params(args)
     book = build_book(candles, params)
     clusters = find_clusters(book)
-    label = "replay: " + (Path(args.data).name if args.data else "Coinbase BTC-USD 1h")
-    timeframe = ReplaySource(candles, warmup=1).timeframe
+    label = replay_label(args.data)
+    timeframe = timeframe_of(candles)
     if args.kind == "heatmap":
         png = render_heatmap(candles, window_heatmap(candles, params, args.window), clusters,
                              symbol=symbol, exchange=label, timeframe=timeframe,

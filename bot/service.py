@@ -107,15 +107,12 @@ class Service:
                 notes = "; ".join(f"{k}: {v}" for k, v in snapshot.oi_notes.items())
                 raise MarketDataError(f"open interest unavailable ({notes or 'no source'}); "
                                       "keeping the last estimate made with it")
-            if previous is None:  # after a restart: ids continue from the stored clusters
-                # (not in replay: a restarted replay starts again from the warm-up, and the
-                # stored clusters belong to a later point of its virtual history)
-                previous_or_stored = (self.store.load_clusters(symbol)
-                                      if self.replay is None else [])
-            est = await asyncio.to_thread(
-                compute_estimate, snapshot, self.params,
-                previous if previous is not None else previous_or_stored,
-                self.board.next_version(symbol))
+            # After a restart ids continue from the stored clusters; not in replay, which
+            # starts again from the warm-up (the stored clusters are from later in its history).
+            prior = previous if previous is not None else (
+                self.store.load_clusters(symbol) if self.replay is None else [])
+            est = await asyncio.to_thread(compute_estimate, snapshot, self.params, prior,
+                                          self.board.next_version(symbol))
         except LiqBotError as exc:
             log.warning("recompute %s failed: %s", symbol, exc)
             self.board.fail(symbol, str(exc))

@@ -10,6 +10,7 @@ from bot.commands.reply import Button, Caller, Reply
 from bot.errors import UserInputError
 from bot.estimates import WINDOWS_H, Estimate
 from bot.fmt import money, price_text, utc_text
+from bot.market.replay import replay_label
 from estimator import top
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
 def exchange_label(core: CommandCore) -> str:
     src = core.config.source
     if src.kind == "replay":
-        return "replay: " + (src.path.rsplit("/", 1)[-1] if src.path else "Coinbase BTC-USD 1h")
+        return replay_label(src.path)
     return "+".join(src.exchanges)
 
 

@@ -249,6 +249,16 @@ class ReplaySource:
         """Nothing to release."""
 
 
+def replay_label(path: str | Path | None) -> str:
+    """How charts and /status name a replay source ("" / None = the bundled file)."""
+    return "replay: " + (Path(path).name if path else "Coinbase BTC-USD 1h")
+
+
+def timeframe_of(candles: Candles) -> str:
+    """The ccxt-style timeframe ("1h", "5m") of a candle series, from its usual step."""
+    return _timeframe_name(find_gaps(candles.timestamp).step_ms or 60_000)
+
+
 def _timeframe_name(step_ms: int) -> str:
     for unit, ms in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
         if step_ms % ms == 0:

@@ -120,6 +120,12 @@ class FakeBinance:
             return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
         raise AssertionError(f"unknown fault {kind!r}")
 
+    async def _checked(self, request: web.Request) -> tuple[str, float] | web.Response:
+        """The injected fault or unknown-symbol answer, else (symbol, price scale)."""
+        if (fault := await self._fault(request)) is not None:
+            return fault
+        return self._symbol(request)
+
     def _symbol(self, request: web.Request) -> tuple[str, float] | web.Response:
         sym = request.query.get("symbol", "")
         if sym not in SCALE:
@@ -136,9 +142,7 @@ class FakeBinance:
         return await self._fault(request) or web.json_response({"serverTime": self.now_ms})
 
     async def _klines(self, request: web.Request) -> web.Response:
-        if (fault := await self._fault(request)) is not None:
-            return fault
-        found = self._symbol(request)
+        found = await self._checked(request)
         if isinstance(found, web.Response):
             return found
         _, scale = found
@@ -155,9 +159,7 @@ class FakeBinance:
         return web.json_response([kline(t, step, scale) for t in opens])
 
     async def _oi_hist(self, request: web.Request) -> web.Response:
-        if (fault := await self._fault(request)) is not None:
-            return fault
-        found = self._symbol(request)
+        found = await self._checked(request)
         if isinstance(found, web.Response):
             return found
         sym, scale = found
@@ -180,9 +182,7 @@ class FakeBinance:
         return web.json_response(out)
 
     async def _ticker(self, request: web.Request) -> web.Response:
-        if (fault := await self._fault(request)) is not None:
-            return fault
-        found = self._symbol(request)
+        found = await self._checked(request)
         if isinstance(found, web.Response):
             return found
         sym, scale = found
