@@ -91,6 +91,21 @@ class ModelSection:
     bucket_usd: float = 0.0  # > 0 switches to fixed USD buckets
     half_life_hours: float = 168.0  # 0 = no age decay
     proxy_fraction: float = 0.1
+    dominant_share: float = 0.75
+
+
+@dataclass(frozen=True)
+class TapeSection:
+    enabled: bool = False
+    exchanges: tuple[str, ...] = ("binanceusdm",)
+    path: str = ""  # replay: a recorded liquidations CSV, played on the virtual clock
+    window_seconds: float = 60.0
+    flush_seconds: float = 2.0
+    min_usd: float = 1_000_000.0
+    live_minutes: float = 60.0
+    keep_hours: float = 48.0
+    ws_url: str = ""  # binanceusdm only: another websocket base (relay, tests)
+    rest_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,6 +147,7 @@ class Config:
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
     alerts: AlertsSection = field(default_factory=AlertsSection)
     model: ModelSection = field(default_factory=ModelSection)
+    tape: TapeSection = field(default_factory=TapeSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)
     telegram: TelegramSection = field(default_factory=TelegramSection)
@@ -141,7 +157,8 @@ class Config:
 
 _SECTIONS: dict[str, type] = {
     "bot": BotSection, "source": SourceSection, "schedule": ScheduleSection,
-    "alerts": AlertsSection, "model": ModelSection, "limits": LimitsSection,
+    "alerts": AlertsSection, "model": ModelSection, "tape": TapeSection,
+    "limits": LimitsSection,
     "console": ConsoleSection, "telegram": TelegramSection, "discord": DiscordSection,
 }
 _NOT_IN_FILE = {"token"}
@@ -194,6 +211,12 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("model", "bucket_usd"): _non_negative,
     ("model", "half_life_hours"): _non_negative,
     ("model", "proxy_fraction"): _positive,
+    ("model", "dominant_share"): lambda v: None if 0.5 <= v <= 1 else "must be in [0.5, 1]",
+    ("tape", "window_seconds"): lambda v: None if 1 <= v <= 3600 else "must be in [1, 3600]",
+    ("tape", "flush_seconds"): _positive,
+    ("tape", "min_usd"): _positive,
+    ("tape", "live_minutes"): _positive,
+    ("tape", "keep_hours"): _positive,
     ("limits", "charts_per_minute"): _positive,
     ("limits", "subscriptions_per_chat"): _positive,
     ("limits", "levels_per_chat"): _positive,
@@ -312,6 +335,24 @@ def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
     if cfg.source.kind == "live" and not cfg.source.exchanges:
         raise ConfigError(f"{source}:{lines.key('source', 'exchanges')}: source.exchanges is "
                           "empty")
+    return _tape_checks(cfg, source, lines)
+
+
+def _tape_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
+    t = cfg.tape
+    if not t.enabled:
+        return cfg
+    if cfg.source.kind == "replay" and not t.path:
+        raise ConfigError(f"{source}:{lines.key('tape', 'enabled')}: tape is enabled with a "
+                          "replay source: set tape.path to a recorded liquidations CSV")
+    if t.path and not Path(t.path).is_file():
+        raise ConfigError(f"{source}:{lines.key('tape', 'path')}: tape.path {t.path!r} is not "
+                          "a file")
+    if cfg.source.kind == "live" and not t.exchanges:
+        raise ConfigError(f"{source}:{lines.key('tape', 'exchanges')}: tape.exchanges is empty")
+    if (t.ws_url or t.rest_url) and t.exchanges != ("binanceusdm",):
+        raise ConfigError(f"{source}:{lines.key('tape', 'ws_url')}: tape.ws_url/rest_url are "
+                          "for exchanges = [\"binanceusdm\"] only")
     return cfg
 
 
@@ -348,6 +389,7 @@ def model_params(cfg: Config) -> ModelParams:
     return ModelParams(
         leverages=m.leverage, weights=m.weights,
         half_life_hours=m.half_life_hours or None, proxy_fraction=m.proxy_fraction, grid=grid,
+        dominant_share=m.dominant_share,
     )
 
 

@@ -179,6 +179,22 @@ async def unsubscribe(interaction: discord.Interaction, symbol: str) -> None:
     await run_command(interaction, "unsubscribe", symbol)
 
 
+@app_commands.describe(symbol="Symbol to alert on, e.g. BTC",
+                       min_usd="Alert on each liquidation at least this big, e.g. 1m (USD)",
+                       sum_usd="…and on all of them when a window sums to this, e.g. 10m")
+async def subscribe_liqs(interaction: discord.Interaction, symbol: str,
+                         min_usd: str | None = None, sum_usd: str | None = None) -> None:
+    if sum_usd is not None and min_usd is None:  # positional in the core: fill the default
+        core = getattr(interaction.client, "core", None)
+        min_usd = f"{core.config.tape.min_usd:.15g}" if core else None
+    await run_command(interaction, "subscribe_liqs", symbol, min_usd, sum_usd)
+
+
+@app_commands.describe(symbol="Symbol to stop liquidation alerts for, e.g. BTC")
+async def unsubscribe_liqs(interaction: discord.Interaction, symbol: str) -> None:
+    await run_command(interaction, "unsubscribe_liqs", symbol)
+
+
 async def alerts(interaction: discord.Interaction) -> None:
     await run_command(interaction, "alerts")
 
@@ -205,7 +221,8 @@ async def symbols(interaction: discord.Interaction) -> None:
 
 CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "start": start, "help": help_, "levels": levels, "heatmap": heatmap, "map": map_,
-    "subscribe": subscribe, "unsubscribe": unsubscribe, "alerts": alerts, "level": level,
+    "subscribe": subscribe, "unsubscribe": unsubscribe, "subscribe_liqs": subscribe_liqs,
+    "unsubscribe_liqs": unsubscribe_liqs, "alerts": alerts, "level": level,
     "unlevel": unlevel, "status": status, "symbols": symbols,
 }
 

@@ -10,7 +10,7 @@ with warnings.catch_warnings():  # discord.py's voice support imports audioop (u
     import discord
 
 from bot.alerts.events import EventKind
-from bot.alerts.messages import DISCLAIMER
+from bot.alerts.messages import DISCLAIMER, TAPE_SOURCE
 from bot.charts.style import LONG, SHORT
 from bot.commands.reply import Reply
 from bot.dispatcher import Alert
@@ -23,7 +23,8 @@ LEVEL_COLOUR = discord.Colour(0xFFD54F)
 SIDE_COLOUR = {"long": discord.Colour.from_str(LONG), "short": discord.Colour.from_str(SHORT)}
 ALERT_TITLE = {EventKind.APPROACH: "Approaching a liquidation cluster",
                EventKind.BREAK: "Cluster broken", EventKind.NEW_CLUSTER: "New liquidation cluster",
-               EventKind.LEVEL_CROSS: "Your level was crossed"}
+               EventKind.LEVEL_CROSS: "Your level was crossed",
+               EventKind.LIQUIDATIONS: "Real liquidations"}
 
 
 def clip(text: str, n: int) -> str:
@@ -51,13 +52,21 @@ def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
         colour = SIDE_COLOUR.get(ev.side or "", REPLY_COLOUR)
     embed = discord.Embed(title=f"{ev.symbol} · {ALERT_TITLE[ev.kind]}",
                           description=clip(alert.text, DESCRIPTION_MAX), colour=colour)
+    source = DISCLAIMER
     if ev.kind is EventKind.LEVEL_CROSS:
         embed.add_field(name="Level", value=price_text(ev.level_price or 0.0))
+    elif ev.kind is EventKind.LIQUIDATIONS:
+        source = TAPE_SOURCE
+        embed.add_field(name="Events", value=str(ev.tape_count or 0))
+        embed.add_field(name="Longs", value=money(ev.long_usd or 0.0))
+        embed.add_field(name="Shorts", value=money(ev.short_usd or 0.0))
+        embed.add_field(name="Range", value=f"{price_text(ev.low or 0.0)}–"
+                                            f"{price_text(ev.high or 0.0)}")
     else:
         embed.add_field(name="Range", value=f"{price_text(ev.low or 0.0)}–"
                                             f"{price_text(ev.high or 0.0)}")
         embed.add_field(name="Size", value=f"{money(ev.notional_usd or 0.0)} {ev.side}s")
         embed.add_field(name="Distance", value=pct_text(ev.distance_pct or 0.0))
     embed.add_field(name="Price", value=price_text(ev.price))
-    embed.set_footer(text=f"{time_text(ev.ts_ms, tz)} · {DISCLAIMER}")
+    embed.set_footer(text=f"{time_text(ev.ts_ms, tz)} · {source}")
     return embed

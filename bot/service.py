@@ -7,7 +7,10 @@ Jobs (AsyncIOScheduler, the loop the chat clients share):
   events and engine state committed to the store in one transaction (in replay, this job
   also advances the virtual clock);
 - ``dispatch`` every ``dispatch_seconds``: outbox → notifiers;
-- ``prune`` hourly: old outbox rows.
+- ``prune`` hourly: old outbox rows (and liquidations older than ``tape.keep_hours``);
+- ``tape`` every ``tape.flush_seconds`` when the live tape is on: new liquidations to the
+  store, closed windows to ``/subscribe_liqs`` chats (:mod:`bot.tape.feed`). A replayed tape
+  is flushed on every virtual tick instead, on the virtual clock.
 
 Store calls stay on the loop thread (short transactions); only the estimator and chart
 rendering run in worker threads.
@@ -34,7 +37,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.adapters import ChatAdapter
 from bot.alerts import EngineConfig, SymbolState, SymbolWatch, Tick, evaluate
-from bot.alerts.events import AlertEvent
+from bot.alerts.events import AlertEvent, EventKind
 from bot.config import Config, model_params
 from bot.dispatcher import Dispatcher, Notifier
 from bot.errors import LiqBotError, MarketDataError
@@ -42,6 +45,8 @@ from bot.estimates import EstimateBoard, compute_estimate
 from bot.market.base import MarketSource
 from bot.market.replay import ReplaySource
 from bot.store import Store, now_ms
+from bot.tape.alerts import seen_in
+from bot.tape.feed import TapeDesk
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +95,7 @@ class Service:
         self._stopping = False
         self.replay_done = asyncio.Event()
         self.adapters: list[ChatAdapter] = []  # set by bot.wiring; started by bot.run
+        self.tape: TapeDesk | None = None  # set by bot.wiring when the config enables it
 
     @property
     def replay(self) -> ReplaySource | None:
@@ -143,6 +149,8 @@ class Service:
         watch = await self._watch(symbol)
         events, new_state = evaluate(state, symbol, Tick(pt.price, pt.high, pt.low, pt.timestamp),
                                      est.clusters, watch, stale=stale, config=self.engine)
+        if self.tape is not None and any(e.kind is EventKind.BREAK for e in events):
+            events = self._with_tape(events, symbol, state.last_ms, pt.timestamp)
         # Outbox rows are stamped with the dispatcher's (wall) clock, which drives retries and
         # give-up; the tick's own time (virtual in replay) only drives the engine's cooldown.
         result.queued = self.store.commit_tick(symbol, new_state, None, events,
@@ -152,6 +160,27 @@ class Service:
         if stale:
             result.skipped = "stale data: no alerts"
         return result
+
+    def _with_tape(self, events: list[AlertEvent], symbol: str, last_ms: int | None,
+                   now: int) -> list[AlertEvent]:
+        """Break alerts name the real liquidations the tape saw inside the broken cluster
+        since the previous tick (one tape window earlier, for events stamped before it)."""
+        assert self.tape is not None
+        self.tape.ingest(now)
+        since = (last_ms if last_ms is not None else now) - self.tape.window_ms
+        recent = self.tape.recent(symbol, since)
+        out = []
+        for e in events:
+            if e.kind is EventKind.BREAK and e.side and e.low is not None and e.high is not None:
+                usd, n = seen_in(recent, e.side, e.low, e.high)
+                e = e._replace(tape_usd=usd, tape_count=n) if n else e
+            out.append(e)
+        return out
+
+    async def tape_job(self) -> int:
+        """Live tape: store new liquidations, alert the windows that closed."""
+        assert self.tape is not None
+        return self.tape.flush(self.dispatcher.clock())
 
     async def dispatch(self) -> int:
         stats = await self.dispatcher.run_once()
@@ -182,6 +211,8 @@ class Service:
                 log.info("replay finished: every candle has been played")
                 self.replay_done.set()
             return
+        if replay is not None and self.tape is not None:
+            self.tape.flush(replay.now_ms)
         for symbol in self.cfg.bot.symbols:
             await self.price_tick(symbol)
 
@@ -251,6 +282,11 @@ class Service:
         sch.add_job(self._guard("dispatch", self.dispatch), "interval",
                     seconds=s.dispatch_seconds, id="dispatch", **common)
         sch.add_job(self._guard("prune", self.prune), "interval", hours=1, id="prune", **common)
+        if self.tape is not None:
+            await self.tape.feed.start()
+            if replay is None:
+                sch.add_job(self._guard("tape", self.tape_job), "interval",
+                            seconds=self.cfg.tape.flush_seconds, id="tape", **common)
         sch.start()
         self.scheduler = sch
 
@@ -258,6 +294,9 @@ class Service:
         n = self.store.prune_outbox(self.dispatcher.clock() - OUTBOX_KEEP_MS)
         if n:
             log.info("pruned %d old outbox rows", n)
+        if self.tape is not None:
+            replay = self.replay
+            self.tape.prune(replay.now_ms if replay is not None else self.dispatcher.clock())
 
     async def stop(self) -> None:
         """Stop scheduling, let running jobs finish, deliver what is due once more."""
@@ -272,6 +311,10 @@ class Service:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
         self._stopping = False
+        if self.tape is not None:
+            await self.tape.feed.stop()
+            if self.replay is None:
+                self.tape.flush(self.dispatcher.clock())  # keep what arrived; alert closed
         try:
             await asyncio.wait_for(self.dispatch(), timeout=10)
         except Exception:  # a stuck platform must not block shutdown

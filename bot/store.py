@@ -12,6 +12,8 @@ Public API (all methods synchronous; use from one thread at a time):
   :meth:`commit_tick` (state + clusters + outbox rows in one transaction).
 - outbox: :meth:`due`, :meth:`claim`, :meth:`mark_sent`, :meth:`mark_retry`,
   :meth:`mark_failed`, :meth:`recover_inflight`, :meth:`prune_outbox`.
+- liquidation tape (:class:`bot.tape.tables.TapeTables`): ``/subscribe_liqs`` subscriptions,
+  recorded liquidations, and each symbol's last alerted window.
 - status: :meth:`subscriber_counts`, :meth:`pending_count`, :meth:`outbox_counts`,
   :meth:`integrity_ok`.
 
@@ -34,6 +36,7 @@ import sqlite_utils
 from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
 from bot.alerts.events import AlertEvent
 from bot.errors import LimitExceededError, StoreError, UserInputError
+from bot.tape.tables import TapeTables
 from estimator import Cluster
 
 MAX_SUBSCRIPTIONS = 20  # per chat
@@ -97,6 +100,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (chat, kind, ref, epoch))""",
         "CREATE INDEX outbox_due ON outbox(status, next_try_ms)",
     ),
+    (  # v2: the liquidation tape (bot.tape.tables)
+        """CREATE TABLE liq_subscriptions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+            symbol TEXT NOT NULL,
+            min_usd REAL NOT NULL CHECK (min_usd > 0),
+            sum_usd REAL NOT NULL CHECK (sum_usd > 0),
+            created_ms INTEGER NOT NULL,
+            UNIQUE (chat, symbol))""",
+        """CREATE TABLE liquidations (
+            exchange TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            ts INTEGER NOT NULL,
+            side TEXT NOT NULL CHECK (side IN ('long', 'short')),
+            price REAL NOT NULL,
+            amount REAL NOT NULL,
+            notional_usd REAL NOT NULL,
+            PRIMARY KEY (exchange, symbol, ts, side, price, amount))""",
+        "CREATE INDEX liquidations_symbol_ts ON liquidations(symbol, ts)",
+        """CREATE TABLE tape_state (
+            symbol TEXT PRIMARY KEY, flushed_ms INTEGER NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -149,7 +174,7 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-class Store:
+class Store(TapeTables):
     """liqbot's SQLite store. ``Store(path)`` for a file, ``Store(memory=True)`` for tests."""
 
     def __init__(self, path: str | Path | None = None, *, memory: bool = False,
@@ -409,8 +434,6 @@ class Store:
         dispatcher's clock (wall clock by default), not the market timestamp of a replayed
         candle: the dispatcher gives up on rows older than its ``give_up_after_ms``."""
         t = now if now is not None else now_ms()
-        rows = [(e.chat, e.kind.value, e.ref, e.epoch, e.dedupe_key, e.symbol,
-                 json.dumps(e.to_dict()), t, t, e.chat) for e in events]
         with self.db.atomic():
             self.db.execute(
                 "INSERT INTO engine_state (symbol, state, updated_ms) VALUES (?, ?, ?)"
@@ -419,13 +442,19 @@ class Store:
                 (symbol, new_state.to_json(), t))
             if clusters is not None:
                 self._put_clusters(symbol, clusters, t)
-            before = self.db.conn.total_changes
-            self.db.conn.executemany(
-                "INSERT OR IGNORE INTO outbox (chat, kind, ref, epoch, dedupe_key, symbol,"
-                " payload, next_try_ms, created_ms) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?"
-                " WHERE EXISTS (SELECT 1 FROM chats WHERE id = ? AND active = 1)", rows)
-            inserted = self.db.conn.total_changes - before
-        return inserted
+            return self._insert_outbox(events, t)
+
+    def _insert_outbox(self, events: Iterable[AlertEvent], t: int) -> int:
+        """Outbox rows for ``events`` (inside the caller's transaction); rows whose key exists
+        and rows for inactive chats are ignored. Returns the number inserted."""
+        rows = [(e.chat, e.kind.value, e.ref, e.epoch, e.dedupe_key, e.symbol,
+                 json.dumps(e.to_dict()), t, t, e.chat) for e in events]
+        before = self.db.conn.total_changes
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO outbox (chat, kind, ref, epoch, dedupe_key, symbol,"
+            " payload, next_try_ms, created_ms) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM chats WHERE id = ? AND active = 1)", rows)
+        return int(self.db.conn.total_changes - before)
 
     # --- outbox -------------------------------------------------------------------------------
     def due(self, now: int | None = None, limit: int = 50,

@@ -1,7 +1,8 @@
-"""Builds the parts a config asks for: market source, store, notifiers, command core."""
+"""Builds the parts a config asks for: market source, store, tape, notifiers, command core."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.adapters import ChatAdapter
@@ -13,6 +14,7 @@ from bot.market.base import MarketSource
 from bot.market.replay import BUNDLED_CSV, ReplaySource, load_csv
 from bot.service import Service
 from bot.store import Store
+from bot.tape.feed import LiveFeed, ReplayFeed, TapeDesk, TapeFeed
 
 
 def make_source(cfg: Config) -> MarketSource:
@@ -38,6 +40,24 @@ def open_store(cfg: Config) -> Store:
                  max_levels=cfg.limits.levels_per_chat)
 
 
+def make_tape(cfg: Config, store: Store, clock: Callable[[], int]) -> TapeDesk | None:
+    """The liquidation tape the config enables: a recorded CSV in replay, websockets live."""
+    t = cfg.tape
+    if not t.enabled:
+        return None
+    feed: TapeFeed
+    if cfg.source.kind == "replay":
+        feed = ReplayFeed(t.path, cfg.bot.symbols[0])
+    else:
+        from bot.tape.source import TapeSource, binance_ws_factory  # ccxt.pro: live only
+
+        factory = (binance_ws_factory(t.ws_url, t.rest_url) if t.ws_url or t.rest_url
+                   else None)
+        feed = LiveFeed(TapeSource(cfg.bot.symbols, t.exchanges, factory))
+    return TapeDesk(feed, store, cfg.bot.symbols, window_ms=int(t.window_seconds * 1000),
+                    keep_ms=int(t.keep_hours * 3_600_000), clock=clock)
+
+
 def make_adapters(cfg: Config) -> list[ChatAdapter]:
     """The chat adapters the config enables (console first)."""
     adapters: list[ChatAdapter] = []
@@ -60,6 +80,7 @@ def make_service(cfg: Config, store: Store | None = None,
     st = store if store is not None else open_store(cfg)
     chosen = make_adapters(cfg) if adapters is None else adapters
     service = Service(cfg, make_source(cfg), st, {a.platform: a.notifier for a in chosen})
+    service.tape = make_tape(cfg, st, service.dispatcher.clock)
     service.adapters = chosen
-    core = CommandCore(cfg, service.board, service.source, st, ChartCache())
+    core = CommandCore(cfg, service.board, service.source, st, ChartCache(), tape=service.tape)
     return service, core

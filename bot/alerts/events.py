@@ -10,12 +10,14 @@ from typing import NamedTuple
 
 
 class EventKind(StrEnum):
-    """The four alert kinds (DESIGN.md, threshold engine)."""
+    """The four alert kinds of the threshold engine (DESIGN.md), and real liquidations from
+    the tape (:mod:`bot.tape.alerts`)."""
 
     APPROACH = "approach"
     BREAK = "break"
     NEW_CLUSTER = "new_cluster"
     LEVEL_CROSS = "level_cross"
+    LIQUIDATIONS = "liquidations"
 
 
 class AlertEvent(NamedTuple):
@@ -30,6 +32,12 @@ class AlertEvent(NamedTuple):
     cluster kinds; ``level_price``, ``direction`` ('up'|'down') and ``note`` for level crosses;
     ``grown_from_usd`` when a new_cluster event is a growth (≥ growth factor) announcement.
     ``distance_pct`` is signed: (near edge − price) / price × 100.
+
+    Real liquidations: ``tape_usd`` / ``tape_count`` on a break are the liquidations the tape
+    saw inside the broken cluster while price crossed it. A ``liquidations`` event (ref
+    ``<symbol>@<window start ms>``) is one window of the tape: ``tape_count`` events, ``long_usd``
+    / ``short_usd`` per side, ``low``–``high`` their prices, ``notional_usd`` / ``level_price``
+    / ``side`` the largest one, ``note`` the exchanges.
     """
 
     kind: EventKind
@@ -48,6 +56,10 @@ class AlertEvent(NamedTuple):
     direction: str | None = None
     note: str | None = None
     grown_from_usd: float | None = None
+    tape_usd: float | None = None
+    tape_count: int | None = None
+    long_usd: float | None = None
+    short_usd: float | None = None
 
     @property
     def dedupe_key(self) -> str:

@@ -10,6 +10,7 @@ from bot.alerts.events import AlertEvent, EventKind
 from bot.fmt import money, pct_text, price_text, time_text
 
 DISCLAIMER = "estimate, not exchange data"
+TAPE_SOURCE = "exchange data (liquidation tape)"
 
 
 def render(event: AlertEvent, tz: str = "UTC") -> str:
@@ -21,6 +22,8 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
         note = f" ({event.note})" if event.note else ""
         return (f"🔔 {event.symbol} crossed your level {price_text(event.level_price or 0.0)} "
                 f"{arrow}{note} {tail}")
+    if event.kind is EventKind.LIQUIDATIONS:
+        return f"{tape_text(event)} {tail} · {TAPE_SOURCE}"
     size = money(event.notional_usd or 0.0)
     rng = f"{price_text(event.low or 0.0)}–{price_text(event.high or 0.0)}"
     dist = pct_text(event.distance_pct or 0.0)
@@ -30,6 +33,9 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
         head = f"⚠️ {event.symbol} approaching {size} {event.side} cluster {rng} ({dist})"
     elif event.kind is EventKind.BREAK:
         head = f"💥 {event.symbol} broke through {size} {event.side} cluster {rng}"
+        if event.tape_count:
+            head += (f"; the tape saw {money(event.tape_usd or 0.0)} of real {event.side} "
+                     f"liquidations in it ({event.tape_count})")
     elif event.grown_from_usd:
         factor = (event.notional_usd or 0.0) / event.grown_from_usd
         head = (f"📈 {event.symbol} {event.side} cluster {rng} grew to {size} "
@@ -37,3 +43,18 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
     else:
         head = f"🆕 {event.symbol} new {size} {event.side} cluster {rng} ({dist})"
     return f"{head} {tail} · {DISCLAIMER}"
+
+
+def tape_text(event: AlertEvent) -> str:
+    """A window of real liquidations: one event, or a burst summary of many."""
+    where = f" on {event.note}" if event.note else ""
+    largest = (f"{money(event.notional_usd or 0.0)} {event.side} liquidated at "
+               f"{price_text(event.level_price or 0.0)}")
+    if (event.tape_count or 0) <= 1:
+        return f"🔥 {event.symbol} {largest}{where}"
+    sides = ", ".join(f"{money(usd)} of {side}s" for side, usd in
+                      (("long", event.long_usd or 0.0), ("short", event.short_usd or 0.0))
+                      if usd > 0)
+    return (f"🔥 {event.symbol} {event.tape_count} liquidations{where}: {sides} between "
+            f"{price_text(event.low or 0.0)} and {price_text(event.high or 0.0)}; largest "
+            f"{largest}")

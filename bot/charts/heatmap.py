@@ -2,12 +2,14 @@
 
 x is UTC time over the window, y is price (USD), cropped around the traded range; the price
 path (close line over a high–low band) is drawn on top, the current price is marked and the
-largest clusters are labelled at the right edge.
+largest clusters are labelled at the right edge. With the liquidation tape on, real
+liquidations are dots (area ∝ USD, coloured by side) and clusters they fell in lately are
+labelled "LIVE".
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import matplotlib as mpl
 import matplotlib.dates as mdates
@@ -22,6 +24,7 @@ from numpy.typing import ArrayLike
 from bot import fmt
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label, spread
+from bot.tape.events import Liquidation
 from estimator import Candles, Cluster, Heatmap, top
 from estimator.candles import FloatArray
 
@@ -43,12 +46,14 @@ def price_range(low: float, high: float) -> tuple[float, float]:
 
 def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluster], *,
                    symbol: str, exchange: str, timeframe: str, window_label: str,
-                   size: tuple[int, int] = (1600, 1000), top_n: int = 3) -> Figure:
+                   size: tuple[int, int] = (1600, 1000), top_n: int = 3,
+                   tape: Sequence[Liquidation] = (), live: Collection[str] = ()) -> Figure:
     """Build the heatmap Figure (not yet rendered) — tests inspect its artists.
 
     ``candles`` is the full series the heatmap was built from (the window is sliced by
     ``heatmap.candle_index``); ``clusters`` are the current ones, ``top_n`` largest per side
-    are labelled; ``size`` is in pixels.
+    are labelled; ``size`` is in pixels. ``tape``: real liquidations to draw; ``live``: ids of
+    clusters real liquidations are eating.
     """
     i0, i1 = int(heatmap.candle_index[0]), int(heatmap.candle_index[-1])
     if i1 >= len(candles) or int(candles.timestamp[i1]) != int(heatmap.timestamp[-1]):
@@ -67,8 +72,9 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     ax.set_ylim(ylo, yhi)
     x_end = _days(win.timestamp[-1] + step_ms)
     ax.set_xlim(float(_days(int(win.timestamp[0]))), float(x_end))
+    _draw_tape(ax, tape, float(_days(int(win.timestamp[0]))), float(x_end))
     _draw_current(ax, last)
-    _draw_clusters(ax, top(clusters, top_n), ylo, yhi)
+    _draw_clusters(ax, top(clusters, top_n), ylo, yhi, live)
     _axes_labels(ax)
     if mesh is not None:
         cax = fig.add_axes(_LAYOUT["cbar"])
@@ -93,11 +99,12 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
 
 def render_heatmap(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluster], *,
                    symbol: str, exchange: str, timeframe: str, window_label: str,
-                   size: tuple[int, int] = (1600, 1000), top_n: int = 3) -> bytes:
+                   size: tuple[int, int] = (1600, 1000), top_n: int = 3,
+                   tape: Sequence[Liquidation] = (), live: Collection[str] = ()) -> bytes:
     """The heatmap as PNG bytes (in memory), ``size`` pixels; see :func:`heatmap_figure`."""
     return style.to_png(heatmap_figure(
         candles, heatmap, clusters, symbol=symbol, exchange=exchange, timeframe=timeframe,
-        window_label=window_label, size=size, top_n=top_n))
+        window_label=window_label, size=size, top_n=top_n, tape=tape, live=live))
 
 
 def _candle_ms(c: Candles) -> int:
@@ -156,7 +163,21 @@ def _draw_current(ax: Axes, last: float) -> None:
                 gid="current-price")
 
 
-def _draw_clusters(ax: Axes, clusters: Sequence[Cluster], ylo: float, yhi: float) -> None:
+def _draw_tape(ax: Axes, tape: Sequence[Liquidation], x0: float, x1: float) -> None:
+    """Real liquidations inside the window: one dot each, area ∝ USD, coloured by side."""
+    shown = [e for e in tape if x0 <= float(_days(e.timestamp)) <= x1]
+    if not shown:
+        return
+    usd = np.array([e.notional_usd for e in shown])
+    area = 12.0 + 300.0 * np.sqrt(usd / usd.max())
+    colours = [style.SHORT if e.side == "short" else style.LONG for e in shown]
+    ax.scatter(_days([e.timestamp for e in shown]), [e.price for e in shown], s=area,
+               c=colours, edgecolors=style.TEXT, linewidths=0.6, alpha=0.9, zorder=4,
+               label="real liquidations (tape)", gid="tape")
+
+
+def _draw_clusters(ax: Axes, clusters: Sequence[Cluster], ylo: float, yhi: float,
+                   live: Collection[str] = ()) -> None:
     """Label clusters at the right edge; a bracket marks the visible part of each cluster's
     price range. Clusters entirely outside the range are pinned to the top/bottom edge with an
     arrow.
@@ -170,7 +191,7 @@ def _draw_clusters(ax: Axes, clusters: Sequence[Cluster], ylo: float, yhi: float
     trans = ax.get_yaxis_transform()  # x in axes fraction, y in data
     for c, at, y in zip(clusters, where, ys, strict=True):
         colour = style.SHORT if c.side == "short" else style.LONG
-        text = cluster_label(c)
+        text = cluster_label(c) + (" · LIVE" if c.id in live else "")
         if at is None:
             text = ("↑ " if c.price > yhi else "↓ ") + text
         else:

@@ -12,6 +12,8 @@ from bot.commands.parse import clip, parse_amount, parse_int, parse_percent
 from bot.commands.reply import Caller, Reply
 from bot.errors import UserInputError
 from bot.fmt import money, price_text
+from bot.store import now_ms
+from bot.tape.alerts import SUM_FACTOR
 
 if TYPE_CHECKING:
     from bot.commands.core import CommandCore
@@ -54,12 +56,48 @@ async def unsubscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) 
     return Reply(f"This chat was not subscribed to {symbol}.", error=True)
 
 
+async def subscribe_liqs(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/subscribe_liqs SYM [MIN_USD] [SUM_USD]."""
+    if core.tape is None:
+        raise UserInputError("The liquidation tape is off on this bot (config [tape]), so "
+                             "there are no real liquidations to alert on.")
+    if not args:
+        raise UserInputError("Which symbol? For example: /subscribe_liqs BTC 1m 10m")
+    if len(args) > 3:
+        raise UserInputError("Too many arguments.")
+    symbol = await core.resolve_symbol(args[0])
+    min_usd = (parse_amount(args[1], "minimum liquidation size") if len(args) > 1
+               else core.config.tape.min_usd)
+    sum_usd = (parse_amount(args[2], "window total") if len(args) > 2
+               else min_usd * SUM_FACTOR)
+    chat = _chat(core, caller)
+    sub = core.store.subscribe_liqs(chat.id, symbol, min_usd, sum_usd, now=now_ms())
+    window = f"{core.config.tape.window_seconds:g} s"
+    return Reply(
+        f"Liquidation alerts for {symbol}: every liquidation ≥ {money(sub.min_usd)}, and all of "
+        f"them when ≥ {money(sub.sum_usd)} liquidate within {window} — one message per {window} "
+        f"at most. Real liquidations from {core.tape.feed.label} (Binance sends at most one per "
+        f"second, so it undercounts). /unsubscribe_liqs {symbol.split('/')[0]} stops them.")
+
+
+async def unsubscribe_liqs(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/unsubscribe_liqs SYM."""
+    if len(args) != 1:
+        raise UserInputError("Give exactly one symbol.")
+    symbol = await core.resolve_symbol(args[0])
+    chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
+    if chat is not None and core.store.unsubscribe_liqs(chat.id, symbol):
+        return Reply(f"Liquidation alerts for {symbol} stopped.")
+    return Reply(f"This chat had no liquidation alerts for {symbol}.", error=True)
+
+
 async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
     """/alerts: this chat's subscriptions and levels."""
     chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
     subs = core.store.list_subscriptions(chat.id) if chat else []
     levels = core.store.list_levels(chat.id) if chat else []
-    if not subs and not levels:
+    liqs = core.store.list_liq_subscriptions(chat.id) if chat else []
+    if not subs and not levels and not liqs:
         return Reply("No alerts in this chat yet. Try /subscribe BTC 100m 0.5 or "
                      "/level BTC 94k.")
     lines = []
@@ -67,6 +105,10 @@ async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
         lines.append("Cluster alerts:")
         lines += [f"  {s.symbol}: clusters ≥ {money(s.min_usd)}, within {s.approach_pct:g} %"
                   for s in subs]
+    if liqs:
+        lines.append("Liquidation alerts (real, from the tape):")
+        lines += [f"  {s.symbol}: each ≥ {money(s.min_usd)}, or all when ≥ "
+                  f"{money(s.sum_usd)} in a window" for s in liqs]
     if levels:
         lines.append("Price levels (remove with /unlevel ID):")
         lines += [f"  #{lv.id} {lv.symbol} {price_text(lv.price)}"

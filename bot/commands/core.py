@@ -23,6 +23,7 @@ from bot.errors import BadSymbolError, LimitExceededError, UserInputError
 from bot.estimates import EstimateBoard
 from bot.market.base import MarketSource
 from bot.store import Store
+from bot.tape.feed import TapeDesk
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class CommandCore:
     store: Store
     charts: ChartCache
     clock: Callable[[], float] = time.monotonic
+    tape: TapeDesk | None = None  # real liquidations, when the config enables the tape
 
     def __post_init__(self) -> None:
         self.chart_limiter = RateLimiter(self.config.limits.charts_per_minute, self.clock)

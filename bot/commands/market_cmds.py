@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from bot.charts import ChartKey, render_heatmap, render_map
@@ -11,6 +12,8 @@ from bot.errors import UserInputError
 from bot.estimates import WINDOWS_H, Estimate
 from bot.fmt import money, price_text, utc_text
 from bot.market.replay import replay_label
+from bot.tape.alerts import seen_in
+from bot.tape.events import Liquidation
 from estimator import top
 
 if TYPE_CHECKING:
@@ -64,11 +67,13 @@ async def help_(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Rep
     return Reply(help_text())
 
 
-def levels_text(est: Estimate, n: int = TOP_N, failing: str | None = None) -> str:
+def levels_text(est: Estimate, n: int = TOP_N, failing: str | None = None,
+                tape: Sequence[Liquidation] | None = None, live_minutes: float = 60) -> str:
     """The seed post's picture as text: top clusters per side with range, size, distance.
 
     ``failing``: the error of the last update when it failed (the estimate shown is the last
-    good one and alerts are paused)."""
+    good one and alerts are paused). ``tape``: real liquidations of the last ``live_minutes``;
+    a cluster they fell in is marked live."""
     lines = [f"{est.symbol} · price {price_text(est.price)} · {DISCLAIMER}"]
     for side, title in (("short", "Shorts above (liquidated if price rises):"),
                         ("long", "Longs below (liquidated if price falls):")):
@@ -79,6 +84,10 @@ def levels_text(est: Estimate, n: int = TOP_N, failing: str | None = None) -> st
         for c in clusters:
             lines.append(f"  {price_text(c.low)}–{price_text(c.high)}  "
                          f"{money(c.notional_usd)}  {c.distance_pct:+.1f} %")
+            usd, count = seen_in(tape or (), c.side, c.low, c.high)
+            if count:
+                lines.append(f"    🔥 live: {money(usd)} of real {c.side} liquidations here in "
+                             f"the last {live_minutes:g} min ({count})")
     lines.append(f"As of {utc_text(est.book.timestamp)} UTC · {source_label(est)}")
     if est.snapshot.stale:
         lines.append("⚠ data is stale: alerts are paused until fresh candles arrive")
@@ -93,7 +102,10 @@ async def levels(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
     symbol, _ = await _symbol_and_rest(core, args, 0)
     est = _require(core, symbol)
     short = symbol.split("/")[0]
-    return Reply(levels_text(est, failing=core.board.status(symbol).last_error), buttons=(
+    minutes = core.config.tape.live_minutes
+    text = levels_text(est, failing=core.board.status(symbol).last_error,
+                       tape=live_tape(core, symbol, est, minutes), live_minutes=minutes)
+    return Reply(text, buttons=(
         Button("Heatmap 24h", f"/heatmap {short} 24h"), Button("Map", f"/map {short}"),
         Button("Subscribe", f"/subscribe {short}"),
     ))
@@ -107,14 +119,20 @@ async def heatmap(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
         raise UserInputError(f"Unknown window '{window[:12]}'. Use one of "
                              f"{', '.join(WINDOWS_H)}.")
     est = _require(core, symbol)
+    tape = live_tape(core, symbol, est, WINDOWS_H[window] * 60) or []
+    recent = est.snapshot.now_ms - int(core.config.tape.live_minutes * 60_000)
+    lately = [e for e in tape if e.timestamp >= recent]
+    live = {c.id for c in est.clusters if seen_in(lately, c.side, c.low, c.high)[1]}
+    # The picture changes with the estimate and with every new real liquidation.
+    version = f"{est.version}:{len(tape)}:{tape[-1].timestamp}" if tape else est.version
 
     def render() -> bytes:
         return render_heatmap(est.snapshot.candles, est.heatmap(window), est.clusters,
                               symbol=symbol, exchange=exchange_label(core), window_label=window,
-                              timeframe=est.snapshot.timeframe)
+                              timeframe=est.snapshot.timeframe, tape=tape, live=live)
 
     png = await asyncio.to_thread(core.charts.get_or_render,
-                                  ChartKey(symbol, "heatmap", window, est.version), render)
+                                  ChartKey(symbol, "heatmap", window, version), render)
     return Reply(f"{symbol} liquidation heatmap, {window} · {DISCLAIMER}"
                  f"{' (volume proxy)' if est.proxy else ''}", png=png,
                  filename=f"heatmap-{window}.png")
@@ -133,6 +151,15 @@ async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
                                   ChartKey(symbol, "map", "", est.version), render)
     return Reply(f"{symbol} liquidation map · {DISCLAIMER}"
                  f"{' (volume proxy)' if est.proxy else ''}", png=png, filename="map.png")
+
+
+def live_tape(core: CommandCore, symbol: str, est: Estimate,
+              minutes: float) -> list[Liquidation] | None:
+    """Real liquidations of the last ``minutes`` before the estimate's clock (None: no tape)."""
+    if core.tape is None:
+        return None
+    core.tape.ingest(est.snapshot.now_ms)
+    return core.tape.recent(symbol, est.snapshot.now_ms - int(minutes * 60_000))
 
 
 def exchange_label(core: CommandCore) -> str:
@@ -162,6 +189,12 @@ async def status(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
         if st.source_note:
             line += f"\n  notes: {st.source_note}"
         lines.append(line)
+    if core.tape is not None:
+        lines.append(f"Liquidation tape (real liquidations, exchange data): {core.tape.feed.label}")
+        lines += ["  " + h.replace("\n", "\n  ") for h in core.tape.feed.health()]
+        liq_counts = core.store.liq_subscriber_counts()
+        lines.append("  /subscribe_liqs chats: " + (", ".join(
+            f"{s} {n}" for s, n in liq_counts.items()) or "none"))
     return Reply("\n".join(lines))
 
 

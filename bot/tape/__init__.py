@@ -1,26 +1,7 @@
-"""The live liquidation tape (ccxt.pro websockets): events, totals, summaries, recording."""
+"""The live liquidation tape: events and alerts (no I/O here), the ccxt.pro websocket feed
+(:mod:`bot.tape.source`, imported on use: it loads ccxt), its place in the service
+(:mod:`bot.tape.feed`), store tables (:mod:`bot.tape.tables`) and ``liqbot record``."""
 
-from bot.tape.events import (
-    BINANCE_NOTE,
-    Deduper,
-    Liquidation,
-    MinuteTotals,
-    describe,
-    parse_liquidation,
-    summarise,
-)
-from bot.tape.source import Backoff, FeedStatus, TapeSource, binance_ws_factory
+from bot.tape.events import BINANCE_NOTE, Deduper, Liquidation, MinuteTotals, parse_liquidation
 
-__all__ = [
-    "BINANCE_NOTE",
-    "Backoff",
-    "Deduper",
-    "FeedStatus",
-    "Liquidation",
-    "MinuteTotals",
-    "TapeSource",
-    "binance_ws_factory",
-    "describe",
-    "parse_liquidation",
-    "summarise",
-]
+__all__ = ["BINANCE_NOTE", "Deduper", "Liquidation", "MinuteTotals", "parse_liquidation"]

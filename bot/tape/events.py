@@ -1,5 +1,5 @@
 """Liquidation events and what is done with them without I/O: parsing ccxt's liquidation
-structures, de-duplication, per-minute USD totals and burst summaries.
+structures, de-duplication and per-minute USD totals (alerts: :mod:`bot.tape.alerts`).
 
 Sides are the side of the *liquidated position*: a SELL forced order closes a long
 (``long``), a BUY forced order closes a short (``short``). Times in unix ms UTC, amounts in USD.
@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-
-from bot.fmt import money, price_text
 
 Side = Literal["long", "short"]
 MINUTE_MS = 60_000
@@ -119,47 +117,3 @@ class MinuteTotals:
                 out["long"] += v["long"]
                 out["short"] += v["short"]
         return out
-
-
-def _base(symbol: str) -> str:
-    return symbol.split("/")[0] or symbol
-
-
-def describe(event: Liquidation) -> str:
-    """One event: ``🔥 $2.3M BTC long liquidated at 91,234``."""
-    return (f"🔥 {money(event.notional_usd)} {_base(event.symbol)} {event.side} liquidated at "
-            f"{price_text(event.price)}")
-
-
-def summarise(events: Iterable[Liquidation], window_s: float) -> list[str]:
-    """Messages for events: one per event, except that all events of one symbol within
-    ``window_s`` seconds of the first of them become one summary (a cascade is one message).
-    """
-    by_symbol: dict[str, list[Liquidation]] = defaultdict(list)
-    for e in sorted(events, key=lambda e: e.timestamp):
-        by_symbol[e.symbol].append(e)
-    out: list[tuple[int, str]] = []
-    window_ms = int(window_s * 1000)
-    for evs in by_symbol.values():
-        group: list[Liquidation] = []
-        for e in evs:
-            if group and e.timestamp - group[0].timestamp >= window_ms:
-                out.append((group[0].timestamp, _group_text(group)))
-                group = []
-            group.append(e)
-        if group:
-            out.append((group[0].timestamp, _group_text(group)))
-    return [text for _, text in sorted(out, key=lambda x: x[0])]
-
-
-def _group_text(group: Sequence[Liquidation]) -> str:
-    if len(group) == 1:
-        return describe(group[0])
-    usd = {"long": 0.0, "short": 0.0}
-    for e in group:
-        usd[e.side] += e.notional_usd
-    lo, hi = min(e.price for e in group), max(e.price for e in group)
-    span_s = max((group[-1].timestamp - group[0].timestamp) / 1000, 1)
-    sides = ", ".join(f"{money(v)} {s}s" for s, v in usd.items() if v > 0)
-    return (f"🔥 {len(group)} {_base(group[0].symbol)} liquidations in {span_s:.0f} s: {sides} "
-            f"({price_text(lo)}–{price_text(hi)})")

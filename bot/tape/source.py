@@ -92,7 +92,7 @@ class TapeSource:
         self.status = {n: FeedStatus(n, note=BINANCE_NOTE if n.startswith("binance") else None)
                        for n in self.exchanges}
         self._factory = ws_factory or default_ws_factory()
-        self._on_event = on_event
+        self.on_event = on_event  # called once per new event, on the loop thread
         self._backoff = backoff or Backoff()
         self._cache_limit = cache_limit
         self._dedupe = Deduper(max(20_000, 4 * cache_limit))
@@ -189,5 +189,5 @@ class TapeSource:
                 continue
             status.events += 1
             self.totals.add(event)
-            if self._on_event is not None:
-                self._on_event(event)
+            if self.on_event is not None:
+                self.on_event(event)

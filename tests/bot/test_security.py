@@ -147,7 +147,9 @@ async def test_discord_token_stays_out_of_logs_replies_and_bodies(
 
 # --- admin-only actions -------------------------------------------------------------------------
 ADMIN_TEXT = {"subscribe": "/subscribe BTC 1m 0.5", "unsubscribe": "/unsubscribe BTC",
-              "level": "/level BTC 8k", "unlevel": "/unlevel 1"}
+              "level": "/level BTC 8k", "unlevel": "/unlevel 1",
+              "subscribe_liqs": "/subscribe_liqs BTC 1m",
+              "unsubscribe_liqs": "/unsubscribe_liqs BTC"}
 
 
 def test_admin_text_covers_every_admin_command() -> None:
@@ -175,7 +177,9 @@ async def test_telegram_group_members_cannot_change_alerts() -> None:
 
 async def test_discord_members_without_manage_channels_cannot_change_alerts() -> None:
     options = {"subscribe": {"symbol": "BTC", "min_usd": "1m"}, "unsubscribe": {"symbol": "BTC"},
-               "level": {"symbol": "BTC", "price": "8k"}, "unlevel": {"level_id": 1}}
+               "level": {"symbol": "BTC", "price": "8k"}, "unlevel": {"level_id": 1},
+               "subscribe_liqs": {"symbol": "BTC", "min_usd": "1m"},
+               "unsubscribe_liqs": {"symbol": "BTC"}}
     assert set(options) == ADMIN_COMMANDS
     async with FakeDiscord() as fake:
         old, Route.BASE = Route.BASE, fake.base

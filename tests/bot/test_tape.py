@@ -1,24 +1,22 @@
 """The liquidation tape: real ccxt.pro (binanceusdm) against loopback fakes of Binance's REST API
-and forceOrder websocket stream — parsing to USD, reconnect, de-duplication, burst summaries."""
+and forceOrder websocket stream — parsing to USD, reconnect, de-duplication, and a burst through
+the store and outbox to one chat message (no duplicate after a reconnect or a restart)."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from bot.console import ConsoleNotifier
+from bot.dispatcher import Dispatcher
 from bot.errors import MarketDataError
-from bot.tape import (
-    BINANCE_NOTE,
-    Backoff,
-    Liquidation,
-    MinuteTotals,
-    TapeSource,
-    binance_ws_factory,
-    parse_liquidation,
-    summarise,
-)
+from bot.store import Store
+from bot.tape import BINANCE_NOTE, Liquidation, MinuteTotals, parse_liquidation
+from bot.tape.feed import GRACE_MS, LiveFeed, TapeDesk
+from bot.tape.source import Backoff, TapeSource, binance_ws_factory
 from tests.bot.fake_binance import FakeBinance
 from tests.bot.fake_binance_ws import FakeBinanceWs, force_order
 
@@ -96,35 +94,49 @@ async def test_reconnects_after_drop_without_duplicates(rest: FakeBinance,
     assert status.last_error is not None and "network error" in status.last_error
 
 
-async def test_burst_of_500_in_one_second_is_one_summary(rest: FakeBinance,
-                                                          ws: FakeBinanceWs) -> None:
-    got: list[Liquidation] = []
-    burst = [force_order("BTCUSDT", "SELL" if i % 4 else "BUY", 50_000.0 - i, 0.1, T0 + 2 * i)
+async def test_burst_of_500_in_one_second_is_one_alert_message(rest: FakeBinance,
+                                                                ws: FakeBinanceWs,
+                                                                tmp_path) -> None:
+    store = Store(tmp_path / "bot.db")
+    chat = store.upsert_chat("console", "c1")
+    store.subscribe_liqs(chat.id, SYM, min_usd=1e6, sum_usd=10e6, now=0)
+    source = TapeSource([SYM], ws_factory=binance_ws_factory(ws.url, rest.url, timeout_ms=1000),
+                        backoff=FAST)
+    desk = TapeDesk(LiveFeed(source), store, [SYM], window_ms=60_000, keep_ms=86_400_000,
+                    clock=lambda: 1)
+    # $50k each: none reaches $1M, together they pass the $10M window total.
+    burst = [force_order("BTCUSDT", "SELL" if i % 4 else "BUY", 50_000.0 - i, 1.0, T0 + 2 * i)
              for i in range(500)]
-    async with tape(rest, ws, got) as t:
+    assert desk.flush(T0 - 10_000) == 0  # first flush: nothing before it is news
+    async with source:
         await ws.wait_subscribed(1)
         await ws.push(*burst)
-        await until(lambda: len(got) == 500)
-    assert len({e.key for e in got}) == 500
+        await until(lambda: source.status["binanceusdm"].events == 500)
+        assert desk.flush(T0 + 30_000) == 0  # the window is still open
+        assert desk.flush(T0 + 60_000 + GRACE_MS) == 1
+        # A reconnect repeats the burst's last event; it must not alert again.
+        ws.on_subscribe = [burst[-1]]
+        await ws.drop()
+        await ws.wait_subscribed(2)
+        await ws.push(force_order("BTCUSDT", "SELL", 49_000.0, 1.0, T0 + 61_000))
+        await until(lambda: source.status["binanceusdm"].events == 501)
+        assert source.status["binanceusdm"].duplicates == 1
+        assert desk.flush(T0 + 130_000) == 0  # $49k alone: below both thresholds
     minute = T0 // 60_000 * 60_000
-    totals = t.totals.minutes(SYM)
-    assert sum(v["long"] + v["short"] for v in totals.values()) == pytest.approx(
-        sum(e.notional_usd for e in got))
-    assert totals[minute]["short"] == pytest.approx(sum(
-        e.notional_usd for e in got if e.side == "short" and e.timestamp < minute + 60_000))
-    messages = summarise(got, window_s=60)
-    assert len(messages) == 1
-    assert messages[0].startswith("🔥 500 BTC liquidations in 1 s:")
-    assert "longs" in messages[0] and "shorts" in messages[0]
-
-
-def test_summarise_keeps_single_events_and_splits_windows() -> None:
-    def ev(t: int, side: str = "long") -> Liquidation:
-        return Liquidation("binanceusdm", t, SYM, side, 91_234.0, 25.0, 2_280_850.0)  # type: ignore[arg-type]
-    assert summarise([ev(T0)], 60) == ["🔥 $2.3M BTC long liquidated at 91,234"]
-    texts = summarise([ev(T0), ev(T0 + 30_000, "short"), ev(T0 + 61_000)], 60)
-    assert len(texts) == 2 and texts[0].startswith("🔥 2 BTC liquidations in 30 s")
-    assert summarise([], 60) == []
+    totals = source.totals.minutes(SYM)
+    assert totals[minute]["short"] == pytest.approx(125 * 50_000.0, rel=0.01)
+    assert len(store.liquidations(SYM, 0)) == 501
+    # A restarted process (new desk, same store file) alerts nothing twice.
+    again = TapeDesk(LiveFeed(TapeSource([SYM])), store, [SYM], window_ms=60_000,
+                     keep_ms=86_400_000, clock=lambda: 2)
+    assert again.flush(T0 + 130_000) == 0
+    notifier = ConsoleNotifier(out=io.StringIO())
+    stats = await Dispatcher(store, {"console": notifier}).run_once()
+    assert stats.sent == 1 and len(notifier.sent) == 1
+    text = notifier.sent[0].text
+    assert text.startswith(f"🔥 {SYM} 500 liquidations on binanceusdm: $18.7M of longs, "
+                           "$6.2M of shorts between 49,501 and 50,000")
+    assert "exchange data" in text
 
 
 def test_parse_rejects_unusable_and_handles_inverse() -> None:

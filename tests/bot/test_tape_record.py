@@ -14,8 +14,8 @@ from bot.errors import MarketDataError
 from bot.market.ccxt_source import binance_factory
 from bot.market.errors import RetryPolicy
 from bot.market.replay import load_csv
-from bot.tape import Backoff, binance_ws_factory
 from bot.tape.record import record, write_candles_daily
+from bot.tape.source import Backoff, binance_ws_factory
 from tests.bot.fake_binance import FakeBinance
 from tests.bot.fake_binance_ws import FakeBinanceWs, force_order
 
