@@ -10,13 +10,17 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from bot.config import parse_config
 from bot.console import ConsoleNotifier
 from bot.dispatcher import Dispatcher
 from bot.errors import MarketDataError
-from bot.store import Store
+from bot.market.ccxt_source import CcxtSource, binance_factory
+from bot.service import Service
+from bot.store import Store, now_ms
 from bot.tape import BINANCE_NOTE, Liquidation, MinuteTotals, parse_liquidation
 from bot.tape.feed import GRACE_MS, LiveFeed, TapeDesk
 from bot.tape.source import Backoff, TapeSource, binance_ws_factory
+from bot.wiring import make_tape
 from tests.bot.fake_binance import FakeBinance
 from tests.bot.fake_binance_ws import FakeBinanceWs, force_order
 
@@ -167,3 +171,42 @@ async def test_unsupported_exchange_ends_with_market_data_error(rest: FakeBinanc
     await until(lambda: t.status["binanceusdm"].error is not None)
     await t.stop()
     assert isinstance(t.status["binanceusdm"].error, MarketDataError)
+
+
+async def test_live_service_runs_the_tape_from_its_config(rest: FakeBinance,
+                                                          ws: FakeBinanceWs) -> None:
+    """`[tape]` of a live config → ccxt.pro feed → the scheduler's tape job → outbox →
+    dispatch job → one chat message, in real time (1 s windows)."""
+    cfg = parse_config(f"""
+[source]
+kind = "live"
+lookback_days = 1.0
+[tape]
+enabled = true
+window_seconds = 1
+flush_seconds = 0.2
+ws_url = "{ws.url}"
+rest_url = "{rest.url}"
+[console]
+enabled = false
+""")
+    store = Store(memory=True)
+    notifier = ConsoleNotifier(io.StringIO())
+    source = CcxtSource(exchange_factory=binance_factory(rest.url, timeout_ms=1000),
+                        lookback_days=1, clock=lambda: rest.now_ms)
+    service = Service(cfg, source, store, {"console": notifier})
+    service.tape = make_tape(cfg, store, service.dispatcher.clock)
+    chat = store.upsert_chat("console", "c1")
+    store.subscribe_liqs(chat.id, SYM, min_usd=1e6, sum_usd=1e7, now=0)
+    await service.start()
+    try:
+        await ws.wait_subscribed(1)
+        await until(lambda: store.tape_flushed(SYM) is not None)
+        await ws.push(force_order("BTCUSDT", "SELL", 50_000.0, 40.0, now_ms()))  # $2M
+        await until(lambda: len(notifier.sent) == 1)
+    finally:
+        await service.stop()
+        await source.close()
+    assert notifier.sent[0].text.startswith(
+        f"🔥 {SYM} $2.0M long liquidated at 50,000 on binanceusdm")
+    assert len(store.liquidations(SYM, 0)) == 1
