@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import replace
+from pathlib import Path
 
 from bot.commands.reply import Caller
-from bot.config import AlertsSection, Config, SourceSection
+from bot.config import AlertsSection, Config, SourceSection, TapeSection
 from bot.store import Store
 from bot.wiring import make_service
 
@@ -21,6 +23,21 @@ def replay_config(**alerts: float) -> Config:
         alerts=AlertsSection(**{"min_usd": 1_000_000.0, **alerts}),
         console=replace(base.console, enabled=False),
     )
+
+
+def write_liqs(path: Path, rows: list[tuple[int, str, float, float]]) -> Path:
+    """A liquidations CSV as `liqbot record` writes it: (timestamp ms, side, price, USD)."""
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["timestamp", "side", "price", "notional_usd"])
+        w.writerows(rows)
+    return path
+
+
+def tape_config(path: Path, **tape: object) -> Config:
+    """:func:`replay_config` with the liquidation CSV at ``path`` replayed as the tape."""
+    cfg = replay_config()
+    return replace(cfg, tape=TapeSection(enabled=True, path=str(path), **tape))  # type: ignore[arg-type]
 
 
 async def started_service(cfg: Config | None = None, adapters=None):

@@ -23,7 +23,7 @@ from bot.commands.reply import Caller
 from bot.commands.table import COMMANDS
 from bot.errors import UserInputError
 from bot.store import MAX_LEVELS, MAX_SUBSCRIPTIONS
-from tests.bot.helpers import group, private, started_service
+from tests.bot.helpers import group, private, started_service, tape_config, write_liqs
 from tests.conftest import scaled
 
 FULL = 10_000
@@ -124,13 +124,14 @@ def test_split_command_returns_a_name_and_args_or_none(text: str) -> None:
 # --- the command core, every command of the table ---------------------------------------------
 CALLERS = [private("u1", "c1"), group("member", admin=False, chat="g1"),
            group("boss", admin=True, chat="g1")]
-PER_COMMAND = 2_500  # × 12 commands = 30k handle() calls in the full run
+PER_COMMAND = 2_500  # × 14 commands = 35k handle() calls in the full run
 SEEN: Counter[str] = Counter()
 PARTS: dict[str, object] = {}
 
 
 def _state(store) -> tuple:
-    return (tuple(store.active_subscriptions()), tuple(store.active_levels()))
+    return (tuple(store.active_subscriptions()), tuple(store.active_levels()),
+            tuple(store.active_liq_subscriptions()))
 
 
 def command_lines(name: str) -> st.SearchStrategy[str]:
@@ -161,15 +162,20 @@ def test_every_command_answers_fuzzed_input_without_exceptions_or_side_effects(
     if caller.is_group and not caller.is_admin:
         assert _state(store) == before, (text, reply.text)  # admin-only changes refused
     for chat in {s.chat for s in store.active_subscriptions()} | {
-            lv.chat for lv in store.active_levels()}:
+            lv.chat for lv in store.active_levels()} | {
+            s.chat for s in store.active_liq_subscriptions()}:
         assert len(store.list_subscriptions(chat)) <= MAX_SUBSCRIPTIONS
         assert len(store.list_levels(chat)) <= MAX_LEVELS
+        assert len(store.list_liq_subscriptions(chat)) <= MAX_SUBSCRIPTIONS
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _core_parts():
+def _core_parts(tmp_path_factory):
+    # With a replayed liquidation tape, so /subscribe_liqs is fuzzed past "the tape is off".
+    liqs = write_liqs(tmp_path_factory.mktemp("tape") / "liqs.csv",
+                      [(1_569_106_000_000, "long", 9_500.0, 2e6)])
     loop = asyncio.new_event_loop()
-    parts = loop.run_until_complete(started_service())
+    parts = loop.run_until_complete(started_service(tape_config(liqs)))
     parts[1].chart_limiter.per_minute = 10**9  # the limiter is tested in test_security.py
     PARTS.update(loop=loop, parts=parts)
     yield

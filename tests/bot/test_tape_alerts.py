@@ -4,7 +4,6 @@ commands, and a replayed tape through the real service (break alerts naming real
 
 from __future__ import annotations
 
-import csv
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -16,14 +15,22 @@ from hypothesis import strategies as st
 from bot.alerts.events import EventKind
 from bot.alerts.messages import render
 from bot.charts.heatmap import heatmap_figure
-from bot.config import Config, TapeSection
+from bot.config import Config
 from bot.store import MIGRATIONS, SCHEMA_VERSION, Store
 from bot.tape.alerts import LiqSubscription, seen_in, window_alerts
 from bot.tape.events import BINANCE_NOTE, Liquidation
 from bot.tape.feed import LiveFeed, TapeDesk
 from bot.tape.source import TapeSource
 from bot.wiring import make_service
-from tests.bot.helpers import SYMBOL, group, private, replay_config, started_service
+from tests.bot.helpers import (
+    SYMBOL,
+    group,
+    private,
+    replay_config,
+    started_service,
+    tape_config,
+    write_liqs,
+)
 
 T0 = 1_764_000_000_000  # a minute boundary
 SUB = LiqSubscription(chat=1, symbol=SYMBOL, min_usd=1e6, sum_usd=10e6)
@@ -141,19 +148,6 @@ def test_tape_tables_ignore_repeats_and_commit_windows_once() -> None:
 
 
 # --- commands -----------------------------------------------------------------------------------
-def write_liqs(path: Path, rows: list[tuple[int, str, float, float]]) -> Path:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["timestamp", "side", "price", "notional_usd"])
-        w.writerows(rows)
-    return path
-
-
-def tape_config(path: Path, **tape: object) -> Config:
-    cfg = replay_config()
-    return replace(cfg, tape=TapeSection(enabled=True, path=str(path), **tape))  # type: ignore[arg-type]
-
-
 async def test_subscribe_liqs_needs_the_tape() -> None:
     _, core, store = await started_service()
     reply = await core.handle("/subscribe_liqs BTC 1m", private())
