@@ -1,4 +1,5 @@
-"""The ``liqbot`` command line: run, demo, levels, chart, check-config."""
+"""The ``liqbot`` command line: run, demo, levels, chart, backtest, record, calibrate,
+check-config."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bot.estimates import WINDOWS_H
 from estimator import ModelParams
 
 EXIT_CONFIG = 2
+EXIT_BAD_FILE = 2  # calibrate: a candle/liquidation file it cannot use
 
 
 def _levels(args: argparse.Namespace) -> int:
@@ -86,6 +88,26 @@ def _backtest(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserInputError(f"backtest: {exc}") from exc
     print(json.dumps(result) if args.json else format_text(result))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from bot.calibration import calibrate, format_report, write_ladder
+    from bot.errors import DataFileError
+
+    try:
+        cal = calibrate(args.candles, args.liquidations, _params(args))
+        if args.out:
+            write_ladder(cal, args.out)
+    except DataFileError as exc:
+        print(f"liqbot: calibrate: {exc}", file=sys.stderr)
+        return EXIT_BAD_FILE
+    if args.json:
+        print(json.dumps(cal.as_dict() | {"out": args.out}))
+    else:
+        print(format_report(cal))
+        if args.out:
+            print(f"wrote {args.out}")
     return 0
 
 
@@ -200,6 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=60.0,
                    help="how long to record the liquidation tape (default 60)")
     p.set_defaults(func=_record)
+
+    p = sub.add_parser("calibrate", help="fit the leverage ladder and long/short split to "
+                                         "recorded liquidations; write a ladder file")
+    p.add_argument("--candles", required=True, help="candle CSV, ideally with open_interest_usd "
+                                                    "(e.g. from liqbot record)")
+    p.add_argument("--liquidations", required=True, help="liquidation CSV: timestamp,side,price,"
+                                                         "notional_usd")
+    p.add_argument("--out", help="ladder TOML file to write ([model] leverage, weights, "
+                                 "dominant_share)")
+    p.add_argument("--config", help="TOML config for the base model (half-life, ladder compared "
+                                    "against)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("check-config", help="validate a config file (exit 2 when invalid)")
     p.add_argument("path")

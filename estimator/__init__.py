@@ -5,6 +5,7 @@ arrays and small dataclasses. Everything here is an *estimate*, not exchange dat
 """
 
 from estimator.book import Book, Heatmap, build_book, build_heatmap
+from estimator.calibrate import LadderFit, fit_ladder, predicted_liquidations
 from estimator.candles import Candles
 from estimator.clusters import Cluster, ClusterRule, assign_ids, find_clusters, top
 from estimator.grid import PriceGrid
@@ -18,6 +19,7 @@ __all__ = [
     "Cluster",
     "ClusterRule",
     "Heatmap",
+    "LadderFit",
     "ModelParams",
     "PriceGrid",
     "Tier",
@@ -26,6 +28,8 @@ __all__ = [
     "build_book",
     "build_heatmap",
     "find_clusters",
+    "fit_ladder",
     "liquidation_price",
+    "predicted_liquidations",
     "top",
 ]

@@ -1,9 +1,7 @@
 """The estimated liquidation book: at the last candle, and over time (heatmap).
 
-Fast path of the position model (DESIGN.md): every created level gets its death index once;
-its value at candle T is notional × Π f[k] for born < k ≤ T (survival factors), computed from
-cumulative log-factors; the book at one time is a bincount, the heatmap a short recurrence over
-its columns (not over candles).
+Fast path of the position model (DESIGN.md), over the levels of estimator.levels: the book at
+one time is a bincount, the heatmap a short recurrence over its columns (not over candles).
 """
 
 from __future__ import annotations
@@ -14,10 +12,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from estimator.candles import Candles, FloatArray, IntArray
-from estimator.deaths import first_high_at_or_above, first_low_at_or_below
 from estimator.grid import PriceGrid
+from estimator.levels import LevelModel, level_model
 from estimator.params import ModelParams
-from estimator.positions import LONG, CreatedLevels, created_levels, survival_factors
 
 
 @dataclass(frozen=True)
@@ -78,41 +75,7 @@ class Heatmap:
         return self.grid.centre(np.arange(self.k0, self.k0 + self.long.shape[1]))
 
 
-@dataclass(frozen=True)
-class _Model:
-    """Created levels with death index and the cumulative survival needed to value them."""
-
-    rows: CreatedLevels
-    death: IntArray
-    bucket: IntArray
-    log_f: FloatArray  # cumulative Σ log f over non-zero factors
-    zeros: IntArray  # cumulative count of zero factors (OI wiped out)
-    proxy: bool
-
-    def value_at(self, sel: NDArray[np.bool_] | IntArray, t: IntArray | int) -> FloatArray:
-        """Value (USD) at the close of candle ``t`` of the selected rows (alive or not)."""
-        born = self.rows.born[sel]
-        tt = np.broadcast_to(np.asarray(t, dtype=np.int64), born.shape)
-        factor = np.exp(self.log_f[tt] - self.log_f[born])
-        factor = np.where(self.zeros[tt] > self.zeros[born], 0.0, factor)
-        return np.asarray(self.rows.notional[sel] * factor, dtype=np.float64)
-
-
-def _build_model(c: Candles, params: ModelParams) -> _Model:
-    rows, proxy = created_levels(c, params)
-    is_long = rows.side == LONG
-    death = np.empty(len(rows.born), dtype=np.int64)
-    death[is_long] = first_low_at_or_below(c.low, rows.born[is_long], rows.level[is_long])
-    death[~is_long] = first_high_at_or_above(c.high, rows.born[~is_long], rows.level[~is_long])
-    f = survival_factors(c, params)
-    zero = f <= 0.0
-    log_f = np.cumsum(np.log(np.where(zero, 1.0, f)))
-    zeros = np.cumsum(zero.astype(np.int64))
-    bucket = params.grid.index(rows.level)
-    return _Model(rows, death, bucket, log_f, zeros, proxy)
-
-
-def _bucket_range(model: _Model, alive: NDArray[np.bool_], fallback_price: float,
+def _bucket_range(model: LevelModel, alive: NDArray[np.bool_], fallback_price: float,
                   grid: PriceGrid) -> tuple[int, int]:
     if bool(np.any(alive)):
         b = model.bucket[alive]
@@ -124,7 +87,7 @@ def _bucket_range(model: _Model, alive: NDArray[np.bool_], fallback_price: float
 def build_book(c: Candles, params: ModelParams | None = None) -> Book:
     """The estimated book at the close of the last candle."""
     p = params if params is not None else ModelParams()
-    model = _build_model(c, p)
+    model = level_model(c, p)
     last = len(c) - 1
     alive = model.death > last
     k0, k1 = _bucket_range(model, alive, float(c.close[-1]), p.grid)
@@ -156,7 +119,7 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
         raise ValueError(f"heatmap: columns must be ≥ 1, got {columns!r}")
     spaced = np.linspace(start, n - 1, num=min(columns, n - start))
     cols = np.unique(spaced.round().astype(np.int64))
-    model = _build_model(c, p)
+    model = level_model(c, p)
     born, death = model.rows.born, model.death
     first_col = np.searchsorted(cols, born, side="left")  # first column at/after birth
     end_col = np.searchsorted(cols, death, side="left")  # first column at/after death

@@ -14,11 +14,11 @@ from estimator import Candles, ModelParams, liquidation_price
 from estimator.positions import long_share, new_notional, survival_factors
 
 
-def reference_books(c: Candles, params: ModelParams, at: list[int] | None = None):
-    """Per-candle loop. Returns {candle index: (long dict, short dict)} for the candles in ``at``
-    (default: the last), each dict mapping (leverage index, bucket) → USD."""
+def _walk(c: Candles, params: ModelParams):
+    """Per-candle loop. Yields, for each candle t, the positions price consumed at t (side,
+    ladder index, USD before t's survival factor) and the live ones after t (side, ladder
+    index, level, USD)."""
     n = len(c)
-    wanted = set(at if at is not None else [n - 1])
     notional, _proxy = new_notional(c, params)
     share = long_share(c, params)
     f = survival_factors(c, params)
@@ -37,10 +37,12 @@ def reference_books(c: Candles, params: ModelParams, at: list[int] | None = None
     new_lev = np.tile(np.arange(n_lev), 2)
     new_ratio = np.concatenate([ratio["long"], ratio["short"]])
     weights = np.tile(np.asarray(params.weights, dtype=float), 2)
-    out = {}
     for t in range(n):
+        crossed = np.zeros(len(side), dtype=bool)
         if t > 0:
             crossed = np.where(side == 0, c.low[t] <= level, c.high[t] >= level)
+        died = (side[crossed], lev[crossed], amount[crossed])
+        if t > 0:
             keep = ~crossed
             side, lev, level = side[keep], lev[keep], level[keep]
             amount = amount[keep] * f[t]
@@ -50,6 +52,15 @@ def reference_books(c: Candles, params: ModelParams, at: list[int] | None = None
         lev = np.concatenate([lev, new_lev[made]])
         level = np.concatenate([level, tp[t] * new_ratio[made]])
         amount = np.concatenate([amount, new_amount[made]])
+        yield t, died, (side, lev, level, amount)
+
+
+def reference_books(c: Candles, params: ModelParams, at: list[int] | None = None):
+    """Per-candle loop. Returns {candle index: (long dict, short dict)} for the candles in ``at``
+    (default: the last), each dict mapping (leverage index, bucket) → USD."""
+    wanted = set(at if at is not None else [len(c) - 1])
+    out = {}
+    for t, _died, (side, lev, level, amount) in _walk(c, params):
         if t in wanted:
             buckets = params.grid.index(level)
             books: dict[int, dict] = {0: {}, 1: {}}
@@ -57,6 +68,14 @@ def reference_books(c: Candles, params: ModelParams, at: list[int] | None = None
                 key = (int(i), int(k))
                 books[int(s_)][key] = books[int(s_)].get(key, 0.0) + float(a)
             out[t] = (books[0], books[1])
+    return out
+
+
+def reference_liquidations(c: Candles, params: ModelParams) -> np.ndarray:
+    """Per-candle loop. USD consumed by price, out[side, ladder index, candle]."""
+    out = np.zeros((2, len(params.leverages), len(c)))
+    for t, (side, lev, amount), _live in _walk(c, params):
+        np.add.at(out, (side.astype(np.int64), lev, np.full(len(side), t)), amount)
     return out
 
 

@@ -1,0 +1,54 @@
+"""Created levels with their death index and cumulative survival: what the book, the heatmap
+and the ladder calibration value.
+
+Every created level gets its death index once; its value at candle T is notional × Π f[k] for
+born < k ≤ T (survival factors), computed from cumulative log-factors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from estimator.candles import Candles, FloatArray, IntArray
+from estimator.deaths import first_high_at_or_above, first_low_at_or_below
+from estimator.params import ModelParams
+from estimator.positions import LONG, CreatedLevels, created_levels, survival_factors
+
+
+@dataclass(frozen=True)
+class LevelModel:
+    """Created levels with death index (len(candles) = still alive) and the cumulative survival
+    needed to value them."""
+
+    rows: CreatedLevels
+    death: IntArray
+    bucket: IntArray
+    log_f: FloatArray  # cumulative Σ log f over non-zero factors
+    zeros: IntArray  # cumulative count of zero factors (OI wiped out)
+    proxy: bool
+
+    def value_at(self, sel: NDArray[np.bool_] | IntArray, t: IntArray | int) -> FloatArray:
+        """Value (USD) at the close of candle ``t`` of the selected rows (alive or not)."""
+        born = self.rows.born[sel]
+        tt = np.broadcast_to(np.asarray(t, dtype=np.int64), born.shape)
+        factor = np.exp(self.log_f[tt] - self.log_f[born])
+        factor = np.where(self.zeros[tt] > self.zeros[born], 0.0, factor)
+        return np.asarray(self.rows.notional[sel] * factor, dtype=np.float64)
+
+
+def level_model(c: Candles, params: ModelParams) -> LevelModel:
+    """Created levels of ``c`` under ``params``, each with its death index and price bucket."""
+    rows, proxy = created_levels(c, params)
+    is_long = rows.side == LONG
+    death = np.empty(len(rows.born), dtype=np.int64)
+    death[is_long] = first_low_at_or_below(c.low, rows.born[is_long], rows.level[is_long])
+    death[~is_long] = first_high_at_or_above(c.high, rows.born[~is_long], rows.level[~is_long])
+    f = survival_factors(c, params)
+    zero = f <= 0.0
+    log_f = np.cumsum(np.log(np.where(zero, 1.0, f)))
+    zeros = np.cumsum(zero.astype(np.int64))
+    bucket = params.grid.index(rows.level)
+    return LevelModel(rows, death, bucket, log_f, zeros, proxy)
