@@ -15,7 +15,6 @@ from bot.estimates import WINDOWS_H
 from estimator import ModelParams
 
 EXIT_CONFIG = 2
-EXIT_BAD_FILE = 2  # calibrate: a candle/liquidation file it cannot use
 
 
 def _levels(args: argparse.Namespace) -> int:
@@ -93,15 +92,11 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from bot.calibration import calibrate, format_report, write_ladder
-    from bot.errors import DataFileError
 
-    try:
-        cal = calibrate(args.candles, args.liquidations, _params(args))
-        if args.out:
-            write_ladder(cal, args.out)
-    except DataFileError as exc:
-        print(f"liqbot: calibrate: {exc}", file=sys.stderr)
-        return EXIT_BAD_FILE
+    # A file it cannot use is a DataFileError: main() prints it and exits 1, as backtest does.
+    cal = calibrate(args.candles, args.liquidations, _params(args))
+    if args.out:
+        write_ladder(cal, args.out)
     if args.json:
         print(json.dumps(cal.as_dict() | {"out": args.out}))
     else:

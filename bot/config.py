@@ -92,6 +92,7 @@ class ModelSection:
     half_life_hours: float = 168.0  # 0 = no age decay
     proxy_fraction: float = 0.1
     dominant_share: float = 0.75
+    ladder_file: str = ""  # a `liqbot calibrate --out` file: its ladder replaces the keys above
 
 
 @dataclass(frozen=True)
@@ -321,6 +322,7 @@ def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
     except BadSymbolError as exc:
         raise ConfigError(f"{source}:{lines.key('bot', 'symbols')}: bot.symbols: {exc}") from exc
     cfg = replace(cfg, bot=replace(cfg.bot, symbols=symbols))
+    cfg = _with_ladder_file(cfg, source, lines)
     m = cfg.model
     if len(m.leverage) != len(m.weights) or not m.leverage:
         raise ConfigError(f"{source}:{lines.key('model', 'weights')}: model.weights has "
@@ -336,6 +338,26 @@ def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
         raise ConfigError(f"{source}:{lines.key('source', 'exchanges')}: source.exchanges is "
                           "empty")
     return _tape_checks(cfg, source, lines)
+
+
+def _with_ladder_file(cfg: Config, source: str, lines: _KeyLines) -> Config:
+    """``[model] ladder_file``: the fitted leverage, weights and dominant share it holds."""
+    m = cfg.model
+    if not m.ladder_file:
+        return cfg
+    where = f"{source}:{lines.key('model', 'ladder_file')}: model.ladder_file"
+    clash = [k for k in ("leverage", "weights", "dominant_share") if lines.has("model", k)]
+    if clash:
+        raise ConfigError(f"{where} sets the ladder; remove model.{', model.'.join(clash)} "
+                          "(or the ladder file)")
+    from bot.calibration import load_ladder  # lazy: it brings the CSV loaders along
+
+    try:
+        leverage, weights, share = load_ladder(m.ladder_file)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    return replace(cfg, model=replace(m, leverage=leverage, weights=weights,
+                                      dominant_share=share))
 
 
 def _tape_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:

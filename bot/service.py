@@ -168,7 +168,7 @@ class Service:
         assert self.tape is not None
         self.tape.ingest(now)
         since = (last_ms if last_ms is not None else now) - self.tape.window_ms
-        recent = self.tape.recent(symbol, since)
+        recent = self.tape.recent(symbol, since, now + 1)
         out = []
         for e in events:
             if e.kind is EventKind.BREAK and e.side and e.low is not None and e.high is not None:

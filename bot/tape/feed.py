@@ -147,9 +147,10 @@ class TapeDesk:
         new = self.feed.drain(now_ms)
         return self.store.add_liquidations(new) if new else 0
 
-    def recent(self, symbol: str, since_ms: int) -> list[Liquidation]:
-        """Stored events of ``symbol`` since ``since_ms``."""
-        return self.store.liquidations(symbol, since_ms)
+    def recent(self, symbol: str, since_ms: int,
+               until_ms: int | None = None) -> list[Liquidation]:
+        """Stored events of ``symbol`` with since ≤ time < until."""
+        return self.store.liquidations(symbol, since_ms, until_ms)
 
     def prune(self, now_ms: int) -> int:
         return self.store.prune_liquidations(now_ms - self.keep_ms)

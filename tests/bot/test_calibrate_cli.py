@@ -1,5 +1,6 @@
 """`liqbot calibrate`: fits a tape made from known weights, reports it, writes a ladder file
-that load_ladder reads back; broken files are a one-line error (exit 2) naming the file."""
+that load_ladder reads back; broken files are a one-line error (exit 1, like backtest) naming
+the file."""
 
 import dataclasses
 import json
@@ -91,23 +92,23 @@ def test_without_open_interest_the_report_says_proxy(files, tmp_path, capsys):
     ("candles", "timestamp,open,high,low,close,volume\n1,2,3,1,2,5\n0,2,3,1,2,5\n",
      ":3: unsorted timestamp"),
 ])
-def test_broken_files_exit_2_naming_the_file(files, tmp_path, capsys, which, content, message):
+def test_broken_files_exit_1_naming_the_file(files, tmp_path, capsys, which, content, message):
     candles, liq, _ = files
     bad = tmp_path / f"bad_{which}.csv"
     bad.write_text(content)
     args = {"candles": candles, "liq": liq} | {which: bad}
     assert main(["calibrate", "--candles", str(args["candles"]), "--liquidations",
-                 str(args["liq"])]) == 2
+                 str(args["liq"])]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("liqbot: calibrate: ") and bad.name in err and message in err
+    assert err.startswith("liqbot: ") and bad.name in err and message in err
     assert len(err.strip().splitlines()) == 1
 
 
-def test_unwritable_out_is_exit_2(files, tmp_path, capsys):
+def test_unwritable_out_is_exit_1(files, tmp_path, capsys):
     candles, liq, _ = files
     out = tmp_path / "no_such_dir" / "ladder.toml"
     assert main(["calibrate", "--candles", str(candles), "--liquidations", str(liq),
-                 "--out", str(out)]) == 2
+                 "--out", str(out)]) == 1
     assert "cannot write" in capsys.readouterr().err
 
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_example_config_is_valid_and_matches_defaults():
     cfg = load_config(ROOT / "config.example.toml", env={})
     defaults = Config()
-    for section in ("bot", "source", "schedule", "alerts", "model", "limits", "console",
+    for section in ("bot", "source", "schedule", "alerts", "model", "tape", "limits", "console",
                     "telegram", "discord"):
         assert getattr(cfg, section) == getattr(defaults, section), section
 
@@ -38,6 +38,17 @@ def test_example_config_is_valid_and_matches_defaults():
                                          "(set the environment variable TELEGRAM_TOKEN)"),
         ("[discord]\nenabled = true\ntoken_env = 'MY_DISCORD'\n", "MY_DISCORD"),
         ("[nope]\na = 1\n", "x.toml:line 1: unknown section [nope]"),
+        ("[model]\ndominant_share = 0.4\n", "model.dominant_share = 0.4 must be in [0.5, 1]"),
+        ("[tape]\nenabled = true\n", "line 2: tape is enabled with a replay source: set "
+                                     "tape.path"),
+        ("[tape]\nenabled = true\npath = '/nope.csv'\n", "line 3: tape.path '/nope.csv' is not"),
+        ("[tape]\nwindow_seconds = 0.5\n", "tape.window_seconds = 0.5 must be in [1, 3600]"),
+        ("[source]\nkind = 'live'\n[tape]\nenabled = true\nexchanges = ['bybit']\n"
+         "ws_url = 'ws://127.0.0.1:1'\n", "line 6: tape.ws_url/rest_url are for exchanges"),
+        ("[model]\nladder_file = '/nope.toml'\n", "line 2: model.ladder_file: /nope.toml: "
+                                                  "cannot read ladder file"),
+        ("[model]\nladder_file = '/nope.toml'\nweights = [1]\nleverage = [10]\n",
+         "model.ladder_file sets the ladder; remove model.leverage, model.weights"),
         ("[bot\n", "invalid TOML"),
     ],
 )
@@ -94,3 +105,15 @@ def test_per_chat_caps_come_from_config(tmp_path):
             store.subscribe(chat.id, "ETH/USDT:USDT")
     finally:
         store.close()
+
+
+def test_a_fitted_ladder_file_sets_the_model(tmp_path):
+    ladder = tmp_path / "ladder.toml"
+    ladder.write_text("[model]\nleverage = [10, 20, 50]\nweights = [0.5, 0.3, 0.2]\n"
+                      "dominant_share = 0.6\n")
+    cfg = parse_config(f"[model]\nladder_file = '{ladder}'\n", "x.toml", env={})
+    p = model_params(cfg)
+    assert (p.leverages, p.weights, p.dominant_share) == ((10, 20, 50), (0.5, 0.3, 0.2), 0.6)
+    ladder.write_text("[model]\nleverage = [10, 20]\nweights = [0.5]\ndominant_share = 0.6\n")
+    with pytest.raises(ConfigError, match="x.toml:line 2: model.ladder_file: .*ladder.toml"):
+        parse_config(f"[model]\nladder_file = '{ladder}'\n", "x.toml", env={})
