@@ -53,6 +53,7 @@ from bot.market.replay import BUNDLED_CSV, load_csv
 from bot.service import Service
 from bot.store import Chat, Store
 from bot.wiring import make_source
+from tests.bot.helpers import write_liqs
 from tests.conftest import scaled
 
 SYMBOL = "BTC/USDT:USDT"
@@ -73,7 +74,12 @@ dispatch_seconds = 0.03
 [alerts]
 min_usd = 300_000
 cooldown_minutes = 0
+[tape]
+enabled = true
+path = "{tape}"
 """
+# Real-liquidation alerts on a replayed tape (chat id, min USD, window sum USD).
+LIQ_SUBS = (("console", 1_000_000, 5_000_000), ("desk-tokyo", 400_000, 2_000_000))
 # (chat id, time zone, [(min USD, approach %)], [(level USD, direction, note)])
 CHATS: tuple[tuple[str, str, list[tuple[float, float]], list[tuple[float, str, str]]], ...] = (
     ("console", "UTC", [(1_000_000, 0.5)], [(8_200.0, "any", "")]),
@@ -97,8 +103,30 @@ def seed_store(path: Path) -> None:
                 store.subscribe(chat.id, SYMBOL, min_usd=min_usd, approach_pct=pct)
             for price, direction, note in levels:
                 store.add_level(chat.id, SYMBOL, price, direction, note)
+        for chat_id, min_usd, sum_usd in LIQ_SUBS:
+            chat = store.upsert_chat("console", chat_id)
+            store.subscribe_liqs(chat.id, SYMBOL, min_usd, sum_usd, now=0)
     finally:
         store.close()
+
+
+def write_tape(path: Path) -> Path:
+    """A deterministic liquidation tape over the replayed candles: 3 events an hour inside each
+    hour's range (longs in its lower half, shorts in its upper), sizes $50k–$2.5M, and a
+    60-event cascade once a day."""
+    c = load_csv(BUNDLED_CSV)
+    rows = []
+    for i in range(WARMUP - 48, len(c)):
+        t0, lo, hi = int(c.timestamp[i]), float(c.low[i]), float(c.high[i])
+        for k in range(3):
+            frac = ((i * 7 + k * 3) % 10) / 10
+            rows.append((t0 + k * 1_170_000 + 7_000, "long" if frac < 0.5 else "short",
+                         round(lo + (hi - lo) * frac, 1), 50_000.0 * (1 + (i * 13 + k) % 50)))
+        if i % 24 == 5:
+            rows += [(t0 + 2_000_000 + j * 400, "long", round(lo + j, 1), 90_000.0)
+                     for j in range(60)]
+    write_liqs(path, rows)
+    return path
 
 
 @dataclass
@@ -158,7 +186,9 @@ class BotDir:
 
     def setup(self) -> BotDir:
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "config.toml").write_text(CONFIG.format(store=self.db, warmup=WARMUP))
+        tape = write_tape(self.root / "liqs.csv")
+        (self.root / "config.toml").write_text(CONFIG.format(store=self.db, warmup=WARMUP,
+                                                             tape=tape))
         seed_store(self.db)
         return self
 
@@ -285,7 +315,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     # rows render to, once each.
     assert printed == Counter(box.text.values())
     kinds = Counter(k.split("|")[1] for k in box.status)
-    assert set(kinds) == {"approach", "break", "new_cluster", "level_cross"}, kinds
+    assert set(kinds) == {"approach", "break", "new_cluster", "level_cross", "liquidations"}, kinds
+    assert any(json.loads(p).get("tape_count") for k, p in box.payload.items()
+               if "|break|" in k), "no break alert named real liquidations"
     assert len(box.status) >= 40, kinds
     assert bot.recovered == 0
     ts = load_csv(BUNDLED_CSV).timestamp  # the first tick reveals candles WARMUP, WARMUP + 1
@@ -379,8 +411,8 @@ async def test_stop_lets_a_running_send_finish_and_leaves_nothing_in_flight(
     """SIGTERM's stop() used to shut the scheduler down first, and APScheduler's asyncio
     executor cancels running jobs: a send in progress was cut off and its row left 'sending'
     (resent after the restart: a duplicate from a *clean* stop). Now running jobs finish."""
-    (tmp_path / "config.toml").write_text(CONFIG.format(store=tmp_path / "bot.db",
-                                                        warmup=WARMUP))
+    (tmp_path / "config.toml").write_text(CONFIG.format(
+        store=tmp_path / "bot.db", warmup=WARMUP, tape=write_tape(tmp_path / "liqs.csv")))
     cfg = load_config(tmp_path / "config.toml")
     seed_store(tmp_path / "bot.db")
     store = Store(tmp_path / "bot.db")
