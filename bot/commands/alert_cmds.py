@@ -6,6 +6,7 @@ never used from two threads at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot.commands.parse import clip, parse_amount, parse_int, parse_percent
@@ -14,6 +15,7 @@ from bot.errors import UserInputError
 from bot.fmt import money, price_text
 from bot.store import now_ms
 from bot.tape.alerts import SUM_FACTOR
+from bot.tape.events import BINANCE_NOTE
 
 if TYPE_CHECKING:
     from bot.commands.core import CommandCore
@@ -47,13 +49,20 @@ async def subscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) ->
 
 async def unsubscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
     """/unsubscribe SYM."""
+    return await _stop(core, caller, args, core.store.unsubscribe,
+                       "Unsubscribed from {}.", "This chat was not subscribed to {}.")
+
+
+async def _stop(core: CommandCore, caller: Caller, args: tuple[str, ...],
+                remove: Callable[[int, str], bool], done: str, none: str) -> Reply:
+    """Remove one of this chat's per-symbol watches (``remove(chat, symbol)``)."""
     if len(args) != 1:
         raise UserInputError("Give exactly one symbol.")
     symbol = await core.resolve_symbol(args[0])
-    chat = _chat(core, caller)
-    if core.store.unsubscribe(chat.id, symbol):
-        return Reply(f"Unsubscribed from {symbol}.")
-    return Reply(f"This chat was not subscribed to {symbol}.", error=True)
+    chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
+    if chat is not None and remove(chat.id, symbol):
+        return Reply(done.format(symbol))
+    return Reply(none.format(symbol), error=True)
 
 
 async def subscribe_liqs(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
@@ -73,22 +82,20 @@ async def subscribe_liqs(core: CommandCore, caller: Caller, args: tuple[str, ...
     chat = _chat(core, caller)
     sub = core.store.subscribe_liqs(chat.id, symbol, min_usd, sum_usd, now=now_ms())
     window = f"{core.config.tape.window_seconds:g} s"
+    label = core.tape.feed.label
+    caveat = f" {BINANCE_NOTE}" if "binance" in label else ""
     return Reply(
         f"Liquidation alerts for {symbol}: every liquidation ≥ {money(sub.min_usd)}, and all of "
         f"them when ≥ {money(sub.sum_usd)} liquidate within {window} — one message per {window} "
-        f"at most. Real liquidations from {core.tape.feed.label} (Binance sends at most one per "
-        f"second, so it undercounts). /unsubscribe_liqs {symbol.split('/')[0]} stops them.")
+        f"at most. Real liquidations from {label}.{caveat}\n"
+        f"/unsubscribe_liqs {symbol.split('/')[0]} stops them.")
 
 
 async def unsubscribe_liqs(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
     """/unsubscribe_liqs SYM."""
-    if len(args) != 1:
-        raise UserInputError("Give exactly one symbol.")
-    symbol = await core.resolve_symbol(args[0])
-    chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
-    if chat is not None and core.store.unsubscribe_liqs(chat.id, symbol):
-        return Reply(f"Liquidation alerts for {symbol} stopped.")
-    return Reply(f"This chat had no liquidation alerts for {symbol}.", error=True)
+    return await _stop(core, caller, args, core.store.unsubscribe_liqs,
+                       "Liquidation alerts for {} stopped.",
+                       "This chat had no liquidation alerts for {}.")
 
 
 async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:

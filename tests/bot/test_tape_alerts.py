@@ -161,7 +161,7 @@ async def test_subscribe_liqs_lists_validates_and_unsubscribes(tmp_path: Path) -
     service, core, store = await started_service(cfg)
     reply = await core.handle("/subscribe_liqs BTC 1m", private())
     assert not reply.error and "≥ $1.0M" in reply.text and "≥ $10.0M" in reply.text
-    assert "undercounts" in reply.text
+    assert "replay of l.csv" in reply.text
     chat = store.find_chat("console", "c1")
     assert chat is not None
     for bad, needle in (("/subscribe_liqs BTC lots", "not a valid minimum liquidation size"),
@@ -223,48 +223,13 @@ async def run_to_end(service) -> None:
         await service.price_job()
 
 
-async def first_break(tmp_path: Path):
-    """The first break alert of the plain replay (no tape), for a chat alerted on everything."""
-    store = Store(tmp_path / "plain.db")
-    service, core = make_service(replay_config(), store, [])
-    await core.handle("/subscribe BTC 1m 0.5", private())
-    await service.start()
-    try:
-        await run_to_end(service)
-    finally:
-        await service.stop()
-    rows = [r.event for r in store.due(now=2**62, limit=10_000)]
-    store.close()
-    return next(e for e in rows if e.kind is EventKind.BREAK)
-
-
-async def test_replayed_tape_alerts_once_and_names_real_liquidations_in_breaks(
-        tmp_path: Path) -> None:
-    brk = await first_break(tmp_path)
-    mid = (brk.low + brk.high) / 2
-    start = 1_569_106_800_000  # the replay's first virtual hour (warm-up 19,500 candles)
-    burst_at = start + 10 * 3_600_000
-    rows = ([(start - 86_400_000, "long", mid, 9e6),  # history before the replay: not news
-             (brk.ts_ms - 1_000, brk.side, mid, 3e6)]  # while price broke the cluster
-            + [(burst_at + i * 500, "short", 9_000.0 + i, 100_000.0) for i in range(20)])
-    cfg = replace(tape_config(write_liqs(tmp_path / "liqs.csv", rows)),
-                  bot=replace(Config().bot, store=str(tmp_path / "tape.db")))
-    alerts = await replay_with_tape(cfg)
-    broke = [e for e in alerts if e.kind is EventKind.BREAK and e.ref == brk.ref]
-    assert broke and broke[0].tape_count == 1 and broke[0].tape_usd == pytest.approx(3e6)
-    assert f"the tape saw $3.0M of real {brk.side} liquidations in it (1)" in render(broke[0])
-    liqs = [e for e in alerts if e.kind is EventKind.LIQUIDATIONS]
-    assert sorted((e.tape_count, round(e.notional_usd or 0)) for e in liqs) == [
-        (1, 3_000_000), (20, 100_000)]
-    # A restarted process (same store, replay resumed) sends nothing twice.
-    assert await replay_with_tape(cfg) == alerts
-
-
-async def replay_with_tape(cfg: Config) -> list:
+async def replay_alerts(cfg: Config, *commands: str) -> list:
+    """Play ``cfg``'s replay to the end through the real service, after ``commands`` from
+    one private chat; the alerts queued, in order."""
     store = Store(cfg.bot.store)
     service, core = make_service(cfg, store, [])
-    await core.handle("/subscribe BTC 1m 0.5", private())
-    await core.handle("/subscribe_liqs BTC 1m 1.5m", private())
+    for text in commands:
+        await core.handle(text, private())
     await service.start()
     try:
         await run_to_end(service)
@@ -273,3 +238,28 @@ async def replay_with_tape(cfg: Config) -> list:
     events = [r.event for r in store.due(now=2**62, limit=10_000)]
     store.close()
     return events
+
+
+async def test_replayed_tape_alerts_once_and_names_real_liquidations_in_breaks(
+        tmp_path: Path) -> None:
+    plain = replace(replay_config(), bot=replace(Config().bot, store=str(tmp_path / "plain.db")))
+    brk = next(e for e in await replay_alerts(plain, "/subscribe BTC 1m 0.5")
+               if e.kind is EventKind.BREAK)
+    mid = (brk.low + brk.high) / 2
+    start = 1_569_106_800_000  # the replay's first virtual hour (warm-up 19,500 candles)
+    burst_at = start + 10 * 3_600_000
+    rows = ([(start - 86_400_000, "long", mid, 9e6),  # history before the replay: not news
+             (brk.ts_ms - 1_000, brk.side, mid, 3e6)]  # while price broke the cluster
+            + [(burst_at + i * 500, "short", 9_000.0 + i, 100_000.0) for i in range(20)])
+    cfg = replace(tape_config(write_liqs(tmp_path / "liqs.csv", rows)),
+                  bot=replace(Config().bot, store=str(tmp_path / "tape.db")))
+    commands = ("/subscribe BTC 1m 0.5", "/subscribe_liqs BTC 1m 1.5m")
+    alerts = await replay_alerts(cfg, *commands)
+    broke = [e for e in alerts if e.kind is EventKind.BREAK and e.ref == brk.ref]
+    assert broke and broke[0].tape_count == 1 and broke[0].tape_usd == pytest.approx(3e6)
+    assert f"the tape saw $3.0M of real {brk.side} liquidations in it (1)" in render(broke[0])
+    liqs = [e for e in alerts if e.kind is EventKind.LIQUIDATIONS]
+    assert sorted((e.tape_count, round(e.notional_usd or 0)) for e in liqs) == [
+        (1, 3_000_000), (20, 100_000)]
+    # A restarted process (same store, replay resumed) sends nothing twice.
+    assert await replay_alerts(cfg, *commands) == alerts
