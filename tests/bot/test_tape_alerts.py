@@ -263,3 +263,17 @@ async def test_replayed_tape_alerts_once_and_names_real_liquidations_in_breaks(
         (1, 3_000_000), (20, 100_000)]
     # A restarted process (same store, replay resumed) sends nothing twice.
     assert await replay_alerts(cfg, *commands) == alerts
+
+
+def test_discord_embed_of_a_liquidation_alert_says_exchange_data() -> None:
+    from bot.discord_embeds import alert_embed
+    from bot.dispatcher import Alert
+
+    (ev,) = window_alerts([liq(T0, 1.5e6), liq(T0 + 1_000, 1.2e6, "short", 90_000)], [SUB])
+    embed = alert_embed(Alert(render(ev), ev, ev.dedupe_key))
+    assert embed.title == f"{SYMBOL} · Real liquidations"
+    fields = {f.name: f.value for f in embed.fields}
+    assert fields == {"Events": "2", "Longs": "$1.5M", "Shorts": "$1.2M",
+                      "Range": "90,000–91,234", "Price": "90,000"}
+    assert embed.footer.text.endswith("exchange data (liquidation tape)")
+    assert "estimate" not in embed.footer.text
