@@ -104,10 +104,11 @@ class ReplayFeed:
 
 
 def status_line(s: FeedStatus) -> str:
-    state = ("STOPPED: " + (s.last_error or "") if s.error is not None
-             else f"reconnecting ({s.last_error})" if s.last_error and s.events == 0
-             else "ok")
-    line = (f"{s.exchange}: {state}, {s.events} events, {s.reconnects} reconnect(s)")
+    """``binanceusdm: ok, 12 events, 1 reconnect(s), last error: …`` (+ the feed's caveat)."""
+    state = "STOPPED" if s.error is not None else "ok"
+    line = f"{s.exchange}: {state}, {s.events} events, {s.reconnects} reconnect(s)"
+    if s.last_error:
+        line += f", last error: {s.last_error[:160]}"
     return line + (f"\n  note: {s.note}" if s.note else "")
 
 

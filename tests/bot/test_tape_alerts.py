@@ -277,3 +277,17 @@ def test_discord_embed_of_a_liquidation_alert_says_exchange_data() -> None:
                       "Range": "90,000–91,234", "Price": "90,000"}
     assert embed.footer.text.endswith("exchange data (liquidation tape)")
     assert "estimate" not in embed.footer.text
+
+
+def test_status_line_says_stopped_and_the_last_error() -> None:
+    from bot.errors import MarketDataError
+    from bot.tape.feed import status_line
+    from bot.tape.source import FeedStatus
+
+    s = FeedStatus("bybit", events=3, reconnects=2, last_error="network error: reset")
+    assert status_line(s) == ("bybit: ok, 3 events, 2 reconnect(s), last error: network error: "
+                              "reset")
+    s.error = MarketDataError("bybit liquidations: not supported")
+    s.note = "n"
+    assert status_line(s).startswith("bybit: STOPPED, 3 events") and status_line(s).endswith(
+        "\n  note: n")
