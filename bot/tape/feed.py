@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GRACE_MS = 3_000
+REPLAYED = "the replayed tape"
+"""The exchange name of replayed events ("12 liquidations on the replayed tape")."""
 
 
 class TapeFeed(Protocol):
@@ -81,7 +83,7 @@ class ReplayFeed:
         liq = load_liquidations(path)
         self.label = f"replay of {Path(path).name}"
         self._events = [
-            Liquidation("replay", int(t), symbol, "short" if short else "long", float(p),
+            Liquidation(REPLAYED, int(t), symbol, "short" if short else "long", float(p),
                         float(n) / float(p), float(n))
             for t, short, p, n in zip(liq.timestamp, liq.is_short, liq.price, liq.notional,
                                       strict=True)]
