@@ -105,8 +105,8 @@ class TapeSection:
     min_usd: float = 1_000_000.0
     live_minutes: float = 60.0
     keep_hours: float = 48.0
-    ws_url: str = ""  # binanceusdm only: another websocket base (relay, tests)
-    rest_url: str = ""
+    ws_url: str = ""  # binanceusdm or bybit alone: another websocket base (relay, tests)
+    rest_url: str = ""  # and REST base
 
 
 @dataclass(frozen=True)
@@ -372,9 +372,9 @@ def _tape_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
                           "a file")
     if cfg.source.kind == "live" and not t.exchanges:
         raise ConfigError(f"{source}:{lines.key('tape', 'exchanges')}: tape.exchanges is empty")
-    if (t.ws_url or t.rest_url) and t.exchanges != ("binanceusdm",):
+    if (t.ws_url or t.rest_url) and t.exchanges not in (("binanceusdm",), ("bybit",)):
         raise ConfigError(f"{source}:{lines.key('tape', 'ws_url')}: tape.ws_url/rest_url are "
-                          "for exchanges = [\"binanceusdm\"] only")
+                          "for exchanges = [\"binanceusdm\"] or [\"bybit\"] only")
     return cfg
 
 

@@ -49,10 +49,17 @@ def make_tape(cfg: Config, store: Store, clock: Callable[[], int]) -> TapeDesk |
     if cfg.source.kind == "replay":
         feed = ReplayFeed(t.path, cfg.bot.symbols[0])
     else:
-        from bot.tape.source import TapeSource, binance_ws_factory  # ccxt.pro: live only
+        from bot.tape.source import (  # ccxt.pro: live only
+            TapeSource,
+            WsFactory,
+            binance_ws_factory,
+            bybit_ws_factory,
+        )
 
-        factory = (binance_ws_factory(t.ws_url, t.rest_url) if t.ws_url or t.rest_url
-                   else None)
+        factory: WsFactory | None = None
+        if t.ws_url or t.rest_url:  # the config allows them for binanceusdm or bybit alone
+            factory = (bybit_ws_factory(t.ws_url, t.rest_url) if t.exchanges == ("bybit",)
+                       else binance_ws_factory(t.ws_url, t.rest_url))
         feed = LiveFeed(TapeSource(cfg.bot.symbols, t.exchanges, factory))
     return TapeDesk(feed, store, cfg.bot.symbols, window_ms=int(t.window_seconds * 1000),
                     keep_ms=int(t.keep_hours * 3_600_000), clock=clock)

@@ -1,6 +1,8 @@
-"""The live tape: one supervised ccxt.pro websocket task per exchange, reconnecting with
-exponential backoff, feeding de-duplicated :class:`~bot.tape.events.Liquidation` events to a
-callback and to per-minute USD totals.
+"""The live tape: supervised ccxt.pro websocket tasks, reconnecting with exponential backoff,
+feeding de-duplicated :class:`~bot.tape.events.Liquidation` events to a callback and to
+per-minute USD totals. An exchange with ccxt's ``watchLiquidationsForSymbols`` (binanceusdm,
+okx) gets one task for all symbols; one with only ``watchLiquidations`` (bybit) one task per
+symbol, all sharing the exchange's connection, cache and :class:`FeedStatus`.
 
 ccxt errors become ours in one place (:func:`bot.market.errors.map_exception`): transient ones
 (network, bad responses) are retried forever with backoff; others end that exchange's task
@@ -27,6 +29,12 @@ log = logging.getLogger(__name__)
 WsFactory = Callable[[str], Any]
 """Exchange name → a ccxt.pro exchange instance."""
 
+POSITION_SIDE_EXCHANGES = frozenset({"bybit"})
+"""ccxt ids whose liquidation ``side`` is the liquidated *position's* side, not the forced
+order's: ccxt.pro bybit lower-cases Bybit's raw ``S`` (allLiquidation) / ``side`` (liquidation),
+and Bybit documents it as "Position side … a Buy update means that a long position has been
+liquidated". Binance's and OKX's ``side`` is the order's (SELL closes a long)."""
+
 
 def default_ws_factory(timeout_ms: int = 10_000) -> WsFactory:
     def make(name: str) -> Any:
@@ -49,6 +57,26 @@ def binance_ws_factory(ws_url: str, rest_url: str, timeout_ms: int = 10_000) -> 
     return make
 
 
+def bybit_ws_factory(ws_url: str | None, rest_url: str | None = None,
+                     timeout_ms: int = 10_000) -> WsFactory:
+    """ccxt.pro bybit with its public linear websocket at ``ws_url`` + ``/v5/public/linear``
+    and, when given, every REST URL at ``rest_url`` (tests, proxies); None or "" keeps
+    Bybit's own. Only linear markets are loaded: that stream carries nothing else."""
+
+    def make(name: str) -> Any:
+        ex = getattr(ccxt.pro, name)({"timeout": timeout_ms})
+        ex.options["fetchMarkets"] = {**ex.options["fetchMarkets"], "types": ["linear"]}
+        if rest_url:
+            for key, url in list(ex.urls["api"].items()):
+                if isinstance(url, str) and url.startswith("https://api.{hostname}"):
+                    ex.urls["api"][key] = rest_url.rstrip("/") + url[len("https://api.{hostname}"):]
+        if ws_url:
+            ex.urls["api"]["ws"]["public"]["linear"] = ws_url.rstrip("/") + "/v5/public/linear"
+        return ex
+
+    return make
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Wait ``base_s`` × 2^failures seconds before reconnecting, at most ``max_s``."""
@@ -62,7 +90,11 @@ class Backoff:
 
 @dataclass
 class FeedStatus:
-    """One exchange's feed: events accepted, reconnects, the last error (ours), a caveat."""
+    """One exchange's feed: events accepted, reconnects, the last error (ours), a caveat.
+
+    ``reconnects`` counts stream restarts: where the exchange is watched one symbol per
+    stream (bybit), one dropped connection restarts every symbol's stream.
+    """
 
     exchange: str
     events: int = 0
@@ -96,7 +128,7 @@ class TapeSource:
         self._backoff = backoff or Backoff()
         self._cache_limit = cache_limit
         self._dedupe = Deduper(max(20_000, 4 * cache_limit))
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: dict[tuple[str, str | None], asyncio.Task[None]] = {}
         self._ex: dict[str, Any] = {}
         self._last_raw: dict[str, Any] = {}
 
@@ -109,13 +141,25 @@ class TapeSource:
 
     async def start(self) -> None:
         for name in self.exchanges:
-            if name not in self._tasks:
-                self._tasks[name] = asyncio.create_task(self._supervise(name),
-                                                        name=f"tape {name}")
+            if name in self._ex:
+                continue
+            ex = self._ex[name] = self._factory(name)
+            ex.options["liquidationsLimit"] = self._cache_limit
+            for symbol in self._streams(ex):
+                self._tasks[(name, symbol)] = asyncio.create_task(
+                    self._supervise(name, symbol), name=f"tape {name} {symbol or 'all'}")
+
+    def _streams(self, ex: Any) -> tuple[str | None, ...]:
+        """One stream for all symbols (None), or one per symbol when ccxt only has the latter;
+        with neither, the one stream ends with NotSupported."""
+        if ex.has.get("watchLiquidationsForSymbols") or not ex.has.get("watchLiquidations"):
+            return (None,)
+        return self.symbols
 
     @property
     def tasks(self) -> tuple[asyncio.Task[None], ...]:
-        """The running feed tasks (one per exchange); one ends only on a permanent error."""
+        """The running feed tasks (one per exchange, or per exchange and symbol where ccxt
+        watches one symbol at a time); one ends only on a permanent error."""
         return tuple(self._tasks.values())
 
     async def stop(self) -> None:
@@ -130,18 +174,18 @@ class TapeSource:
             await ex.close()
         self._ex.clear()
 
-    async def _supervise(self, name: str) -> None:
-        status, failures = self.status[name], 0
-        what = f"{name} liquidations"
+    async def _supervise(self, name: str, symbol: str | None) -> None:
+        """Watch ``symbol`` (None: all symbols at once) on ``name`` until cancelled."""
+        status, failures, ex = self.status[name], 0, self._ex[name]
+        what = f"{name} liquidations" + (f" of {symbol}" if symbol else "")
         while True:
             try:
-                ex = self._ex.get(name)
-                if ex is None:
-                    ex = self._ex[name] = self._factory(name)
-                    ex.options["liquidationsLimit"] = self._cache_limit
-                if not ex.has.get("watchLiquidationsForSymbols"):
+                if symbol is not None:
+                    new = await ex.watch_liquidations(symbol)
+                elif ex.has.get("watchLiquidationsForSymbols"):
+                    new = await ex.watch_liquidations_for_symbols(list(self.symbols))
+                else:
                     raise ccxt.NotSupported(f"{name} has no public liquidation stream in ccxt")
-                new = await ex.watch_liquidations_for_symbols(list(self.symbols))
                 failures = 0
                 self._drain(name, ex, new)
             except RETRYABLE as exc:
@@ -159,7 +203,12 @@ class TapeSource:
 
     def _drain(self, name: str, ex: Any, new: Sequence[Any]) -> None:
         """Accept every event not seen yet: the exchange's cache since the last one we took
-        (ccxt resolves one message per await; the rest of a burst is only in the cache)."""
+        (ccxt resolves one message per await; the rest of a burst is only in the cache).
+
+        ccxt.pro binance and bybit keep one ``ArrayCache`` of all symbols in
+        ``ex.liquidations``, so the marker is per exchange: whichever of its tasks wakes
+        first takes every symbol's new events, the others find nothing new.
+        """
         cache = getattr(ex, "liquidations", None)
         if isinstance(cache, list):
             items = list(cache)  # ccxt's cache is a deque behind a list facade
@@ -180,6 +229,9 @@ class TapeSource:
             if raw.get("symbol") not in wanted:
                 continue
             market = (ex.markets or {}).get(raw.get("symbol"))
+            if ex.id in POSITION_SIDE_EXCHANGES:  # to the forced order's side
+                raw = {**raw, "side": {"buy": "sell", "sell": "buy"}.get(
+                    str(raw.get("side") or "").lower())}
             event = parse_liquidation(name, raw, market)
             if event is None:
                 log.warning("%s: unusable liquidation %r", name, raw.get("info"))

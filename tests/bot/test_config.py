@@ -43,7 +43,7 @@ def test_example_config_is_valid_and_matches_defaults():
                                      "tape.path"),
         ("[tape]\nenabled = true\npath = '/nope.csv'\n", "line 3: tape.path '/nope.csv' is not"),
         ("[tape]\nwindow_seconds = 0.5\n", "tape.window_seconds = 0.5 must be in [1, 3600]"),
-        ("[source]\nkind = 'live'\n[tape]\nenabled = true\nexchanges = ['bybit']\n"
+        ("[source]\nkind = 'live'\n[tape]\nenabled = true\nexchanges = ['okx']\n"
          "ws_url = 'ws://127.0.0.1:1'\n", "line 6: tape.ws_url/rest_url are for exchanges"),
         ("[model]\nladder_file = '/nope.toml'\n", "line 2: model.ladder_file: /nope.toml: "
                                                   "cannot read ladder file"),

@@ -164,7 +164,7 @@ async def test_unsupported_exchange_ends_with_market_data_error(rest: FakeBinanc
                                                                 ws: FakeBinanceWs) -> None:
     def factory(name: str) -> object:
         ex = binance_ws_factory(ws.url, rest.url, timeout_ms=1000)(name)
-        ex.has["watchLiquidationsForSymbols"] = False
+        ex.has["watchLiquidationsForSymbols"] = ex.has["watchLiquidations"] = False
         return ex
     t = TapeSource([SYM], ws_factory=factory, backoff=FAST)
     await t.start()

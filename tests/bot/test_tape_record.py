@@ -92,7 +92,7 @@ async def test_record_stops_early_when_the_feed_gives_up(tmp_path: Path) -> None
     async with FakeBinance() as rest, FakeBinanceWs() as ws:
         def no_stream(name: str) -> object:
             ex = binance_ws_factory(ws.url, rest.url, timeout_ms=1000)(name)
-            ex.has["watchLiquidationsForSymbols"] = False
+            ex.has["watchLiquidationsForSymbols"] = ex.has["watchLiquidations"] = False
             return ex
         with pytest.raises(MarketDataError, match="feed stopped"):
             await asyncio.wait_for(record(
