@@ -337,6 +337,14 @@ def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
     if cfg.source.kind == "live" and not cfg.source.exchanges:
         raise ConfigError(f"{source}:{lines.key('source', 'exchanges')}: source.exchanges is "
                           "empty")
+    if cfg.source.kind == "live":
+        import ccxt  # live only: checks the names before anything connects
+
+        unknown = [e for e in cfg.source.exchanges if e not in ccxt.exchanges]
+        if unknown:
+            raise ConfigError(f"{source}:{lines.key('source', 'exchanges')}: source.exchanges: "
+                              f"unknown ccxt exchange(s) {', '.join(unknown)} (e.g. binanceusdm, "
+                              "bybit, okx)")
     return _tape_checks(cfg, source, lines)
 
 
@@ -372,10 +380,25 @@ def _tape_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
                           "a file")
     if cfg.source.kind == "live" and not t.exchanges:
         raise ConfigError(f"{source}:{lines.key('tape', 'exchanges')}: tape.exchanges is empty")
+    if cfg.source.kind == "live":
+        without = [e for e in t.exchanges if not _has_liquidation_stream(e)]
+        if without:
+            raise ConfigError(f"{source}:{lines.key('tape', 'exchanges')}: tape.exchanges: "
+                              f"{', '.join(without)} has no liquidation stream in ccxt.pro "
+                              "(e.g. binanceusdm, bybit, okx)")
     if (t.ws_url or t.rest_url) and t.exchanges not in (("binanceusdm",), ("bybit",)):
         raise ConfigError(f"{source}:{lines.key('tape', 'ws_url')}: tape.ws_url/rest_url are "
                           "for exchanges = [\"binanceusdm\"] or [\"bybit\"] only")
     return cfg
+
+
+def _has_liquidation_stream(name: str) -> bool:
+    import ccxt.pro  # live only
+
+    if name not in ccxt.pro.exchanges:
+        return False
+    has = getattr(ccxt.pro, name)().has
+    return bool(has.get("watchLiquidationsForSymbols") or has.get("watchLiquidations"))
 
 
 def _with_secrets(cfg: Config, source: str, lines: _KeyLines, env: Mapping[str, str]) -> Config:

@@ -38,6 +38,10 @@ def test_example_config_is_valid_and_matches_defaults():
                                          "(set the environment variable TELEGRAM_TOKEN)"),
         ("[discord]\nenabled = true\ntoken_env = 'MY_DISCORD'\n", "MY_DISCORD"),
         ("[nope]\na = 1\n", "x.toml:line 1: unknown section [nope]"),
+        ("[source]\nkind = 'live'\nexchanges = ['binanceusdm', 'nope']\n",
+         "line 3: source.exchanges: unknown ccxt exchange(s) nope"),
+        ("[source]\nkind = 'live'\n[tape]\nenabled = true\nexchanges = ['kraken', 'x']\n",
+         "line 5: tape.exchanges: kraken, x has no liquidation stream in ccxt.pro"),
         ("[model]\ndominant_share = 0.4\n", "model.dominant_share = 0.4 must be in [0.5, 1]"),
         ("[tape]\nenabled = true\n", "line 2: tape is enabled with a replay source: set "
                                      "tape.path"),
