@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from bot.charts import ChartKey, render_heatmap, render_map
@@ -12,7 +12,7 @@ from bot.errors import UserInputError
 from bot.estimates import WINDOWS_H, Estimate
 from bot.fmt import money, price_text, utc_text
 from bot.market.replay import replay_label
-from bot.tape.alerts import seen_in
+from bot.tape.alerts import live_clusters
 from bot.tape.events import Liquidation
 from estimator import top
 
@@ -68,12 +68,13 @@ async def help_(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Rep
 
 
 def levels_text(est: Estimate, n: int = TOP_N, failing: str | None = None,
-                tape: Sequence[Liquidation] | None = None, live_minutes: float = 60) -> str:
+                live: Mapping[str, tuple[float, int]] | None = None,
+                live_minutes: float = 60) -> str:
     """The seed post's picture as text: top clusters per side with range, size, distance.
 
     ``failing``: the error of the last update when it failed (the estimate shown is the last
-    good one and alerts are paused). ``tape``: real liquidations of the last ``live_minutes``;
-    a cluster they fell in is marked live."""
+    good one and alerts are paused). ``live``: cluster id → (USD, count) of the real
+    liquidations that fell in it during the last ``live_minutes`` (:func:`live_marks`)."""
     lines = [f"{est.symbol} · price {price_text(est.price)} · {DISCLAIMER}"]
     for side, title in (("short", "Shorts above (liquidated if price rises):"),
                         ("long", "Longs below (liquidated if price falls):")):
@@ -84,7 +85,7 @@ def levels_text(est: Estimate, n: int = TOP_N, failing: str | None = None,
         for c in clusters:
             lines.append(f"  {price_text(c.low)}–{price_text(c.high)}  "
                          f"{money(c.notional_usd)}  {c.distance_pct:+.1f} %")
-            usd, count = seen_in(tape or (), c.side, c.low, c.high)
+            usd, count = (live or {}).get(c.id, (0.0, 0))
             if count:
                 lines.append(f"    🔥 live: {money(usd)} of real {c.side} liquidations here in "
                              f"the last {live_minutes:g} min ({count})")
@@ -103,8 +104,9 @@ async def levels(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
     est = _require(core, symbol)
     short = symbol.split("/")[0]
     minutes = core.config.tape.live_minutes
-    text = levels_text(est, failing=core.board.status(symbol).last_error,
-                       tape=live_tape(core, symbol, est, minutes), live_minutes=minutes)
+    live = live_marks(core, est, live_tape(core, symbol, est, minutes))
+    text = levels_text(est, failing=core.board.status(symbol).last_error, live=live,
+                       live_minutes=minutes)
     return Reply(text, buttons=(
         Button("Heatmap 24h", f"/heatmap {short} 24h"), Button("Map", f"/map {short}"),
         Button("Subscribe", f"/subscribe {short}"),
@@ -119,10 +121,8 @@ async def heatmap(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
         raise UserInputError(f"Unknown window '{window[:12]}'. Use one of "
                              f"{', '.join(WINDOWS_H)}.")
     est = _require(core, symbol)
-    tape = live_tape(core, symbol, est, WINDOWS_H[window] * 60) or []
-    recent = est.snapshot.now_ms - int(core.config.tape.live_minutes * 60_000)
-    lately = [e for e in tape if e.timestamp >= recent]
-    live = {c.id for c in est.clusters if seen_in(lately, c.side, c.low, c.high)[1]}
+    tape = live_tape(core, symbol, est, WINDOWS_H[window] * 60)
+    live = set(live_marks(core, est, tape))
     # The picture changes with the estimate and with every new real liquidation.
     version = f"{est.version}:{len(tape)}:{tape[-1].timestamp}" if tape else est.version
 
@@ -154,12 +154,20 @@ async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
 
 
 def live_tape(core: CommandCore, symbol: str, est: Estimate,
-              minutes: float) -> list[Liquidation] | None:
-    """Real liquidations of the last ``minutes`` before the estimate's clock (None: no tape)."""
+              minutes: float) -> list[Liquidation]:
+    """Real liquidations of the last ``minutes`` before the estimate's clock (none without
+    the tape)."""
     if core.tape is None:
-        return None
+        return []
     core.tape.ingest(est.snapshot.now_ms)
     return core.tape.recent(symbol, est.snapshot.now_ms - int(minutes * 60_000))
+
+
+def live_marks(core: CommandCore, est: Estimate,
+               tape: Sequence[Liquidation]) -> dict[str, tuple[float, int]]:
+    """The clusters of ``est`` that ``tape`` says were eaten in the last ``live_minutes``."""
+    since = est.snapshot.now_ms - int(core.config.tape.live_minutes * 60_000)
+    return live_clusters(tape, est.clusters, since)
 
 
 def exchange_label(core: CommandCore) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from bot.alerts.events import AlertEvent, EventKind
 from bot.tape.events import Liquidation
+from estimator import Cluster
 
 WINDOW_MS = 60_000
 SUM_FACTOR = 10.0
@@ -77,3 +78,12 @@ def seen_in(events: Iterable[Liquidation], side: str, low: float, high: float,
     lo, hi = low * (1 - slack_pct / 100), high * (1 + slack_pct / 100)
     hits = [e.notional_usd for e in events if e.side == side and lo <= e.price <= hi]
     return sum(hits), len(hits)
+
+
+def live_clusters(events: Iterable[Liquidation], clusters: Iterable[Cluster],
+                  since_ms: int) -> dict[str, tuple[float, int]]:
+    """Cluster id → (USD, count) of the real liquidations of its side that fell in it at or
+    after ``since_ms``: the clusters the tape says are being eaten ("live")."""
+    recent = [e for e in events if e.timestamp >= since_ms]
+    marks = {c.id: seen_in(recent, c.side, c.low, c.high) for c in clusters}
+    return {cid: mark for cid, mark in marks.items() if mark[1]}

@@ -13,7 +13,7 @@ its end. A crash loses at most the events received since the last flush (not yet
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -157,9 +157,3 @@ class TapeDesk:
 
     def prune(self, now_ms: int) -> int:
         return self.store.prune_liquidations(now_ms - self.keep_ms)
-
-    def totals(self, symbol: str, since_ms: int) -> Mapping[str, float]:
-        usd = {"long": 0.0, "short": 0.0}
-        for e in self.recent(symbol, since_ms):
-            usd[e.side] += e.notional_usd
-        return usd
