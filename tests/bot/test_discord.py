@@ -11,6 +11,7 @@ import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
 import pytest
@@ -84,8 +85,9 @@ class Bot:
         await command.callback(self.interaction(name, options, **kw), **(options or {}))
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
+@asynccontextmanager
+async def discord_api() -> AsyncIterator[FakeDiscord]:
+    """The loopback Discord fake, with discord.py's REST base pointed at it."""
     async with FakeDiscord() as f:
         old = Route.BASE
         Route.BASE = f.base
@@ -95,8 +97,9 @@ async def fake() -> AsyncIterator[FakeDiscord]:
             Route.BASE = old
 
 
-@pytest.fixture
-async def bot(fake: FakeDiscord) -> AsyncIterator[Bot]:
+@asynccontextmanager
+async def started_bot(fake: FakeDiscord) -> AsyncIterator[Bot]:
+    """The real service and Discord adapter (REST only) on ``fake``, one recompute done."""
     cfg = discord_config()
     store = Store(memory=True)
     adapter = DiscordAdapter(cfg.discord, gateway=False)
@@ -109,6 +112,18 @@ async def bot(fake: FakeDiscord) -> AsyncIterator[Bot]:
         await adapter.stop()
         await service.source.close()
         store.close()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with discord_api() as f:
+        yield f
+
+
+@pytest.fixture
+async def bot(fake: FakeDiscord) -> AsyncIterator[Bot]:
+    async with started_bot(fake) as b:
+        yield b
 
 
 def reply_embed(posted_payload: dict) -> dict:

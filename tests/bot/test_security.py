@@ -20,24 +20,21 @@ import pytest
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
-    import discord
-from discord.http import Route
 
 from bot.alerts import AlertEvent, EventKind, SymbolState
 from bot.commands.table import COMMANDS
 from bot.config import Config, SourceSection
-from bot.discord_adapter import DiscordAdapter
 from bot.dispatcher import Dispatcher
 from bot.errors import LimitExceededError
 from bot.market.cache import MarketCache
 from bot.store import MAX_LEVELS, MAX_SUBSCRIPTIONS, Store
-from bot.wiring import make_service, make_source
-from tests.bot.fake_discord import MANAGE_CHANNELS, SEND_MESSAGES, FakeDiscord, interaction_payload
+from bot.wiring import make_source
+from tests.bot.fake_discord import MANAGE_CHANNELS, SEND_MESSAGES, interaction_payload
 from tests.bot.fake_discord import TOKEN as DISCORD_TOKEN
 from tests.bot.fake_telegram import ANN, BOB, CAT, GROUP, PRIVATE
 from tests.bot.fake_telegram import TOKEN as TELEGRAM_TOKEN
 from tests.bot.helpers import private, started_service
-from tests.bot.test_discord import discord_config
+from tests.bot.test_discord import discord_api, started_bot
 from tests.bot.test_telegram import running
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,33 +100,22 @@ async def test_discord_token_stays_out_of_logs_replies_and_bodies(
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     interaction_token = "interaction-token-SECRET"
-    async with FakeDiscord() as fake:
-        old, Route.BASE = Route.BASE, fake.base
-        cfg = discord_config()
-        store = Store(memory=True)
-        adapter = DiscordAdapter(cfg.discord, gateway=False)
-        service, core = make_service(cfg, store, [adapter])
-        try:
-            await service.recompute(SYMBOL)
-            await adapter.start(core)
-            fake.inject("callback", 400)  # the answer fails → on_tree_error → apology
-            adapter.client._connection.parse_interaction_create(interaction_payload(  # type: ignore[arg-type]
-                "alerts", interaction_id=77, channel_id=1, token=interaction_token))
-            tasks = [t for t in asyncio.all_tasks() if t.get_name() == "CommandTree-invoker"]
-            await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
-            chans = (501, 502, 503, 504)
-            fake.forbidden.add(501)
-            fake.deleted.add(502)
-            fake.inject("messages", 503)
-            ids = [store.upsert_chat("discord", c, is_group=True).id for c in chans]
-            store.commit_tick(SYMBOL, SymbolState(), None, [event(c) for c in ids], now=T0)
-            stats = await Dispatcher(store, {"discord": adapter.notifier},
-                                     clock=lambda: T0).run_once()
-            assert (stats.sent, stats.deactivated, stats.retried) == (1, 2, 1)
-        finally:
-            await adapter.stop()
-            Route.BASE = old
-            store.close()
+    async with discord_api() as fake, started_bot(fake) as b:
+        adapter, store = b.adapter, b.store
+        fake.inject("callback", 400)  # the answer fails → on_tree_error → apology
+        adapter.client._connection.parse_interaction_create(interaction_payload(  # type: ignore[arg-type]
+            "alerts", interaction_id=77, channel_id=1, token=interaction_token))
+        tasks = [t for t in asyncio.all_tasks() if t.get_name() == "CommandTree-invoker"]
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+        chans = (501, 502, 503, 504)
+        fake.forbidden.add(501)
+        fake.deleted.add(502)
+        fake.inject("messages", 503)
+        ids = [store.upsert_chat("discord", c, is_group=True).id for c in chans]
+        store.commit_tick(SYMBOL, SymbolState(), None, [event(c) for c in ids], now=T0)
+        stats = await Dispatcher(store, {"discord": adapter.notifier},
+                                 clock=lambda: T0).run_once()
+        assert (stats.sent, stats.deactivated, stats.retried) == (1, 2, 1)
     text = logged(caplog)
     assert "discord /alerts failed" in text and "Missing Permissions" in text
     assert DISCORD_TOKEN not in text
@@ -181,44 +167,26 @@ async def test_discord_members_without_manage_channels_cannot_change_alerts() ->
                "subscribe_liqs": {"symbol": "BTC", "min_usd": "1m"},
                "unsubscribe_liqs": {"symbol": "BTC"}}
     assert set(options) == ADMIN_COMMANDS
-    async with FakeDiscord() as fake:
-        old, Route.BASE = Route.BASE, fake.base
-        cfg = discord_config()
-        store = Store(memory=True)
-        adapter = DiscordAdapter(cfg.discord, gateway=False)
-        service, core = make_service(cfg, store, [adapter])
-        ids = iter(range(1000, 2000))
+    async with discord_api() as fake, started_bot(fake) as b:
+        store = b.store
 
         async def call(name: str, permissions: int) -> str:
-            command = adapter.tree.get_command(name)
-            assert isinstance(command, discord.app_commands.Command)
-            data = interaction_payload(name, options[name], interaction_id=next(ids),
-                                       channel_id=77, permissions=permissions)
             n = len(fake.callbacks)
-            await command.callback(discord.Interaction(data=data,  # type: ignore[arg-type]
-                                                       state=adapter.client._connection),
-                                   **options[name])
+            await b.call(name, options[name], channel_id=77, permissions=permissions)
             return str(fake.callbacks[n].payload["data"]["embeds"][0]["description"])
 
-        try:
-            await service.recompute(SYMBOL)
-            await adapter.start(core)
-            admin = SEND_MESSAGES | MANAGE_CHANNELS
-            assert (await call("subscribe", admin)).startswith("Subscribed")
-            assert (await call("level", admin)).startswith("Level #1")
-            chat = store.find_chat("discord", 77)
-            assert chat is not None
-            before = (store.list_subscriptions(chat.id), store.list_levels(chat.id))
-            for name in options:
-                assert await call(name, SEND_MESSAGES) == (
-                    f"Only chat admins can use /{name} in a group.")
-            assert (store.list_subscriptions(chat.id), store.list_levels(chat.id)) == before
-            assert "removed" in await call("unlevel", admin)
-            assert "Unsubscribed" in await call("unsubscribe", admin)
-        finally:
-            await adapter.stop()
-            Route.BASE = old
-            store.close()
+        admin = SEND_MESSAGES | MANAGE_CHANNELS
+        assert (await call("subscribe", admin)).startswith("Subscribed")
+        assert (await call("level", admin)).startswith("Level #1")
+        chat = store.find_chat("discord", 77)
+        assert chat is not None
+        before = (store.list_subscriptions(chat.id), store.list_levels(chat.id))
+        for name in options:
+            assert await call(name, SEND_MESSAGES) == (
+                f"Only chat admins can use /{name} in a group.")
+        assert (store.list_subscriptions(chat.id), store.list_levels(chat.id)) == before
+        assert "removed" in await call("unlevel", admin)
+        assert "Unsubscribed" in await call("unsubscribe", admin)
 
 
 # --- rate limits and caps -----------------------------------------------------------------------
