@@ -5,31 +5,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
+import math
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from bot.errors import ConfigError, LiqBotError
+from bot.errors import ConfigError, LiqBotError, UsageError
 from bot.estimates import WINDOWS_H
+from bot.outpath import check_out_file
 from estimator import ModelParams
 
 EXIT_CONFIG = 2
 
 
 def _levels(args: argparse.Namespace) -> int:
+    from bot.finite import finite_json
     from bot.fmt import money, price_text
-    from bot.market.replay import BUNDLED_CSV, load_csv
-    from bot.market.symbols import normalise
+    from bot.market.replay import BUNDLED_CSV, load_csv, replay_symbol
     from estimator import build_book, find_clusters, top
 
-    symbol = normalise(args.symbol)
+    symbol = replay_symbol(args.symbol, args.data)
     candles = load_csv(args.data or BUNDLED_CSV)
     book = build_book(candles, _params(args))
     clusters = top(find_clusters(book), args.top)
+    keys = ("side", "low", "high", "price", "notional_usd", "distance_pct")
+    rows = [{k: c.as_dict()[k] for k in keys} | {"id": c.id} for c in clusters]
+    text = finite_json(rows, f"levels {symbol}")  # NaN is an error, in text as in JSON
     if args.json:
-        keys = ("side", "low", "high", "price", "notional_usd", "distance_pct")
-        print(json.dumps([{k: c.as_dict()[k] for k in keys} | {"id": c.id} for c in clusters]))
+        print(text)
         return 0
     print(f"{symbol} · price {price_text(book.last_price)} · estimate from a model, not "
           f"exchange data{' (volume proxy: no open interest in the data)' if book.proxy else ''}")
@@ -42,15 +46,17 @@ def _levels(args: argparse.Namespace) -> int:
 def _chart(args: argparse.Namespace) -> int:
     from bot.charts import render_heatmap, render_map
     from bot.estimates import window_heatmap
-    from bot.market.replay import BUNDLED_CSV, load_csv, replay_label, timeframe_of
-    from bot.market.symbols import normalise
+    from bot.finite import require_finite
+    from bot.market.replay import BUNDLED_CSV, load_csv, replay_label, replay_symbol, timeframe_of
     from estimator import build_book, find_clusters
 
-    symbol = normalise(args.symbol)
+    out = check_out_file(args.out, "--out")  # before any work
+    symbol = replay_symbol(args.symbol, args.data)
     candles = load_csv(args.data or BUNDLED_CSV)
     params = _params(args)
     book = build_book(candles, params)
     clusters = find_clusters(book)
+    require_finite([c.as_dict() for c in clusters], f"chart {symbol}")
     label = replay_label(args.data)
     timeframe = timeframe_of(candles)
     if args.kind == "heatmap":
@@ -59,7 +65,10 @@ def _chart(args: argparse.Namespace) -> int:
                              window_label=args.window)
     else:
         png = render_map(book, clusters, symbol=symbol, exchange=label, timeframe=timeframe)
-    Path(args.out).write_bytes(png)
+    try:
+        out.write_bytes(png)
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: cannot write: {exc.strerror or exc}") from exc
     print(f"wrote {args.out} ({len(png)} bytes)")
     return 0
 
@@ -69,6 +78,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
     from bot.backtest import BacktestOptions, format_text, load_liquidations, run_backtest
     from bot.errors import UserInputError
+    from bot.finite import finite_json
     from bot.market.replay import BUNDLED_CSV, load_csv
 
     params = _params(args)
@@ -86,19 +96,21 @@ def _backtest(args: argparse.Namespace) -> int:
         result = run_backtest(load_csv(args.data or BUNDLED_CSV), opts, liq)
     except ValueError as exc:
         raise UserInputError(f"backtest: {exc}") from exc
-    print(json.dumps(result) if args.json else format_text(result))
+    print(finite_json(result, "backtest") if args.json else format_text(result))
     return 0
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     from bot.calibration import calibrate, format_report, write_ladder
+    from bot.finite import finite_json
 
     # A file it cannot use is a DataFileError: main() prints it and exits 1, as backtest does.
     cal = calibrate(args.candles, args.liquidations, _params(args))
+    text = finite_json(cal.as_dict() | {"out": args.out}, "calibrate")  # before writing
     if args.out:
         write_ladder(cal, args.out)
     if args.json:
-        print(json.dumps(cal.as_dict() | {"out": args.out}))
+        print(text)
     else:
         print(format_report(cal))
         if args.out:
@@ -153,8 +165,38 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number > 0, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number > 0, got {text!r}")
+    return value
+
+
+def _demo_days(text: str) -> float:
+    from bot.demo import MAX_DAYS
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1 / 24 <= value <= MAX_DAYS:  # False for NaN too
+        raise argparse.ArgumentTypeError(f"must be a number of days from 1/24 (one hourly "
+                                         f"candle) to {MAX_DAYS:g}, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="liqbot",
         description="Estimated liquidation clusters for crypto futures: alerts and charts. "
                     "Estimates come from a model, not exchange data.")
@@ -167,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="replay the bundled real BTC candles through the whole "
                                     "pipeline; print alerts, write heatmap.png and map.png")
-    p.add_argument("--days", type=float, default=60.0, help="days replayed (default 60)")
+    p.add_argument("--days", type=_demo_days, default=60.0, help="days replayed (default 60)")
     p.add_argument("--out", default="liqbot-demo", help="folder for the PNGs")
     p.set_defaults(func=_demo)
 
@@ -179,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", help="TOML config for the model parameters")
         if name == "levels":
             p.add_argument("--json", action="store_true", help="print a JSON list")
-            p.add_argument("--top", type=int, default=5, help="clusters per side (default 5)")
+            p.add_argument("--top", type=_positive_int, default=5,
+                           help="clusters per side (default 5)")
             p.set_defaults(func=_levels)
         else:
             p.add_argument("--kind", choices=("heatmap", "map"), required=True)
@@ -246,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return int(args.func(args))
+    except UsageError as exc:
+        print(f"liqbot {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except ConfigError as exc:
         print(f"liqbot: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

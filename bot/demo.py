@@ -19,8 +19,14 @@ from typing import TextIO
 from bot.commands.market_cmds import levels_text
 from bot.config import AlertsSection, Config, SourceSection
 from bot.console import CALLER, CHAT_ID, PLATFORM, ConsoleAdapter
+from bot.errors import UsageError
 from bot.fmt import money
+from bot.outpath import check_out_dir
 from bot.wiring import make_service, open_store
+
+
+BUNDLED_CANDLES = 20_111  # rows of the bundled hourly file
+MAX_DAYS = 800.0  # replayed at most; the rest (38 days) is the first estimate's history
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,7 @@ def demo_config(opts: DemoOptions, store_path: str) -> Config:
         base,
         bot=replace(base.bot, store=store_path),
         source=SourceSection(kind="replay", path="", candles_per_tick=1,
-                             warmup_candles=20_111 - int(opts.days * 24),
+                             warmup_candles=BUNDLED_CANDLES - int(opts.days * 24),
                              lookback_days=opts.lookback_days),
         alerts=AlertsSection(approach_pct=opts.approach_pct, min_usd=opts.min_usd,
                              cooldown_minutes=360.0),
@@ -61,6 +67,9 @@ async def run_demo(opts: DemoOptions, out: TextIO | None = None,
     """Replay, print alerts as they fire, write the two charts, print a summary."""
     out = out or sys.stdout
     err = err or sys.stderr
+    if not 1 / 24 <= opts.days <= MAX_DAYS:  # also False for NaN
+        raise UsageError(f"--days {opts.days!r}: must be from 1/24 to {MAX_DAYS:g}")
+    out_dir = check_out_dir(opts.out_dir, "--out")  # before the replay, not after it
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="liqbot-demo-") as tmp:
         cfg = demo_config(opts, str(Path(tmp) / "demo.db"))
@@ -90,7 +99,6 @@ async def run_demo(opts: DemoOptions, out: TextIO | None = None,
         await service.recompute(symbol)
         sent += await service.dispatch()
 
-        out_dir = Path(opts.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for text, name in (("/heatmap 7d", "heatmap.png"), ("/map", "map.png")):

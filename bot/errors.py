@@ -33,6 +33,15 @@ class UserInputError(LiqBotError):
         self.usage = usage
 
 
+class UsageError(UserInputError):
+    """A command-line argument is unusable (e.g. --out in a folder that does not exist): the
+    CLI prints the message on one line and exits 2, before any work is done."""
+
+
+class NonFiniteResultError(LiqBotError):
+    """A computation on the data gave NaN or infinity: no result and no verdict (exit 1)."""
+
+
 class LimitExceededError(UserInputError):
     """A per-chat cap or rate limit was hit; the message says which and what to do."""
 

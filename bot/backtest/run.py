@@ -18,6 +18,7 @@ from bot.backtest.walk import (
     to_candles,
     walk,
 )
+from bot.finite import require_finite
 from estimator import Candles, ClusterRule, ModelParams
 
 
@@ -59,6 +60,9 @@ def run_backtest(c: Candles, opts: BacktestOptions,
     times = evaluation_times(len(c), warmup, opts.every, horizon + reaction)
     est = walk(c, times, opts.params, opts.rule, opts.top, lookback)
     walk_s = time.perf_counter() - t0
+    if len(est) == 0:
+        raise ValueError(f"the model found no clusters in {len(times)} evaluations (is the "
+                         "volume column all zeros?): nothing to score")
 
     o = outcomes(c, est, horizon, reaction, opts.beyond_pct / 100.0)
     draws = random_sides(len(est), opts.draws, opts.seed)
@@ -67,6 +71,9 @@ def run_backtest(c: Candles, opts: BacktestOptions,
     b1_cont = b1_up_share * o.above.continued + (1 - b1_up_share) * o.below.continued
     oracle = o.above.touched | o.below.touched
 
+    if not b1_touch.any():
+        raise ValueError(f"no level of the {len(est)} clusters was touched on either side "
+                         "within the horizon (does the price never move?): lift is undefined")
     n = len(times)
     boot = BlockBootstrap(n, opts.block or default_block(n, horizon, opts.every),
                           opts.resamples, opts.seed)
@@ -140,6 +147,7 @@ def run_backtest(c: Candles, opts: BacktestOptions,
             liquidations, est, close_ms, opts.every * step, draws[: min(opts.draws, 50)])
     result["walk_s"] = round(walk_s, 2)
     result["elapsed_s"] = round(time.perf_counter() - t0, 2)
+    require_finite(result, "backtest")  # NaN is an error, never a result (or a verdict)
     return result
 
 
@@ -163,7 +171,9 @@ def _params_dict(p: ModelParams) -> dict[str, object]:
 
 
 def format_text(r: dict[str, Any]) -> str:
-    """A short human-readable table of a result (from :func:`run_backtest`)."""
+    """A short human-readable table of a result (from :func:`run_backtest`); a result holding
+    NaN/inf gets no table and no verdict (NonFiniteResultError)."""
+    require_finite(r, "backtest")
     rules, react = r["rules"], r["reaction"]
 
     def row(name: str, touch: float, lift: float, ci: list[float]) -> str:

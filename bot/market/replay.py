@@ -3,25 +3,36 @@
 CSV format: header ``timestamp,open,high,low,close,volume`` plus optional ``open_interest_usd``
 and ``taker_buy_volume`` (any column order, extra columns ignored); ``timestamp`` is the candle
 open time in unix ms UTC, strictly ascending; prices in USD, volumes in base units, OI in USD.
+Timestamps in seconds are refused (see :func:`load_csv`); every number must be below 1e18;
+bad-print wicks are clipped with a warning (:func:`estimator.candles.clip_bad_wicks`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bot.errors import BadSymbolError, DataFileError
+from bot.errors import BadSymbolError, DataFileError, UsageError
 from bot.market.base import MarketSnapshot, PriceTick, is_stale
 from bot.market.symbols import normalise
 from estimator import Candles
+from estimator.candles import WICK_FACTOR, clip_bad_wicks
+
+log = logging.getLogger(__name__)
 
 BUNDLED_CSV: Path = Path(__file__).resolve().parent.parent / "data" / "btcusd_coinbase_1h.csv"
 """Real Coinbase BTC-USD hourly candles, 2017-07 … 2019-10 (see bot/data/README.md)."""
 
 REQUIRED = ("timestamp", "open", "high", "low", "close", "volume")
+MAX_VALUE = 1e18
+"""Every number in a candle CSV is below this (1e308 is finite but overflows the model)."""
+SECONDS_RANGE = (1e9, 1e11)
+"""All timestamps in here: seconds since 2001-09-09, not ms in 1970-01-12 … 1973-03-03."""
 OPTIONAL = ("open_interest_usd", "taker_buy_volume")
 
 
@@ -62,16 +73,19 @@ def _parse_cells(path: Path, cells: list[str], rows: list[str], linenos: list[in
         mat = np.array(cells, dtype=np.float64).reshape(len(rows), width)
     except ValueError:
         mat = None
-    if mat is not None and bool(np.all(np.isfinite(mat))):
+    if mat is not None and bool(np.all(np.abs(mat) < MAX_VALUE)):  # False for NaN too
         return mat
     for row, lineno in zip(rows, linenos, strict=True):
         for name, cell in zip(names, row.split(","), strict=True):
             try:
-                ok = math.isfinite(float(cell))
+                value = float(cell)
             except ValueError:
-                ok = False
-            if not ok:
+                value = math.nan
+            if not math.isfinite(value):
                 raise _fail(path, lineno, f"{name} is not a finite number: {cell.strip()[:30]!r}")
+            if not abs(value) < MAX_VALUE:
+                raise _fail(path, lineno, f"{name} {cell.strip()[:30]} is too large (every "
+                            f"number must be below {MAX_VALUE:g})")
     raise _fail(path, None, "could not parse numbers")  # pragma: no cover - unreachable
 
 
@@ -141,11 +155,22 @@ def load_csv(path: str | Path) -> Candles:
             bad = np.nonzero(col[name] < 0)[0]
             if len(bad):
                 raise _fail(path, line_of(int(bad[0])), f"negative {name} {col[name][bad[0]]}")
+    lo, hi = SECONDS_RANGE
+    if len(ts) > 1 and lo <= ts[0] and ts[-1] < hi:
+        raise _fail(path, line_of(0), f"timestamp {ts[0]} looks like seconds (as ms it is in "
+                    "1970); timestamps are unix milliseconds: multiply them by 1000")
     try:
-        return Candles(ts, col["open"], col["high"], col["low"], col["close"], col["volume"],
-                       col.get("open_interest_usd"), col.get("taker_buy_volume"))
+        candles = Candles(ts, col["open"], col["high"], col["low"], col["close"], col["volume"],
+                          col.get("open_interest_usd"), col.get("taker_buy_volume"))
     except ValueError as exc:  # pragma: no cover - the checks above cover Candles' rules
         raise _fail(path, None, str(exc)) from exc
+    candles, clipped = clip_bad_wicks(candles)
+    if len(clipped):
+        log.warning("%s:%d: %d bad-print candle(s) (a wick over %g× the median range of the "
+                    "candles around it), clipped to one median range; first high %s / low %s",
+                    path.name, line_of(int(clipped[0])), len(clipped), WICK_FACTOR,
+                    col["high"][clipped[0]], col["low"][clipped[0]])
+    return candles
 
 
 class ReplaySource:
@@ -247,6 +272,33 @@ class ReplaySource:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+_RECORDED = re.compile(r"^([A-Z0-9]+)_[a-z0-9]+_[0-9]+[smhdwM]_\d{4}-\d{2}-\d{2}\.csv$")
+
+
+def replay_symbol(user_text: str, path: str | Path | None = None) -> str:
+    """The unified symbol for ``user_text`` when replaying ``path`` (None / "" = the bundled
+    BTC file). A replay file holds one symbol: the bundled file BTC, a ``liqbot record`` file
+    the one in its name; another symbol is a UsageError (a file without a recorded name is
+    labelled with whatever symbol is given)."""
+    try:
+        symbol = normalise(user_text)
+    except BadSymbolError as exc:
+        raise UsageError(f"symbol {user_text!r}: {exc}") from exc
+    name = Path(path).name if path else BUNDLED_CSV.name
+    held = None if path else "BTC/USDT:USDT"
+    if m := _RECORDED.match(name):
+        held = m.group(1)
+    if held is not None and _compact(symbol) != _compact(held):
+        raise UsageError(f"symbol {user_text!r}: {name} holds {held} only (a replay file has "
+                         "one symbol)")
+    return symbol
+
+
+def _compact(symbol: str) -> str:
+    """BTC/USDT:USDT → BTCUSDT, as ``liqbot record`` names its files."""
+    return symbol.split(":")[0].replace("/", "")
 
 
 def replay_label(path: str | Path | None) -> str:
