@@ -106,9 +106,13 @@ def clip_bad_wicks(c: Candles, factor: float = WICK_FACTOR,
     leaves a lone spike (a public Binance hourly export starts with high 16,199 / low 4,261
     at a 4,300 price). A median range of 0 (a flat stretch) flags nothing.
     """
-    half = window // 2
-    rng = np.pad(c.high - c.low, (half, half), constant_values=np.nan)
-    med = np.nanmedian(np.lib.stride_tricks.sliding_window_view(rng, 2 * half + 1), axis=1)
+    half = min(window // 2, len(c) - 1)
+    if half < 1:
+        return c, np.zeros(0, dtype=np.int64)
+    # Mirrored at the ends, so the first candle's yardstick is its neighbours, not itself.
+    rng = np.pad(c.high - c.low, (half, half), mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(rng, 2 * half + 1)
+    med = np.partition(windows, half, axis=1)[:, half]
     top = np.maximum(c.open, c.close)
     bottom = np.minimum(c.open, c.close)
     limit = np.where(med > 0, factor * med, np.inf)
