@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections import deque
 from pathlib import Path
 from typing import TextIO
 
@@ -19,14 +20,21 @@ CALLER = Caller(PLATFORM, CHAT_ID, "console-user", is_admin=True)
 
 
 class ConsoleNotifier:
-    """Prints alerts (the dispatcher's Notifier for platform "console")."""
+    """Prints alerts (the dispatcher's Notifier for platform "console").
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    Keeps only the ``keep`` most recent alerts (``sent``, for tests and the REPL) and a count:
+    a bot running for weeks must not hold every alert it ever printed. Dedupe is the outbox's
+    job (one row per key), not the notifier's.
+    """
+
+    def __init__(self, out: TextIO | None = None, keep: int = 100) -> None:
         self.out = out or sys.stdout
-        self.sent: list[Alert] = []
+        self.sent: deque[Alert] = deque(maxlen=keep)
+        self.count = 0
 
     async def send(self, chat: Chat, alert: Alert) -> None:
         self.sent.append(alert)
+        self.count += 1
         print(f"ALERT {alert.text}", file=self.out, flush=True)
 
 

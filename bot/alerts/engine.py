@@ -19,7 +19,9 @@ Semantics (one symbol per call):
   evaluation of a symbol are a silent baseline (no start-up flood).
 - ``level_cross``: a user level strictly between the previous price and the tick's traded
   extreme ('up': prev < level ≤ high; 'down': low ≤ level < prev; 'any': either). Re-arms on
-  a later tick whose price is ≥ ``level_rearm_pct`` away from the level.
+  a later tick whose price is ≥ ``level_rearm_pct`` away from the level. Its epoch is the
+  firing tick's time (ms): unique per fire without any per-level memory, so the state holds
+  only the levels disarmed now (a deleted level leaves nothing behind).
 
 No approach fires for a cluster whose break has not re-armed. Every fire is also subject to
 a cooldown per (chat, kind, ref). A stale tick produces nothing and forgets the previous
@@ -166,7 +168,6 @@ class SymbolState:
     breaks: dict[str, list[int]] = field(default_factory=dict)  # cid → [armed, epoch]
     sizes: dict[str, list[float]] = field(default_factory=dict)  # cid → [peak, base, epoch]
     levels_off: dict[str, float] = field(default_factory=dict)  # disarmed level id → price
-    level_epochs: dict[str, int] = field(default_factory=dict)  # level id → epoch (absent = 0)
     cooldown: dict[str, int] = field(default_factory=dict)  # "chat|kind|ref" → last fire ms
     seen: dict[str, int] = field(default_factory=dict)  # cid → last tick ms it was present
     pruned_ms: int = 0
@@ -356,7 +357,6 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
 
     # --- level_cross ------------------------------------------------------------------------
     levels_off = dict(state.levels_off)
-    level_epochs = state.level_epochs
     fired: set[str] = set()
     if prev is not None and len(watch.lv_price):
         p = watch.lv_price
@@ -375,25 +375,20 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
                     continue  # disarmed: fired before, price has not moved away yet
                 levels_off[lid] = lp
                 fired.add(lid)
-                emit.level(chat, lid, lp, direction, notes[i], level_epochs.get(lid, 0))
+                # Epoch = this tick's time: a returning level (chat re-activated) or a
+                # re-armed one can never meet a dedupe key it already used.
+                emit.level(chat, lid, lp, direction, notes[i], tick.ts_ms)
     if levels_off:
         rearm = config.level_rearm_pct / 100.0
-        new_epochs = dict(level_epochs)
         for lid, lp in list(levels_off.items()):
             if lid not in watch.level_ids:
-                # Deleted, or its chat deactivated (and may come back): stop tracking, but
-                # keep the epoch moving so a returning level never reuses a dedupe key.
-                del levels_off[lid]
-                new_epochs[lid] = new_epochs.get(lid, 0) + 1
+                del levels_off[lid]  # deleted, or its chat deactivated: stop tracking
             elif lid not in fired and abs(price - lp) >= lp * rearm:
                 del levels_off[lid]
-                new_epochs[lid] = new_epochs.get(lid, 0) + 1
-        level_epochs = new_epochs
 
     new_state = SymbolState(
         last_ms=max(tick.ts_ms, state.last_ms or tick.ts_ms), last_price=price, baselined=True,
-        zones=zones, breaks=breaks, sizes=sizes, levels_off=levels_off,
-        level_epochs=level_epochs, cooldown=cooldown, seen=seen, zone_seq=zone_seq,
+        zones=zones, breaks=breaks, sizes=sizes, levels_off=levels_off, cooldown=cooldown, seen=seen, zone_seq=zone_seq,
         pruned_ms=pruned_ms)
     return emit.events, new_state
 

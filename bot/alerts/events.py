@@ -25,8 +25,9 @@ class AlertEvent(NamedTuple):
     of chats and a frozen dataclass costs ~5× more per event).
 
     ``ref`` is the cluster id, or ``"level:<id>"`` for a user level. ``epoch`` is the arming
-    epoch of that watch: (chat, kind, ref, epoch) is unique for every alert that may be sent,
-    so a repeated tick can never produce a second row.
+    epoch of that watch (for a level cross: the firing tick's time, ms): (chat, kind, ref,
+    epoch) is unique for every alert that may be sent, so a repeated tick can never produce a
+    second row.
 
     Cluster fields (``side``, ``low``, ``high``, ``notional_usd``, ``distance_pct``) are set for
     cluster kinds; ``level_price``, ``direction`` ('up'|'down') and ``note`` for level crosses;

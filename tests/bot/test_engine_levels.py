@@ -1,12 +1,15 @@
 """level_cross: user levels crossed within the traded range, per direction, with re-arm."""
 
-from bot.alerts import EngineConfig, EventKind, UserLevel
-from tests.bot.engine_helpers import SYM, Run
+import json
+
+from bot.alerts import EngineConfig, EventKind, SymbolWatch, UserLevel
+from tests.bot.engine_helpers import MIN, SYM, Run
 
 NOCOOL = EngineConfig(cooldown_ms=0)
 
 
 def crosses(ev):
+    """(chat, ref, direction, epoch) of the level crosses; the epoch is the tick's time."""
     return [(e.chat, e.ref, e.direction, e.epoch) for e in ev if e.kind is EventKind.LEVEL_CROSS]
 
 
@@ -14,7 +17,7 @@ def test_cross_up_within_candle_high() -> None:
     run = Run(levels=[UserLevel(7, 1, SYM, 95_000, "up", "breakout")])
     run.tick(94_000)
     ev = run.tick(94_500, high=95_010, low=94_000)
-    assert crosses(ev) == [(1, "level:7", "up", 0)]
+    assert crosses(ev) == [(1, "level:7", "up", run.t)]
     assert ev[0].note == "breakout" and ev[0].level_price == 95_000
 
 
@@ -23,10 +26,13 @@ def test_direction_filters() -> None:
               UserLevel(3, 3, SYM, 100, "any")]
     run = Run(levels=levels, config=NOCOOL)
     run.tick(99)
-    assert sorted(crosses(run.tick(101))) == [(1, "level:1", "up", 0), (3, "level:3", "up", 0)]
+    first = run.t + MIN
+    assert sorted(crosses(run.tick(101))) == [(1, "level:1", "up", first),
+                                              (3, "level:3", "up", first)]
     run.tick(102)  # ≥ 0.1 % away: re-armed
-    assert sorted(crosses(run.tick(98))) == [(2, "level:2", "down", 0),
-                                             (3, "level:3", "down", 1)]
+    assert sorted(crosses(run.tick(98))) == [(2, "level:2", "down", run.t),
+                                             (3, "level:3", "down", run.t)]
+    assert run.t != first  # the re-armed level 3 fires under a new dedupe key
 
 
 def test_first_tick_and_stale_ticks_infer_no_cross() -> None:
@@ -60,10 +66,27 @@ def test_level_leaving_the_watch_comes_back_with_a_fresh_epoch() -> None:
     lv = UserLevel(1, 1, SYM, 100.0, "any")
     run = Run(levels=[lv], config=NOCOOL)
     run.tick(99)
-    run.tick(100.05)
+    first = crosses(run.tick(100.05))
     assert run.state.levels_off == {"1": 100.0}
     run.watch = type(run.watch)(SYM, [], [])
     run.tick(100.02)
     assert run.state.levels_off == {}
     run.watch = type(run.watch)(SYM, [], [lv])
-    assert crosses(run.tick(99.5)) == [(1, "level:1", "down", 1)]
+    again = crosses(run.tick(99.5))
+    assert again == [(1, "level:1", "down", run.t)] and again[0][3] != first[0][3]
+
+
+def test_deleted_levels_leave_nothing_in_the_state() -> None:
+    """Levels are added, crossed, re-armed and deleted all day long: the engine state must
+    hold only the levels that exist (it used to keep an epoch for every level ever seen)."""
+    run = Run(config=NOCOOL)
+    run.tick(100.0)
+    for k in range(1, 301):
+        run.watch = SymbolWatch(SYM, [], [UserLevel(k, 1, SYM, 100.5, "any")])
+        assert len(crosses(run.tick(101.0))) == 1
+        run.tick(100.0)  # re-armed (≥ 0.1 % away)
+        run.watch = SymbolWatch(SYM, [], [])  # the user deletes it
+        run.tick(100.0)
+    state = json.loads(run.state.to_json())
+    assert state["levels_off"] == {}
+    assert len(run.state.to_json()) < 400, run.state.to_json()
