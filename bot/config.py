@@ -129,6 +129,7 @@ class TelegramSection:
     token_env: str = "TELEGRAM_TOKEN"
     token_file: str = ""
     base_url: str = ""
+    stale_command_minutes: float = 10.0  # older commands (sent while down) are not acted on
     token: Secret | None = None
 
 
@@ -222,6 +223,7 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("limits", "subscriptions_per_chat"): _positive,
     ("limits", "levels_per_chat"): _positive,
     ("telegram", "token_env"): _env_name,
+    ("telegram", "stale_command_minutes"): _positive,
     ("discord", "token_env"): _env_name,
 }
 

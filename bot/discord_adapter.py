@@ -2,7 +2,8 @@
 
 Every slash command turns its typed options back into the core's command line
 (``/heatmap BTC 24h``) so wording and validation live in :mod:`bot.commands` only. Replies are
-embeds with the chart PNG attached; chart commands defer first. Alerts post to the bound
+embeds with the chart PNG attached; chart commands check their arguments, then defer (errors
+answer at once and privately, charts publicly). Alerts post to the bound
 channel with the outbox dedupe key as the message nonce (discord.py sends
 ``enforce_nonce``), so a resend after a crash does not make a second message.
 
@@ -18,6 +19,7 @@ import logging
 import traceback
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from io import BytesIO
 from typing import Any
 
@@ -38,6 +40,7 @@ from bot.discord_embeds import alert_embed, clip, reply_embed
 from bot.dispatcher import Alert
 from bot.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
 from bot.estimates import WINDOWS_H
+from bot.redact import DISCORD, install, redact, register
 from bot.store import Chat
 
 log = logging.getLogger(__name__)
@@ -84,9 +87,13 @@ async def run_command(interaction: discord.Interaction, name: str, *args: object
         await interaction.response.send_message("Starting up, try again in a moment.",
                                                 ephemeral=True)
         return
-    if BY_NAME[name].chart:  # rendering can take longer than Discord's 3 s answer window
-        await interaction.response.defer(thinking=True)
-    reply = await core.handle(command_text(name, *args, rest=rest), caller_for(interaction))
+    # Rendering a chart can take longer than Discord's 3 s answer window, so the answer is
+    # deferred — but only once the arguments passed (the core calls ``before_render`` then):
+    # Discord keeps the visibility of the defer, and an error must stay private (ephemeral)
+    # while a chart is public.
+    defer = partial(interaction.response.defer, thinking=True) if BY_NAME[name].chart else None
+    reply = await core.handle(command_text(name, *args, rest=rest), caller_for(interaction),
+                              before_render=defer)
     await send_reply(interaction, f"/{name}", reply or Reply("Unknown command.", error=True))
 
 
@@ -108,10 +115,8 @@ async def on_tree_error(interaction: discord.Interaction,
     """Log (tokens redacted) and apologise; never let one command take the bot down."""
     name = interaction.command.name if interaction.command else "?"
     original = getattr(error, "original", None) or error
-    text = "".join(traceback.format_exception(original))
-    for secret in (interaction.client.http.token, interaction.token):
-        if secret:
-            text = text.replace(secret, "***")
+    text = redact("".join(traceback.format_exception(original)),
+                  also=(interaction.client.http.token, interaction.token))
     log.error("discord /%s failed (guild=%s channel=%s):\n%s", name, interaction.guild_id,
               interaction.channel_id, text)
     try:
@@ -333,8 +338,11 @@ class DiscordAdapter:
         if self.settings.token is None:
             raise ConfigError("[discord] is enabled but no token was loaded")
         self.client.core = core
+        token = self.settings.token.reveal()
+        register(token, DISCORD)
+        install()  # discord.py logs interaction tokens at DEBUG: redact at the root handlers
         try:
-            await self.client.login(self.settings.token.reveal())
+            await self.client.login(token)
         except discord.LoginFailure as exc:
             raise ConfigError("Discord rejected the bot token (check the token env var)") from exc
         if self.alert_charts:

@@ -31,9 +31,16 @@ def clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def description(text: str) -> str:
+    """The core's plain text as an embed description: markdown (masked links, bold…) and
+    mentions escaped — user notes are part of the text — then clipped to Discord's limit."""
+    escaped = discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+    return clip(escaped, DESCRIPTION_MAX)
+
+
 def reply_embed(title: str, reply: Reply) -> tuple[discord.Embed, discord.File | None]:
     """One Reply as an embed; its PNG (if any) attached and shown as the embed image."""
-    embed = discord.Embed(title=title, description=clip(reply.text, DESCRIPTION_MAX),
+    embed = discord.Embed(title=title, description=description(reply.text),
                           colour=ERROR_COLOUR if reply.error else REPLY_COLOUR)
     if reply.buttons:  # slash commands are the buttons on Discord: show them as hints
         embed.set_footer(text="Next: " + " · ".join(b.command for b in reply.buttons))
@@ -51,7 +58,7 @@ def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
     else:
         colour = SIDE_COLOUR.get(ev.side or "", REPLY_COLOUR)
     embed = discord.Embed(title=f"{ev.symbol} · {ALERT_TITLE[ev.kind]}",
-                          description=clip(alert.text, DESCRIPTION_MAX), colour=colour)
+                          description=description(alert.text), colour=colour)
     source = DISCLAIMER
     if ev.kind is EventKind.LEVEL_CROSS:
         embed.add_field(name="Level", value=price_text(ev.level_price or 0.0))

@@ -36,6 +36,7 @@ import sqlite_utils
 from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
 from bot.alerts.events import AlertEvent
 from bot.errors import LimitExceededError, StoreError, UserInputError
+from bot.redact import redact
 from bot.tape.tables import TapeTables
 from estimator import Cluster
 
@@ -276,6 +277,7 @@ class Store(TapeTables):
         Returns the number of outbox rows failed. Watches are kept so /start can resume them.
         """
         t = now if now is not None else now_ms()
+        reason = redact(reason)
         with self.db.atomic():
             self.db.execute("UPDATE chats SET active = 0, deactivated_reason = ? WHERE id = ?",
                             (reason, chat))
@@ -488,13 +490,15 @@ class Store(TapeTables):
                         " WHERE id = ?", (now if now is not None else now_ms(), row_id))
 
     def mark_retry(self, row_id: int, next_try: int, error: str) -> None:
+        """Back to pending; ``error`` is stored redacted (:func:`bot.redact.redact`)."""
         self.db.execute("UPDATE outbox SET status = 'pending', next_try_ms = ?, last_error = ?"
-                        " WHERE id = ?", (next_try, error[:500], row_id))
+                        " WHERE id = ?", (next_try, redact(error)[:500], row_id))
 
     def mark_failed(self, row_id: int, error: str, now: int | None = None) -> None:
+        """Failed for good; ``error`` is stored redacted (:func:`bot.redact.redact`)."""
         self.db.execute("UPDATE outbox SET status = 'failed', last_error = ?, sent_ms = ?"
-                        " WHERE id = ?", (error[:500], now if now is not None else now_ms(),
-                                          row_id))
+                        " WHERE id = ?", (redact(error)[:500],
+                                          now if now is not None else now_ms(), row_id))
 
     def recover_inflight(self) -> int:
         """At start-up: rows left 'sending' by a crash may or may not have been delivered;

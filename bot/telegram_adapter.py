@@ -6,14 +6,20 @@ reverse). Every command of :data:`bot.commands.table.COMMANDS` gets a ``CommandH
 menu entry; inline buttons carry the command text as ``callback_data``. Text is sent as HTML
 with every character escaped (:mod:`bot.telegram_format`). In groups, commands marked
 ``admin_in_groups`` ask ``getChatMember`` whether the caller is an admin (cached for
-``admin_ttl_s``). The token is redacted from every log record while the adapter runs.
+``admin_ttl_s``). The token is redacted from every log record (:mod:`bot.redact`).
+
+Commands sent while the bot was down are fetched at start (no ``drop_pending_updates``);
+those older than ``[telegram] stale_command_minutes`` are answered "please resend" and not
+acted on. Replies are retried on 5xx / network errors (:data:`REPLY_RETRY`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import warnings
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +47,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
+from bot import redact
 from bot.commands.core import APOLOGY, CommandCore
 from bot.commands.parse import split_command
 from bot.commands.reply import Caller, Reply
@@ -54,6 +61,7 @@ from bot.errors import (
     TransientDeliveryError,
     UserInputError,
 )
+from bot.market.errors import RetryPolicy
 from bot.store import Chat
 from bot.telegram_format import caption_and_rest, escape, keyboard, split_html
 
@@ -61,37 +69,14 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
-REDACTED = "<telegram-token>"
+REDACTED = redact.TELEGRAM
 GROUP_TYPES = (ChatType.GROUP, ChatType.SUPERGROUP)
 ADMIN_STATUSES = (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
+# Command replies: 3 tries, 1 s then 2 s apart (the user is waiting; alerts have the outbox).
+REPLY_RETRY = RetryPolicy(attempts=3)
 # A BadRequest with one of these means this chat (or forum topic) is gone for good.
 GONE = ("chat not found", "message thread not found", "topic_deleted", "topic closed",
         "group chat was deactivated", "peer_id_invalid")
-
-
-class TokenRedactor(logging.Filter):
-    """Replaces the bot token in log messages and tracebacks (PTB and httpx put it in URLs)."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self.token = token
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            msg = record.getMessage()
-        except Exception:  # a broken record is the logging module's problem, not ours
-            return True
-        if self.token in msg:
-            record.msg, record.args = msg.replace(self.token, REDACTED), None
-        if record.exc_info and not record.exc_text:
-            text = logging.Formatter().formatException(record.exc_info)
-            if self.token in text:
-                record.exc_text = text
-        if record.exc_text and self.token in record.exc_text:
-            record.exc_text = record.exc_text.replace(self.token, REDACTED)
-        if record.stack_info and self.token in record.stack_info:
-            record.stack_info = record.stack_info.replace(self.token, REDACTED)
-        return True
 
 
 def retry_after_s(exc: RetryAfter) -> float:
@@ -159,10 +144,10 @@ class TelegramAdapter:
         self._token = settings.token.reveal()
         self.admin_ttl_s = admin_ttl_s
         self.poll_timeout_s = poll_timeout_s
-        self._redactor = TokenRedactor(self._token)
-        self._filtered: list[logging.Logger | logging.Handler] = []
+        self.stale_after_s = settings.stale_command_minutes * 60
         # Before building: PTB logs its API URLs (token included) at DEBUG while it builds.
-        self._install_redactor()
+        redact.register(self._token, redact.TELEGRAM)
+        redact.install()
         limiter = AIORateLimiter(overall_max_rate=30, overall_time_period=1,
                                  group_max_rate=20, group_time_period=60,
                                  max_retries=max_retries)
@@ -183,7 +168,7 @@ class TelegramAdapter:
     async def start(self, core: CommandCore) -> None:
         """Register handlers, set the command menu and start long polling."""
         self._core = core
-        self._install_redactor()
+        redact.install()  # again: the root handlers may have been set up since __init__
         app = self.app
         for command in COMMANDS:
             app.add_handler(CommandHandler(command.name, self._on_command,
@@ -198,7 +183,7 @@ class TelegramAdapter:
             await app.start()
             assert app.updater is not None
             await app.updater.start_polling(
-                timeout=timedelta(seconds=self.poll_timeout_s), drop_pending_updates=True,
+                timeout=timedelta(seconds=self.poll_timeout_s), drop_pending_updates=False,
                 allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
         except BaseException as exc:
             await self.stop()
@@ -213,32 +198,12 @@ class TelegramAdapter:
         """Stop polling, the application and its HTTP clients (idempotent)."""
         self._notifier.started = False
         app = self.app
-        try:
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
-            if app.running:
-                await app.stop()
-            await app.shutdown()  # no-op when not initialized
-            await app.bot.shutdown()  # closes HTTP clients a failed initialize() left open
-        finally:
-            self._remove_redactor()
-
-    def _install_redactor(self) -> None:
-        """Filter every existing logger (records are redacted where they are made, whatever
-        handler later formats them) and the root handlers (for loggers created later)."""
-        root = logging.getLogger()
-        targets: list[logging.Logger | logging.Handler] = [root, *root.handlers]
-        targets += [lg for lg in logging.Logger.manager.loggerDict.values()
-                    if isinstance(lg, logging.Logger)]
-        for t in targets:
-            if self._redactor not in t.filters:
-                t.addFilter(self._redactor)
-                self._filtered.append(t)
-
-    def _remove_redactor(self) -> None:
-        for t in self._filtered:
-            t.removeFilter(self._redactor)
-        self._filtered.clear()
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()  # no-op when not initialized
+        await app.bot.shutdown()  # closes HTTP clients a failed initialize() left open
 
     # --- updates --------------------------------------------------------------------------------
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -247,6 +212,16 @@ class TelegramAdapter:
         if msg is None or msg.text is None or msg.from_user is None:
             return
         caller = await self._caller(msg.chat, msg.from_user, msg, msg.text)
+        # The backlog is fetched at start: a command that waited out a long downtime is not
+        # acted on (its intent may be stale); the sender is told to send it again.
+        age_s = time.time() - msg.date.timestamp()
+        if age_s > self.stale_after_s:
+            assert self._core is not None, "start() first"
+            reply = self._core.stale(msg.text, caller, age_s)
+            if reply is not None:
+                await self.send_reply(_chat_id(caller.chat_id),
+                                      int(caller.thread_id) if caller.thread_id else None, reply)
+            return
         await self._answer(caller, msg.text)
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -306,21 +281,22 @@ class TelegramAdapter:
         return is_admin
 
     async def send_reply(self, chat_id: int | str, thread: int | None, reply: Reply) -> None:
-        """A core Reply as Telegram messages: photo with caption, or text; then follow-ups."""
+        """A core Reply as Telegram messages: photo with caption, or text; then follow-ups.
+        Each message is retried on a 5xx or network error (:data:`REPLY_RETRY`)."""
         bot = self.app.bot
         markup = keyboard(reply.buttons)
         if reply.png is not None:
             caption, rest = caption_and_rest(reply.text)
-            await bot.send_photo(chat_id, InputFile(reply.png, filename=reply.filename),
-                                 caption=caption, parse_mode=ParseMode.HTML,
-                                 message_thread_id=thread,
-                                 reply_markup=None if rest else markup)
+            photo = InputFile(reply.png, filename=reply.filename)
+            await _retried("sendPhoto", lambda: bot.send_photo(
+                chat_id, photo, caption=caption, parse_mode=ParseMode.HTML,
+                message_thread_id=thread, reply_markup=None if rest else markup))
         else:
             rest = split_html(reply.text)
         for i, chunk in enumerate(rest):
-            await bot.send_message(chat_id, chunk, parse_mode=ParseMode.HTML,
-                                   message_thread_id=thread,
-                                   reply_markup=markup if i == len(rest) - 1 else None)
+            await _retried("sendMessage", lambda chunk=chunk, i=i: bot.send_message(  # type: ignore[misc]
+                chat_id, chunk, parse_mode=ParseMode.HTML, message_thread_id=thread,
+                reply_markup=markup if i == len(rest) - 1 else None))
         for follow in reply.followups:
             await self.send_reply(chat_id, thread, follow)
 
@@ -339,6 +315,24 @@ class TelegramAdapter:
                                             message_thread_id=thread)
         except TelegramError as exc:
             log.warning("telegram: could not apologise in chat %s: %s", chat.id, exc)
+
+
+async def _retried(what: str, call: Callable[[], Awaitable[Message]]) -> Message:
+    """``call()`` again after a transient failure (5xx, connection error, timeout), waiting as
+    :data:`REPLY_RETRY` says; a refusal (400, 403) or the last failure is raised."""
+    for attempt in range(REPLY_RETRY.attempts):
+        try:
+            return await call()
+        except BadRequest:  # a NetworkError subclass in PTB, but final
+            raise
+        except NetworkError as exc:
+            if attempt + 1 >= REPLY_RETRY.attempts:
+                raise
+            wait = REPLY_RETRY.delay(attempt, None)
+            log.warning("telegram: reply %s failed (%s); retry %d/%d in %.0f s", what,
+                        exc.message, attempt + 1, REPLY_RETRY.attempts - 1, wait)
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _needs_admin(text: str) -> bool:

@@ -36,6 +36,17 @@ async def subscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) ->
     if len(args) > 3:
         raise UserInputError("Too many arguments.")
     symbol = await core.resolve_symbol(args[0])
+    if len(args) == 1:  # e.g. the Subscribe button under /levels: keep custom settings
+        chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
+        mine = [s for s in core.store.list_subscriptions(chat.id) if s.symbol == symbol] if (
+            chat is not None) else []
+        if mine:
+            short = symbol.split("/")[0]
+            return Reply(
+                f"Already subscribed to {symbol}: clusters ≥ {money(mine[0].min_usd)}, alert "
+                f"within {mine[0].approach_pct:g} % and on breaks (kept as they are).\n"
+                f"To change them: /subscribe {short} MIN_USD PCT, e.g. /subscribe {short} "
+                f"100m 0.5.")
     defaults = core.config.alerts
     min_usd = parse_amount(args[1], "minimum cluster size") if len(args) > 1 else defaults.min_usd
     pct = parse_percent(args[2], "approach distance") if len(args) > 2 else defaults.approach_pct

@@ -8,14 +8,16 @@ a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from bot.charts.cache import ChartCache
+from bot.charts.cache import ChartCache, ChartKey
 from bot.commands.parse import split_command
 from bot.commands.reply import Caller, Reply
 from bot.config import Config
@@ -28,6 +30,13 @@ from bot.tape.feed import TapeDesk
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on our side. Please try again in a minute."
+OFFLINE = ("This bot was offline when you sent /{name} ({age} ago), so it did nothing. "
+           "Please send it again if you still want it.")
+
+# What the adapter wants done once a chart command's arguments are checked and the slow part
+# (rendering) begins: Discord defers the interaction there, so every error comes before it.
+_BEFORE_RENDER: ContextVar[Callable[[], Awaitable[object]] | None] = ContextVar(
+    "before_render", default=None)
 
 
 class RateLimiter:
@@ -88,8 +97,49 @@ class CommandCore:
                                  f"{', '.join(self.symbols)} (/symbols).")
         return symbol
 
-    async def handle(self, text: str, caller: Caller) -> Reply | None:
-        """Answer one command line; None when ``text`` is not a command we know."""
+    def reactivate(self, caller: Caller) -> None:
+        """Any command from a chat the bot had given up on (blocked, kicked) re-activates it:
+        the command arrived, so the chat is reachable again. Chats never seen stay unknown."""
+        chat = self.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
+        if chat is not None and not chat.active:
+            self.store.upsert_chat(caller.platform, caller.chat_id, thread_id=caller.thread_id,
+                                   is_group=caller.is_group)
+            log.info("%s chat %s re-activated by a command", caller.platform, caller.chat_id)
+
+    async def render(self, key: ChartKey, draw: Callable[[], bytes]) -> bytes:
+        """A chart PNG from the cache, or drawn in a worker thread. Chart handlers call this
+        after checking their arguments; it first runs the adapter's ``before_render``."""
+        hook = _BEFORE_RENDER.get()
+        if hook is not None:
+            _BEFORE_RENDER.set(None)  # once per command
+            await hook()
+        return await asyncio.to_thread(self.charts.get_or_render, key, draw)
+
+    def stale(self, text: str, caller: Caller, age_s: float) -> Reply | None:
+        """The answer to a command that waited ``age_s`` seconds while the bot was down:
+        nothing is done (the intent may be stale) except re-activating the chat."""
+        try:
+            parsed = split_command(text)
+        except UserInputError:
+            return None
+        if parsed is None:
+            return None
+        self.reactivate(caller)
+        age = f"{age_s / 60:.0f} min" if age_s < 5_400 else f"{age_s / 3600:.1f} h"
+        return Reply(OFFLINE.format(name=parsed.name[:32], age=age), error=True)
+
+    async def handle(self, text: str, caller: Caller, *,
+                     before_render: Callable[[], Awaitable[object]] | None = None
+                     ) -> Reply | None:
+        """Answer one command line; None when ``text`` is not a command we know.
+        ``before_render``: awaited once when a chart command starts rendering."""
+        token = _BEFORE_RENDER.set(before_render)
+        try:
+            return await self._handle(text, caller)
+        finally:
+            _BEFORE_RENDER.reset(token)
+
+    async def _handle(self, text: str, caller: Caller) -> Reply | None:
         from bot.commands.table import BY_NAME  # the table imports the handlers, which use us
 
         try:
@@ -99,10 +149,11 @@ class CommandCore:
         if parsed is None:
             return None
         command = BY_NAME.get(parsed.name)
-        if command is None:
-            return Reply(f"Unknown command /{parsed.name[:32]}. Send /help for the list.",
-                         error=True)
+        name = parsed.name[:32]
         try:
+            self.reactivate(caller)
+            if command is None:
+                return Reply(f"Unknown command /{name}. Send /help for the list.", error=True)
             if command.admin_in_groups and caller.is_group and not (
                 caller.is_admin or self.is_bot_admin(caller)
             ):
@@ -117,9 +168,9 @@ class CommandCore:
         except LimitExceededError as exc:
             return Reply(str(exc), error=True)
         except UserInputError as exc:
-            usage = exc.usage or command.usage
+            usage = exc.usage or (command.usage if command else "/help")
             return Reply(f"{exc}\nUsage: {usage}", error=True)
         except Exception:
-            log.exception("command /%s failed (platform=%s chat=%s)", command.name,
+            log.exception("command /%s failed (platform=%s chat=%s)", name,
                           caller.platform, caller.chat_id)
             return Reply(APOLOGY, error=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -131,8 +130,7 @@ async def heatmap(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
                               symbol=symbol, exchange=exchange_label(core), window_label=window,
                               timeframe=est.snapshot.timeframe, tape=tape, live=live)
 
-    png = await asyncio.to_thread(core.charts.get_or_render,
-                                  ChartKey(symbol, "heatmap", window, version), render)
+    png = await core.render(ChartKey(symbol, "heatmap", window, version), render)
     return Reply(f"{symbol} liquidation heatmap, {window} · {DISCLAIMER}"
                  f"{' (volume proxy)' if est.proxy else ''}", png=png,
                  filename=f"heatmap-{window}.png")
@@ -147,8 +145,7 @@ async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
         return render_map(est.book, est.clusters, symbol=symbol, exchange=exchange_label(core),
                           timeframe=est.snapshot.timeframe)
 
-    png = await asyncio.to_thread(core.charts.get_or_render,
-                                  ChartKey(symbol, "map", "", est.version), render)
+    png = await core.render(ChartKey(symbol, "map", "", est.version), render)
     return Reply(f"{symbol} liquidation map · {DISCLAIMER}"
                  f"{' (volume proxy)' if est.proxy else ''}", png=png, filename="map.png")
 

@@ -1,16 +1,14 @@
-"""Telegram formatting and log redaction: escaping, limits, keyboards (no network)."""
+"""Telegram formatting: escaping, limits, keyboards (no network). Log redaction: test_redact."""
 
 from __future__ import annotations
 
 import html
-import logging
 import re
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.commands.reply import Button
-from bot.telegram_adapter import REDACTED, TokenRedactor
 from bot.telegram_format import (
     CAPTION_LIMIT,
     MESSAGE_LIMIT,
@@ -19,8 +17,6 @@ from bot.telegram_format import (
     keyboard,
     split_html,
 )
-
-TOKEN = "123456:AAH-secret"
 
 
 def test_escape_covers_the_three_html_specials() -> None:
@@ -63,19 +59,3 @@ def test_keyboard_uses_command_text_and_drops_oversized_callback_data() -> None:
     [[button]] = markup.inline_keyboard
     assert (button.text, button.callback_data) == ("Map", "/map BTC")
     assert keyboard(()) is None
-
-
-def _record(msg: str, *args: object, exc: BaseException | None = None) -> logging.LogRecord:
-    return logging.LogRecord("httpx", logging.INFO, __file__, 1, msg, args,
-                             (type(exc), exc, None) if exc else None)
-
-
-def test_redactor_scrubs_messages_args_and_tracebacks() -> None:
-    f = TokenRedactor(TOKEN)
-    rec = _record("HTTP Request: POST %s", f"https://api.telegram.org/bot{TOKEN}/getMe")
-    assert f.filter(rec)
-    assert rec.getMessage() == f"HTTP Request: POST https://api.telegram.org/bot{REDACTED}/getMe"
-    rec = _record("failed", exc=RuntimeError(f"GET /bot{TOKEN}/x"))
-    f.filter(rec)
-    assert TOKEN not in logging.Formatter().format(rec)
-    assert rec.exc_text is not None and REDACTED in rec.exc_text
