@@ -460,22 +460,35 @@ class Store(TapeTables):
 
     # --- outbox -------------------------------------------------------------------------------
     def due(self, now: int | None = None, limit: int = 50,
-            platforms: Iterable[str] | None = None) -> list[OutboxRow]:
+            platforms: Iterable[str] | None = None,
+            skip_chats: Iterable[int] = ()) -> list[OutboxRow]:
         """Pending rows whose next try is due, oldest first; only chats on ``platforms`` when
-        given (rows for a platform this process does not run must not block the others)."""
+        given (rows for a platform this process does not run must not block the others), none
+        of ``skip_chats`` (chats the dispatcher is sending to or holding back)."""
         t = now if now is not None else now_ms()
         only = None if platforms is None else json.dumps(sorted(platforms))
+        skip = json.dumps(sorted(skip_chats))
         sql = ("SELECT o.id AS oid, o.payload, o.dedupe_key, o.status, o.attempts,"
                " o.next_try_ms, o.created_ms, c.* FROM outbox o JOIN chats c ON c.id = o.chat"
                " WHERE o.status = 'pending' AND o.next_try_ms <= ?"
                " AND (? IS NULL OR c.platform IN (SELECT value FROM json_each(?)))"
+               " AND o.chat NOT IN (SELECT value FROM json_each(?))"
                " ORDER BY o.next_try_ms, o.id LIMIT ?")
         return [OutboxRow(id=r["oid"], chat=_chat(r),
                           event=AlertEvent.from_dict(json.loads(r["payload"])),
                           dedupe_key=r["dedupe_key"], status=r["status"],
                           attempts=r["attempts"], next_try_ms=r["next_try_ms"],
                           created_ms=r["created_ms"])
-                for r in self.db.query(sql, (t, only, only, limit))]
+                for r in self.db.query(sql, (t, only, only, skip, limit))]
+
+    def oldest_pending(self, chats: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """For each of ``chats`` with pending rows: (id, next_try_ms) of its oldest one."""
+        rows = self.db.execute(
+            "SELECT o.chat, o.id, o.next_try_ms FROM outbox o WHERE o.id IN"
+            " (SELECT MIN(id) FROM outbox WHERE status = 'pending'"
+            " AND chat IN (SELECT value FROM json_each(?)) GROUP BY chat)",
+            (json.dumps(sorted(chats)),)).fetchall()
+        return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
     def claim(self, row_id: int, now: int | None = None) -> bool:
         """Mark a pending row as being sent (attempts + 1). False if it was not pending."""
@@ -499,6 +512,11 @@ class Store(TapeTables):
         self.db.execute("UPDATE outbox SET status = 'failed', last_error = ?, sent_ms = ?"
                         " WHERE id = ?", (redact(error)[:500],
                                           now if now is not None else now_ms(), row_id))
+
+    def release(self, row_id: int) -> None:
+        """A claimed row whose send was cancelled (stop): 'sending' → 'pending', due now."""
+        self.db.execute("UPDATE outbox SET status = 'pending' WHERE id = ? AND status = 'sending'",
+                        (row_id,))
 
     def recover_inflight(self) -> int:
         """At start-up: rows left 'sending' by a crash may or may not have been delivered;
