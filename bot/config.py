@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.errors import BadSymbolError, ConfigError
+from bot.errors import BadSymbolError, ConfigError, UsageError
+from bot.market.replay import replay_symbol
 from bot.market.symbols import normalise
 from estimator import ModelParams, PriceGrid
 
@@ -190,35 +191,57 @@ def _timezone(v: Any) -> str | None:
     return None
 
 
+def _up_to(limit: float, unit: str) -> Check:
+    """> 0 and at most ``limit`` (a finite 1e308 still overflows timers and date arithmetic)."""
+    return lambda v: None if 0 < v <= limit else f"must be in (0, {limit:g}] {unit}"
+
+
+def _zero_up_to(limit: float, unit: str) -> Check:
+    return lambda v: None if 0 <= v <= limit else f"must be in [0, {limit:g}] {unit}"
+
+
+_TIMEFRAME = re.compile(r"[1-9][0-9]*[smhdwM]")
+
+
+def _timeframe(v: Any) -> str | None:
+    return None if _TIMEFRAME.fullmatch(v) else "is not a timeframe (e.g. 1m, 5m, 1h, 1d)"
+
+
+def _file_name(v: Any) -> str | None:
+    return None if v.strip() else "must name a file (e.g. liqbot.db)"
+
+
 def _env_name(v: Any) -> str | None:
     return None if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) else "is not an env var name"
 
 
 _CHECKS: dict[tuple[str, str], Check] = {
     ("bot", "timezone"): _timezone,
+    ("bot", "store"): _file_name,
     ("source", "kind"): _one_of("replay", "live"),
     ("source", "candles_per_tick"): _positive,
     ("source", "warmup_candles"): _positive,
-    ("source", "lookback_days"): _positive,
-    ("schedule", "recompute_seconds"): _positive,
-    ("schedule", "price_seconds"): _positive,
-    ("schedule", "dispatch_seconds"): _positive,
+    ("source", "timeframe"): _timeframe,
+    ("source", "lookback_days"): _up_to(3650, "days"),
+    ("schedule", "recompute_seconds"): _up_to(86_400, "seconds"),
+    ("schedule", "price_seconds"): _up_to(86_400, "seconds"),
+    ("schedule", "dispatch_seconds"): _up_to(86_400, "seconds"),
     ("alerts", "approach_pct"): lambda v: None if 0 < v <= 20 else "must be in (0, 20]",
     ("alerts", "min_usd"): _non_negative,
-    ("alerts", "cooldown_minutes"): _non_negative,
+    ("alerts", "cooldown_minutes"): _zero_up_to(525_600, "minutes (a year)"),
     ("alerts", "rearm_pct"): _non_negative,
     ("alerts", "growth_factor"): lambda v: None if v > 1 else "must be > 1",
     ("alerts", "new_cluster_range_pct"): _positive,
     ("model", "bucket_pct"): lambda v: None if 0 < v < 50 else "must be in (0, 50)",
     ("model", "bucket_usd"): _non_negative,
-    ("model", "half_life_hours"): _non_negative,
+    ("model", "half_life_hours"): _zero_up_to(87_600, "hours (ten years)"),
     ("model", "proxy_fraction"): _positive,
     ("model", "dominant_share"): lambda v: None if 0.5 <= v <= 1 else "must be in [0.5, 1]",
     ("tape", "window_seconds"): lambda v: None if 1 <= v <= 3600 else "must be in [1, 3600]",
-    ("tape", "flush_seconds"): _positive,
+    ("tape", "flush_seconds"): _up_to(3600, "seconds"),
     ("tape", "min_usd"): _positive,
-    ("tape", "live_minutes"): _positive,
-    ("tape", "keep_hours"): _positive,
+    ("tape", "live_minutes"): _up_to(10_080, "minutes (a week)"),
+    ("tape", "keep_hours"): _up_to(8760, "hours (a year)"),
     ("limits", "charts_per_minute"): _positive,
     ("limits", "subscriptions_per_chat"): _positive,
     ("limits", "levels_per_chat"): _positive,
@@ -232,9 +255,15 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     """Read and validate a TOML config; raises ConfigError naming file, key and line."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config: {exc.strerror or exc}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{p}:line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                          "a config is a TOML file saved as UTF-8") from exc
     return parse_config(text, str(p), env)
 
 
@@ -283,8 +312,10 @@ def _coerce_item(item_type: str, item: Any, where: str) -> Any:
     if item_type == "int":
         return _coerce(0, item, where + " item")
     if item_type == "id":
-        if isinstance(item, bool) or not isinstance(item, int | str):
-            raise ConfigError(f"{where} items must be user ids, got {item!r}")
+        if isinstance(item, bool) or not isinstance(item, int | str) \
+                or not re.fullmatch(r"[0-9]+", str(item)):
+            raise ConfigError(f"{where} items must be numeric user ids (e.g. 123456789; "
+                              f"/status shows yours), got {item!r}")
         return str(item)
     return _coerce("", item, where + " item")
 
@@ -324,6 +355,8 @@ def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
     except BadSymbolError as exc:
         raise ConfigError(f"{source}:{lines.key('bot', 'symbols')}: bot.symbols: {exc}") from exc
     cfg = replace(cfg, bot=replace(cfg.bot, symbols=symbols))
+    if cfg.source.kind == "replay":
+        _replay_symbol_check(cfg, source, lines)
     cfg = _with_ladder_file(cfg, source, lines)
     m = cfg.model
     if len(m.leverage) != len(m.weights) or not m.leverage:
@@ -347,7 +380,25 @@ def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
             raise ConfigError(f"{source}:{lines.key('source', 'exchanges')}: source.exchanges: "
                               f"unknown ccxt exchange(s) {', '.join(unknown)} (e.g. binanceusdm, "
                               "bybit, okx)")
+        tf = cfg.source.timeframe
+        without = [e for e in cfg.source.exchanges if tf not in (getattr(ccxt, e)().timeframes
+                                                                 or {tf: tf})]
+        if without:
+            raise ConfigError(f"{source}:{lines.key('source', 'timeframe')}: source.timeframe "
+                              f"{tf!r} is not offered by {', '.join(without)}")
     return _tape_checks(cfg, source, lines)
+
+
+def _replay_symbol_check(cfg: Config, source: str, lines: _KeyLines) -> None:
+    """A replay file holds one symbol: bot.symbols names it alone (and the right one)."""
+    where = f"{source}:{lines.key('bot', 'symbols')}: bot.symbols"
+    if len(cfg.bot.symbols) > 1:
+        raise ConfigError(f"{where}: a replay source plays one file, so one symbol; got "
+                          f"{', '.join(cfg.bot.symbols)}")
+    try:
+        replay_symbol(cfg.bot.symbols[0], cfg.source.path)
+    except UsageError as exc:
+        raise ConfigError(f"{where}: {str(exc).removeprefix('symbol ')}") from exc
 
 
 def _with_ladder_file(cfg: Config, source: str, lines: _KeyLines) -> Config:

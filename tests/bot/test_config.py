@@ -26,7 +26,7 @@ def test_example_config_is_valid_and_matches_defaults():
         ("[bot]\n\nsymbolz = ['BTC']\n", "x.toml:line 3: bot.symbolz: unknown key"),
         ("[alerts]\napproach_pct = 'near'\n", "line 2: alerts.approach_pct must be a number"),
         ("[alerts]\napproach_pct = 0\n", "alerts.approach_pct = 0 must be in (0, 20]"),
-        ("[schedule]\nprice_seconds = -1\n", "schedule.price_seconds = -1 must be > 0"),
+        ("[schedule]\nprice_seconds = -1\n", "schedule.price_seconds = -1 must be in (0, 86400]"),
         ("[source]\nkind = 'web'\n", "source.kind = 'web' must be one of replay, live"),
         ("[source]\npath = '/nope.csv'\n", "source.path '/nope.csv' is not a file"),
         ("[model]\nweights = [0.5, 0.6]\nleverage = [5, 10]\n", "weights sum to"),
@@ -73,8 +73,8 @@ def test_tokens_come_from_env_or_file_and_never_print(tmp_path):
 
 
 def test_symbols_are_normalised_and_model_params_follow_config():
-    cfg = parse_config("[bot]\nsymbols = ['btcusdt', 'ETH']\n[model]\nbucket_usd = 50\n"
-                       "half_life_hours = 0\n", env={})
+    cfg = parse_config("[bot]\nsymbols = ['btcusdt', 'ETH']\n[source]\nkind = 'live'\n"
+                       "[model]\nbucket_usd = 50\nhalf_life_hours = 0\n", env={})
     assert cfg.bot.symbols == ("BTC/USDT:USDT", "ETH/USDT:USDT")
     params = model_params(cfg)
     assert params.grid.usd == 50 and params.half_life_hours is None
