@@ -75,11 +75,9 @@ class Heatmap:
         return self.grid.centre(np.arange(self.k0, self.k0 + self.long.shape[1]))
 
 
-def _bucket_range(model: LevelModel, alive: NDArray[np.bool_], fallback_price: float,
-                  grid: PriceGrid) -> tuple[int, int]:
-    if bool(np.any(alive)):
-        b = model.bucket[alive]
-        return int(b.min()), int(b.max()) + 1
+def _bucket_range(bucket: IntArray, fallback_price: float, grid: PriceGrid) -> tuple[int, int]:
+    if len(bucket):
+        return int(bucket.min()), int(bucket.max()) + 1
     k = int(grid.index(fallback_price))
     return k, k + 1
 
@@ -87,21 +85,32 @@ def _bucket_range(model: LevelModel, alive: NDArray[np.bool_], fallback_price: f
 def build_book(c: Candles, params: ModelParams | None = None) -> Book:
     """The estimated book at the close of the last candle."""
     p = params if params is not None else ModelParams()
-    model = level_model(c, p)
-    last = len(c) - 1
-    alive = model.death > last
-    k0, k1 = _bucket_range(model, alive, float(c.close[-1]), p.grid)
+    return book_at(level_model(c, p), len(c) - 1, c, p)
+
+
+def book_at(model: LevelModel, t: int, c: Candles, params: ModelParams,
+            start: int = 0) -> Book:
+    """The book at the close of candle ``t`` from the rows of ``model`` born in
+    ``start``..``t`` (the model may cover candles after ``t``: a row counts only while its
+    death index is > ``t``, which candles ≤ ``t`` decide)."""
+    rows = model.rows
+    alive = []
+    for lo, hi in ((0, rows.n_long), (rows.n_long, len(rows.born))):
+        # Rows of one side are ordered by birth: the born-in-window ones are one slice.
+        a = lo + int(np.searchsorted(rows.born[lo:hi], start, side="left"))
+        b = lo + int(np.searchsorted(rows.born[lo:hi], t, side="right"))
+        alive.append(a + np.flatnonzero(model.death[a:b] > t))
+    bucket = [model.bucket_of(idx) for idx in alive]
+    k0, k1 = _bucket_range(np.concatenate(bucket), float(c.close[t]), params.grid)
     width = k1 - k0
-    value = model.value_at(alive, last)
-    n_lev = len(p.leverages)
+    n_lev = len(params.leverages)
     sides = []
-    for side in (0, 1):
-        m = model.rows.side[alive] == side
-        flat = model.rows.lev[alive][m] * width + (model.bucket[alive][m] - k0)
-        counts = np.bincount(flat, weights=value[m], minlength=n_lev * width)
+    for idx, b in zip(alive, bucket, strict=True):
+        flat = rows.lev[idx] * width + (b - k0)
+        counts = np.bincount(flat, weights=model.value_at(idx, t), minlength=n_lev * width)
         sides.append(np.asarray(counts, dtype=np.float64).reshape(n_lev, width))
-    return Book(p.grid, k0, tuple(p.leverages), sides[0], sides[1], float(c.close[-1]),
-                int(c.timestamp[-1]), model.proxy)
+    return Book(params.grid, k0, tuple(params.leverages), sides[0], sides[1], float(c.close[t]),
+                int(c.timestamp[t]), model.proxy)
 
 
 def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 200,
@@ -124,7 +133,9 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     first_col = np.searchsorted(cols, born, side="left")  # first column at/after birth
     end_col = np.searchsorted(cols, death, side="left")  # first column at/after death
     shown = first_col < end_col
-    k0, k1 = _bucket_range(model, shown, float(c.close[-1]), p.grid)
+    bucket = np.zeros(len(born), dtype=np.int64)
+    bucket[shown] = model.bucket_of(shown)
+    k0, k1 = _bucket_range(bucket[shown], float(c.close[-1]), p.grid)
     width, n_cols = k1 - k0, len(cols)
     # Survival between consecutive columns.
     gain = np.ones(n_cols)
@@ -135,7 +146,7 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     for side in (0, 1):
         sel = shown & (model.rows.side == side)
         idx = np.nonzero(sel)[0]
-        b = model.bucket[idx] - k0
+        b = bucket[idx] - k0
         fc, ec = first_col[idx], end_col[idx]
         add = np.bincount(fc * width + b, weights=model.value_at(idx, cols[fc]),
                           minlength=n_cols * width).reshape(n_cols, width)

@@ -24,7 +24,8 @@ class CreatedLevels:
     """Rows of positions created by the model (parallel arrays).
 
     ``born``: candle index; ``side``: 0 long / 1 short; ``lev``: ladder index; ``level``:
-    liquidation price (USD); ``notional``: USD at creation.
+    liquidation price (USD); ``notional``: USD at creation. The first ``n_long`` rows are the
+    longs, the rest the shorts.
     """
 
     born: IntArray
@@ -32,6 +33,7 @@ class CreatedLevels:
     lev: IntArray
     level: FloatArray
     notional: FloatArray
+    n_long: int
 
 
 def new_notional(c: Candles, params: ModelParams) -> tuple[FloatArray, bool]:
@@ -85,32 +87,44 @@ def survival_factors(c: Candles, params: ModelParams) -> FloatArray:
 
 
 def created_levels(c: Candles, params: ModelParams) -> tuple[CreatedLevels, bool]:
-    """All (candle, side, leverage) rows with positive new notional, and the proxy flag."""
+    """All (candle, side, leverage) rows with positive new notional, and the proxy flag.
+
+    Rows are ordered by side (longs first), then candle, then ladder index.
+    """
     notional, proxy = new_notional(c, params)
     share = long_share(c, params)
     tp = c.typical_price
     weights = np.asarray(params.weights, dtype=np.float64)
     n_lev = len(params.leverages)
     parts = []
-    for side, side_share, name in ((LONG, share, "long"), (SHORT, 1.0 - share, "short")):
+    for side_share, name in ((share, "long"), (1.0 - share, "short")):
         # One ratio per leverage: every level is a small position, so LP/EP is constant.
         ratios = liquidation_price(
             np.ones(n_lev), np.asarray(params.leverages, dtype=np.float64), name,
             tiers=params.tiers,
         )
-        amount = (notional * side_share)[:, None] * weights[None, :]
-        born, lev = np.nonzero(amount > 0)
-        parts.append(
-            (born, np.full(len(born), side, dtype=np.int8), lev, tp[born] * ratios[lev],
-             amount[born, lev])
-        )
-    born = np.concatenate([p[0] for p in parts]).astype(np.int64)
-    rows = CreatedLevels(
-        born=born,
-        side=np.concatenate([p[1] for p in parts]),
-        lev=np.concatenate([p[2] for p in parts]).astype(np.int64),
-        level=np.concatenate([p[3] for p in parts]),
-        notional=np.concatenate([p[4] for p in parts]),
-    )
+        side_notional = notional * side_share
+        amount = np.empty((len(c), n_lev))  # filled a column at a time: long inner loops
+        for j in range(n_lev):
+            np.multiply(side_notional, weights[j], out=amount[:, j])
+        flat = np.flatnonzero(amount > 0)  # candle-major: index = born × n_lev + lev
+        parts.append((flat, amount.ravel()[flat], ratios))
+        del amount
+    total = sum(len(flat) for flat, _, _ in parts)
+    born = np.empty(total, dtype=np.int64)
+    lev = np.empty(total, dtype=np.int64)
+    side = np.empty(total, dtype=np.int8)
+    level = np.empty(total)
+    amount_out = np.empty(total)
+    at = 0
+    for s_id, (flat, amt, ratios) in zip((LONG, SHORT), parts, strict=True):
+        part = slice(at, at + len(flat))
+        np.floor_divide(flat, n_lev, out=born[part])
+        np.subtract(flat, born[part] * n_lev, out=lev[part])
+        side[part] = s_id
+        np.multiply(tp[born[part]], ratios[lev[part]], out=level[part])
+        amount_out[part] = amt
+        at += len(flat)
+    rows = CreatedLevels(born=born, side=side, lev=lev, level=level, notional=amount_out,
+                         n_long=len(parts[0][0]))
     return rows, proxy
-
