@@ -112,8 +112,8 @@ class MultiReplay:
     async def fetch(self, symbol: str) -> MarketSnapshot:
         return await self._get(symbol).fetch(symbol)
 
-    async def last_price(self, symbol: str) -> PriceTick:
-        return await self._get(symbol).last_price(symbol)
+    async def last_price(self, symbol: str, since_ms: int | None = None) -> PriceTick:
+        return await self._get(symbol).last_price(symbol, since_ms)
 
     async def close(self) -> None:
         """Nothing to release."""

@@ -51,6 +51,8 @@ from bot.tape.feed import TapeDesk
 log = logging.getLogger(__name__)
 
 OUTBOX_KEEP_MS = 7 * 86_400_000
+STOP_BUDGET_S = 4.0  # Service.stop returns within this, whatever the platforms are doing
+SEND_GRACE_S = 1.0  # of which sends in flight get the last second to finish
 
 
 def engine_config(cfg: Config) -> EngineConfig:
@@ -135,8 +137,12 @@ class Service:
         if est is None:
             result.skipped = "no estimate yet"
             return result
+        state = self._state(symbol)
         try:
-            pt = await self.source.last_price(symbol)
+            # The range since the engine's last tick (stored, so a restart does not lose what
+            # traded while the bot was down); none needed when there is no previous price.
+            since = state.last_ms if state.last_price is not None else None
+            pt = await self.source.last_price(symbol, since_ms=since)
         except LiqBotError as exc:
             # No price, no tick: nothing is evaluated. The estimate itself is still good, so
             # this does not pause alerts beyond this tick (a failed recompute does).
@@ -145,7 +151,6 @@ class Service:
             return result
         status = self.board.status(symbol)
         stale = est.snapshot.stale or status.last_error is not None
-        state = self._state(symbol)
         watch = await self._watch(symbol)
         events, new_state = evaluate(state, symbol, Tick(pt.price, pt.high, pt.low, pt.timestamp),
                                      est.clusters, watch, stale=stale, config=self.engine)
@@ -255,6 +260,10 @@ class Service:
                 await job()
             except Exception:
                 log.exception("job %s failed", name)
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                log.info("job %s cut off by stop", name)  # its sends went back to pending
             finally:
                 self._running.discard(task)
 
@@ -298,25 +307,52 @@ class Service:
             replay = self.replay
             self.tape.prune(replay.now_ms if replay is not None else self.dispatcher.clock())
 
+    async def _last_dispatch(self) -> None:
+        try:
+            await self.dispatch()
+        except Exception:
+            log.exception("final dispatch failed; pending alerts stay in the outbox")
+        except asyncio.CancelledError:
+            log.info("final dispatch cut off by stop")  # its sends went back to pending
+
     async def stop(self) -> None:
-        """Stop scheduling, let running jobs finish, deliver what is due once more."""
+        """Stop within :data:`STOP_BUDGET_S` whatever the platforms are doing: stop scheduling,
+        let running jobs finish and deliver what is due once more while the budget lasts; then
+        no new send starts, sends in flight get :data:`SEND_GRACE_S`, and whatever still runs
+        is cancelled — a cancelled send's row goes back to 'pending' for the next start."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + STOP_BUDGET_S
+        sends_end = end - SEND_GRACE_S
         self._stopping = True
         if self.scheduler is not None:
             # Pause, not shut down, while jobs finish: the asyncio executor's shutdown cancels
-            # running jobs, which cut a send off mid-flight and left its row 'sending'.
+            # running jobs at once, cutting sends off that were about to complete.
             self.scheduler.pause()
-        if self._running:
-            await asyncio.wait(set(self._running), timeout=30)
+        jobs = set(self._running)
+        if jobs:
+            await asyncio.wait(jobs, timeout=max(0.0, sends_end - loop.time()))
+        if self.tape is not None:
+            try:
+                await asyncio.wait_for(self.tape.feed.stop(), max(0.01, sends_end - loop.time()))
+            except (TimeoutError, Exception):  # an exchange that does not close must not block
+                log.warning("stop: the liquidation tape did not close in time")
+            if self.replay is None:
+                self.tape.flush(self.dispatcher.clock())  # keep what arrived; alert closed
+        if all(j.done() for j in jobs) and loop.time() < sends_end:
+            last = asyncio.create_task(self._last_dispatch())
+            jobs.add(last)
+            await asyncio.wait({last}, timeout=max(0.0, sends_end - loop.time()))
+        self.dispatcher.close()  # no new send; those in flight may finish
+        running = {j for j in jobs if not j.done()}
+        if running:
+            await asyncio.wait(running, timeout=max(0.0, end - loop.time()))
+            late = {j for j in running if not j.done()}
+            for job in late:
+                job.cancel()
+            if late:
+                await asyncio.wait(late)
+                log.warning("stop: %d job(s) cut off after %.0f s; alerts in flight stay "
+                            "pending for the next start", len(late), STOP_BUDGET_S)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
-        self._stopping = False
-        if self.tape is not None:
-            await self.tape.feed.stop()
-            if self.replay is None:
-                self.tape.flush(self.dispatcher.clock())  # keep what arrived; alert closed
-        try:
-            await asyncio.wait_for(self.dispatch(), timeout=10)
-        except Exception:  # a stuck platform must not block shutdown
-            log.warning("final dispatch did not finish; pending alerts stay in the outbox")
-        self._stopping = True

@@ -100,8 +100,9 @@ class MarketSource(Protocol):
         """Candles (with OI/taker data where known) for a unified symbol."""
         ...
 
-    async def last_price(self, symbol: str) -> PriceTick:
-        """Latest price and the traded range since the previous call."""
+    async def last_price(self, symbol: str, since_ms: int | None = None) -> PriceTick:
+        """Latest price and the traded range since ``since_ms`` (the engine's previous tick,
+        which survives a restart), else since the previous call."""
         ...
 
     async def close(self) -> None:

@@ -39,6 +39,7 @@ OI_LIMITS: dict[str, tuple[int, int | None, frozenset[str]]] = {
 }
 _DEFAULT_OI_LIMIT = (100, None, frozenset({"5m", "1h", "1d"}))
 _OI_FALLBACK_TF = ("5m", "1h", "1d")
+_RANGE_TF = ("1m", "5m", "1h")  # bars for the traded range since the previous tick
 
 ExchangeFactory = Callable[[str], Any]
 
@@ -191,21 +192,28 @@ class CcxtSource:
             f"{primary} klines" if taker_known else "candle colour", tiers, tiers_source,
             tuple(warnings))
 
-    async def last_price(self, symbol: str) -> PriceTick:
-        """Last traded price and the 1m high/low since the previous call.
+    async def last_price(self, symbol: str, since_ms: int | None = None) -> PriceTick:
+        """Last traded price and the high/low since ``since_ms`` (the engine's previous tick,
+        also after a restart: a level crossed and re-crossed while the bot was down is still
+        in the range); without it, since this source's previous call (or the last minute).
 
-        The range starts at the open of the minute of the previous tick, so it can include a
-        few seconds before it (conservative: a crossed level is never missed).
+        The range starts at the open of the bar holding ``since_ms``, so it can include a little
+        before it (conservative: a crossed level is never missed). 1m bars; 5m or 1h bars when
+        the gap is longer than 1,000 of the finer ones (a long outage); at most 1,000 hours.
         """
         ex = await self._exchange(self.exchanges[0])
         self._check_listed(ex, symbol)
         now = self._clock()
-        since = self._last_tick.get(symbol)
+        since = since_ms if since_ms is not None else self._last_tick.get(symbol)
+        tf = "1m"
         if since is not None:
-            since = max(since, now - 999 * 60_000)
+            tf = next((t for t in _RANGE_TF if now - since <= 999 * timeframe_ms(t)),
+                      _RANGE_TF[-1])
+            step = timeframe_ms(tf)
+            since = max(since // step * step, now // step * step - 999 * step)
         limit = 1 if since is None else 1000
-        bars = await self._call(ex, f"fetch_ohlcv {symbol} 1m",
-                                lambda: ex.fetch_ohlcv(symbol, "1m", since, limit))
+        bars = await self._call(ex, f"fetch_ohlcv {symbol} {tf}",
+                                lambda: ex.fetch_ohlcv(symbol, tf, since, limit))
         m = _ohlcv_matrix(bars, 6)
         if len(m) == 0:
             raise MarketDataError(f"{ex.id} returned no recent price for {symbol}")

@@ -262,8 +262,9 @@ class ReplaySource:
                               oi_sources=("file",) if view.open_interest_usd is not None else (),
                               taker_source=taker, warnings=tuple(notes))
 
-    async def last_price(self, symbol: str) -> PriceTick:
-        """Newest close and the high/low of the candles revealed by the latest tick."""
+    async def last_price(self, symbol: str, since_ms: int | None = None) -> PriceTick:
+        """Newest close and the high/low of the candles revealed by the latest tick
+        (``since_ms`` is not needed: a restarted replay re-plays up to its last tick)."""
         self._check(symbol)
         s = slice(max(self._prev, 0), self._pos)
         c = self.candles
