@@ -145,6 +145,12 @@ def _run(args: argparse.Namespace) -> int:
     from bot.run import run
 
     cfg = load_config(args.config) if args.config else Config()
+    if not args.config:  # else a default run prints nothing more: no chat is subscribed
+        print(f"liqbot run: no --config, so built-in defaults: a replay of the bundled BTC "
+              f"candles (one every {cfg.schedule.price_seconds:g} s), alerts to this console, "
+              f"store {cfg.bot.store}; nothing is subscribed and no commands are read, so "
+              "little prints here. Try `liqbot demo`, or a config with [console] interactive = "
+              "true (see config.example.toml).", file=sys.stderr, flush=True)
     return asyncio.run(run(cfg))
 
 

@@ -7,6 +7,7 @@ and :class:`Secret` redacts itself when printed or logged.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -23,6 +24,7 @@ from bot.market.symbols import normalise
 from estimator import ModelParams, PriceGrid
 
 DEFAULT_SYMBOL = "BTC/USDT:USDT"
+log = logging.getLogger(__name__)
 
 
 class Secret:
@@ -467,6 +469,8 @@ def _with_secrets(cfg: Config, source: str, lines: _KeyLines, env: Mapping[str, 
             except OSError as exc:
                 raise ConfigError(f"{source}:{lines.key(name, 'token_file')}: {name}.token_file "
                                   f"cannot be read: {exc.strerror or exc}") from exc
+            _warn_if_readable(Path(sec.token_file), f"{source}:{lines.key(name, 'token_file')}: "
+                              f"{name}.token_file")
         else:
             token = env.get(sec.token_env, "").strip()
         if not token:
@@ -478,6 +482,17 @@ def _with_secrets(cfg: Config, source: str, lines: _KeyLines, env: Mapping[str, 
                 f"{' or fix token_file' if sec.token_file else ''})")
         updates[name] = replace(sec, token=Secret(token))
     return replace(cfg, **updates) if updates else cfg
+
+
+def _warn_if_readable(path: Path, where: str) -> None:
+    """A token file others can read leaks the token: say so (the bot still starts)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # pragma: no cover - it was just read
+        return
+    if mode & 0o044:
+        log.warning("%s %s is readable by %s (mode %03o): chmod 600 %s", where, path,
+                    "group and others" if mode & 0o004 else "its group", mode & 0o777, path)
 
 
 def model_params(cfg: Config) -> ModelParams:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import stat
 import sys
 from collections import deque
 from pathlib import Path
@@ -13,6 +16,8 @@ from bot.commands.reply import Caller, Reply
 from bot.config import ConsoleSection
 from bot.dispatcher import Alert
 from bot.store import Chat
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "console"
 CHAT_ID = "console"
@@ -53,8 +58,15 @@ class ConsoleAdapter:
         return self._notifier
 
     async def start(self, core: CommandCore) -> None:
-        if self.settings.interactive and sys.stdin.isatty():
+        kind = stdin_kind()
+        if self.settings.interactive and kind == "terminal":
             self._reader = asyncio.create_task(read_commands(core, self.settings.charts_dir))
+        elif self.settings.interactive:
+            log.warning("console: [console] interactive = true, but stdin is not a terminal "
+                        "(%s): no commands are read", kind)
+        elif kind in ("pipe", "file"):
+            log.warning("console: stdin is a %s and is ignored: commands are read only with "
+                        "[console] interactive = true, from a terminal", kind)
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -79,6 +91,21 @@ def show_reply(reply: Reply, charts_dir: str = "", out: TextIO | None = None) ->
     for follow in reply.followups:
         show_reply(follow, charts_dir, out)
     stream.flush()
+
+
+def stdin_kind() -> str:
+    """What stdin is: "terminal", "pipe", "file" or "other" (/dev/null, a socket, closed, or
+    no file descriptor at all, as under pytest)."""
+    try:
+        fd = sys.stdin.fileno()
+        if os.isatty(fd):
+            return "terminal"
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, OSError, ValueError):
+        return "other"
+    if stat.S_ISFIFO(mode):
+        return "pipe"
+    return "file" if stat.S_ISREG(mode) else "other"
 
 
 async def read_commands(core: CommandCore, charts_dir: str) -> None:
