@@ -30,10 +30,10 @@ T0 = 1_502_942_400_000  # 2017-08-17 04:00 UTC, where a public Binance BTCUSDT 1
 
 def binance_like(path: Path) -> Path:
     """A first row like the public Binance hourly export's (high 16,199 / low 4,261 at a
-    4,300 price), then 400 ordinary hours around 4,300."""
+    4,300 price; a first hour trading ~10× an ordinary one), then 200 ordinary hours."""
     rng = np.random.default_rng(7)
-    close = 4300 * np.exp(np.cumsum(rng.normal(0, 0.004, 400)))
-    rows = [f"{T0},4261.48,16199.0,4261.32,4300.0,47.18"]
+    close = 4300 * np.exp(np.cumsum(rng.normal(0, 0.004, 200)))
+    rows = [f"{T0},4261.48,16199.0,4261.32,4300.0,600"]
     for i, c in enumerate(close[1:], start=1):
         o = close[i - 1]
         hi, lo = max(o, c) * 1.002, min(o, c) * 0.998
