@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from bot.fmt import utc_text
 from bot.market.base import MarketSnapshot
 from estimator import (
     Book,
@@ -47,6 +48,12 @@ class Estimate:
     @property
     def proxy(self) -> bool:
         return self.book.proxy
+
+    @property
+    def oi_mix(self) -> str:
+        """Which exchanges' open interest fed this estimate ("a+b"; "" = the volume proxy).
+        Cluster sizes are only comparable between estimates with the same mix."""
+        return "+".join(self.snapshot.oi_sources)
 
     @property
     def price(self) -> float:
@@ -98,6 +105,10 @@ def compute_estimate(snapshot: MarketSnapshot, params: ModelParams,
                     time.perf_counter() - started, memory)
 
 
+def _mix_text(mix: str) -> str:
+    return mix or "none (volume proxy)"
+
+
 def _with_tiers(params: ModelParams, snapshot: MarketSnapshot) -> ModelParams:
     assert snapshot.tiers is not None
     return replace(params, tiers=snapshot.tiers)
@@ -111,6 +122,7 @@ class SymbolStatus:
     last_error: str | None = None
     stale: bool = False
     source_note: str = ""
+    oi_change: str = ""  # the last change of the OI composition, said in /status
 
 
 @dataclass
@@ -128,12 +140,19 @@ class EstimateBoard:
 
     def put(self, estimate: Estimate) -> None:
         with self._lock:
+            before = self._latest.get(estimate.symbol)
             self._latest[estimate.symbol] = estimate
             st = self._status.setdefault(estimate.symbol, SymbolStatus())
             st.last_recompute_ms = estimate.computed_ms
             st.last_error = None
             st.stale = estimate.snapshot.stale
-            st.source_note = "; ".join(estimate.snapshot.warnings)
+            if before is not None and before.oi_mix != estimate.oi_mix:
+                st.oi_change = (
+                    f"open interest sources changed at {utc_text(estimate.computed_ms)} UTC "
+                    f"from {_mix_text(before.oi_mix)} to {_mix_text(estimate.oi_mix)}: cluster "
+                    "sizes re-based, no growth alerts across the change")
+            notes = [*estimate.snapshot.warnings, *([st.oi_change] if st.oi_change else [])]
+            st.source_note = "; ".join(notes)
 
     def fail(self, symbol: str, error: str) -> None:
         with self._lock:
@@ -142,7 +161,7 @@ class EstimateBoard:
     def status(self, symbol: str) -> SymbolStatus:
         with self._lock:
             st = self._status.get(symbol, SymbolStatus())
-            return SymbolStatus(st.last_recompute_ms, st.last_error, st.stale, st.source_note)
+            return replace(st)
 
     def next_version(self, symbol: str) -> int:
         est = self.get(symbol)

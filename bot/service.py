@@ -153,7 +153,8 @@ class Service:
         stale = est.snapshot.stale or status.last_error is not None
         watch = await self._watch(symbol)
         events, new_state = evaluate(state, symbol, Tick(pt.price, pt.high, pt.low, pt.timestamp),
-                                     est.clusters, watch, stale=stale, config=self.engine)
+                                     est.clusters, watch, stale=stale, oi_mix=est.oi_mix,
+                                     config=self.engine)
         if self.tape is not None and any(e.kind is EventKind.BREAK for e in events):
             events = self._with_tape(events, symbol, state.last_ms, pt.timestamp)
         # Outbox rows are stamped with the dispatcher's (wall) clock, which drives retries and

@@ -17,6 +17,11 @@ Semantics (one symbol per call):
   cluster whose peak notional rises past a subscription's ``min_usd``, or one that grows to
   ≥ ``growth`` × the notional it was last announced at. Clusters present on the very first
   evaluation of a symbol are a silent baseline (no start-up flood).
+  Sizes are only compared within one OI composition (``oi_mix``: which exchanges' open
+  interest fed the estimate). When it changes (an exchange drops out or comes back, every
+  cluster is rescaled) every remembered size is re-based silently when its cluster is next
+  seen, and clusters first seen on that tick are a silent baseline too: no "grew ×1.5" for
+  an exchange's return.
 - ``level_cross``: a user level strictly between the previous price and the tick's traded
   extreme ('up': prev < level ≤ high; 'down': low ≤ level < prev; 'any': either). Re-arms on
   a later tick whose price is ≥ ``level_rearm_pct`` away from the level. Its epoch is the
@@ -166,7 +171,9 @@ class SymbolState:
     zones: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # cid → pct → [in, epoch]
     zone_seq: dict[str, int] = field(default_factory=dict)  # cid → next approach epoch
     breaks: dict[str, list[int]] = field(default_factory=dict)  # cid → [armed, epoch]
-    sizes: dict[str, list[float]] = field(default_factory=dict)  # cid → [peak, base, epoch]
+    # cid → [peak, base, epoch]; peak = base = -1: re-base when next seen (OI mix changed)
+    sizes: dict[str, list[float]] = field(default_factory=dict)
+    oi_mix: str | None = None  # OI composition the sizes were measured under (None: unknown)
     levels_off: dict[str, float] = field(default_factory=dict)  # disarmed level id → price
     cooldown: dict[str, int] = field(default_factory=dict)  # "chat|kind|ref" → last fire ms
     seen: dict[str, int] = field(default_factory=dict)  # cid → last tick ms it was present
@@ -240,12 +247,15 @@ class _Emitter:
 
 def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Cluster],
              watch: SymbolWatch, *, now_ms: int | None = None, stale: bool = False,
+             oi_mix: str | None = None,
              config: EngineConfig = DEFAULT_CONFIG) -> tuple[list[AlertEvent], SymbolState]:
     """Events for one symbol's tick and the new state (``state`` is not modified).
 
     ``clusters`` are the symbol's current clusters (stable ids); ``watch`` its subscriptions
     and levels (:class:`SymbolWatch`); ``now_ms`` defaults to ``tick.ts_ms`` and drives the
     cooldown. With ``stale`` the data is not trusted: no events, previous price forgotten.
+    ``oi_mix`` names the OI composition of ``clusters`` (e.g. "binanceusdm+bybit", "" for
+    the volume proxy; None = unknown, keep the last one): growth is compared only within one.
     """
     if stale:
         return [], replace(state, last_price=None)
@@ -264,6 +274,12 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
     for c in clusters:
         seen[c.id] = tick.ts_ms
     sizes, breaks, zones = dict(state.sizes), dict(state.breaks), dict(state.zones)
+    # A new OI composition rescales every cluster: sizes measured under the old one are not
+    # comparable (an unknown old one, from a state written before this was kept, is adopted).
+    remix = oi_mix is not None and state.oi_mix is not None and oi_mix != state.oi_mix
+    if remix:
+        sizes = {cid: [-1.0, -1.0, int(rec[2])] for cid, rec in sizes.items()}
+    announce = state.baselined and not remix
     zone_seq = dict(state.zone_seq)
     pruned_ms = state.pruned_ms
     if now - pruned_ms >= config.cooldown_ms:
@@ -282,13 +298,15 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         n = c.notional_usd
         # --- new_cluster ---------------------------------------------------------------
         rec = sizes.get(c.id)
-        if abs(near_distance_pct(c, price)) > config.new_cluster_range_pct:
+        if rec is not None and rec[1] < 0:
+            sizes[c.id] = [n, n, int(rec[2])]  # re-based under the new OI composition
+        elif abs(near_distance_pct(c, price)) > config.new_cluster_range_pct:
             # Tracked silently: cluster news is about clusters near enough to matter. The base
             # stays, so growth is announced (from that base) once the cluster is in range.
             sizes[c.id] = [n, n, 0] if rec is None else [max(rec[0], n), rec[1], int(rec[2])]
         elif rec is None:
             sizes[c.id] = [n, n, 0]
-            if state.baselined:
+            if announce:
                 k = int(np.searchsorted(watch.sub_min, n, side="right"))
                 emit.cluster(EventKind.NEW_CLUSTER, watch.sub_chat[:k], c, 0)
         else:
@@ -388,7 +406,8 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
 
     new_state = SymbolState(
         last_ms=max(tick.ts_ms, state.last_ms or tick.ts_ms), last_price=price, baselined=True,
-        zones=zones, breaks=breaks, sizes=sizes, levels_off=levels_off, cooldown=cooldown, seen=seen, zone_seq=zone_seq,
+        oi_mix=state.oi_mix if oi_mix is None else oi_mix, zones=zones, breaks=breaks,
+        sizes=sizes, levels_off=levels_off, cooldown=cooldown, seen=seen, zone_seq=zone_seq,
         pruned_ms=pruned_ms)
     return emit.events, new_state
 

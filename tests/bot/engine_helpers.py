@@ -45,11 +45,12 @@ class Run:
         self.events: list[AlertEvent] = []
 
     def tick(self, price: float, clusters: Sequence[Cluster] = (), high: float | None = None,
-             low: float | None = None, stale: bool = False, dt: int = MIN) -> list[AlertEvent]:
+             low: float | None = None, stale: bool = False, dt: int = MIN,
+             oi_mix: str | None = None) -> list[AlertEvent]:
         self.t += dt
         tick = Tick(price=price, high=price if high is None else high,
                     low=price if low is None else low, ts_ms=self.t)
         ev, self.state = evaluate(self.state, SYM, tick, clusters, self.watch, stale=stale,
-                                  config=self.config)
+                                  oi_mix=oi_mix, config=self.config)
         self.events.extend(ev)
         return ev

@@ -72,3 +72,26 @@ def test_clusters_beyond_the_news_range_are_tracked_silently() -> None:
     assert run.tick(80_000.0, [short("S9", usd=2.4e9)]) == []  # growth out of range: silent
     # In range, the growth since it was first seen is news (from the first-seen base).
     assert nc(run.tick(88_000.0, [short("S9", usd=2.4e9)])) == [(1, "S9", 1, 1.2e9)]
+
+
+def test_sizes_are_compared_only_within_one_oi_composition() -> None:
+    """Started while one of two exchanges' OI was missing: when it comes back every cluster
+    doubles. That is not growth (no 'grew'), and a cluster first seen on that tick is not new;
+    growth under the new composition is measured from the re-based size."""
+    run = Run([Subscription(1, SYM, min_usd=0)])
+    run.tick(FAR, [short("S1", usd=1e9)], oi_mix="binanceusdm")  # baseline
+    assert nc(run.tick(FAR, [short("S1", usd=1.1e9)], oi_mix="binanceusdm")) == []
+    both = "binanceusdm+bybit"
+    assert nc(run.tick(FAR, [short("S1", usd=2.2e9), short("S2", 80_000, 80_400, 5e8)],
+                       oi_mix=both)) == []
+    assert run.state.oi_mix == both
+    assert nc(run.tick(FAR, [short("S1", usd=2.3e9)], oi_mix=both)) == []
+    # Real growth within the composition is still news, from the re-based $2.2B, new epoch.
+    assert nc(run.tick(FAR, [short("S1", usd=3.3e9)], oi_mix=both)) == [(1, "S1", 1, 2.2e9)]
+    # An exchange drops out (sizes halve) and returns: nothing either way, epochs kept.
+    assert nc(run.tick(FAR, [short("S1", usd=1.65e9)], oi_mix="binanceusdm")) == []
+    assert nc(run.tick(FAR, [short("S1", usd=3.3e9)], oi_mix=both)) == []
+    assert run.state.sizes["S1"] == [3.3e9, 3.3e9, 1]
+    # S2 vanished before the last two changes: it is re-based when it comes back, silently.
+    assert nc(run.tick(FAR, [short("S1", usd=3.3e9), short("S2", 80_000, 80_400, 9e8)],
+                       oi_mix=both)) == []
