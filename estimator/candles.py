@@ -95,6 +95,17 @@ WICK_WINDOW = 25
 """Candles (centred on the one tested) whose median high−low range is the yardstick."""
 
 
+def median_range(c: Candles, window: int = WICK_WINDOW) -> FloatArray:
+    """Per candle, the median high−low range of the ``window`` candles centred on it (mirrored
+    at the ends, so the first candle is judged by its neighbours, not by itself)."""
+    half = min(window // 2, len(c) - 1)
+    if half < 1:
+        return c.high - c.low
+    rng = np.pad(c.high - c.low, (half, half), mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(rng, 2 * half + 1)
+    return np.partition(windows, half, axis=1)[:, half]
+
+
 def clip_bad_wicks(c: Candles, factor: float = WICK_FACTOR,
                    window: int = WICK_WINDOW) -> tuple[Candles, IntArray]:
     """Clip bad prints: a wick (high above max(open, close), or low below min(open, close))
@@ -102,17 +113,11 @@ def clip_bad_wicks(c: Candles, factor: float = WICK_FACTOR,
     is cut to one median range. Returns the clipped series and the rows changed (ascending).
 
     Wicks, not ranges: a real crash moves open/close too (the bundled file has genuine candles
-    with a range 20× their neighbours' median, but no wick beyond 11×), while a bad print
+    with a range 20× their neighbours' median, but no wick beyond 12×), while a bad print
     leaves a lone spike (a public Binance hourly export starts with high 16,199 / low 4,261
     at a 4,300 price). A median range of 0 (a flat stretch) flags nothing.
     """
-    half = min(window // 2, len(c) - 1)
-    if half < 1:
-        return c, np.zeros(0, dtype=np.int64)
-    # Mirrored at the ends, so the first candle's yardstick is its neighbours, not itself.
-    rng = np.pad(c.high - c.low, (half, half), mode="reflect")
-    windows = np.lib.stride_tricks.sliding_window_view(rng, 2 * half + 1)
-    med = np.partition(windows, half, axis=1)[:, half]
+    med = median_range(c, window)
     top = np.maximum(c.open, c.close)
     bottom = np.minimum(c.open, c.close)
     limit = np.where(med > 0, factor * med, np.inf)

@@ -23,6 +23,7 @@ from bot.console import ConsoleAdapter
 from bot.errors import NonFiniteResultError
 from bot.finite import finite_json, first_non_finite
 from bot.market.replay import BUNDLED_CSV, load_csv
+from estimator.candles import median_range
 
 HOUR = 3_600_000
 T0 = 1_502_942_400_000  # 2017-08-17 04:00 UTC, where a public Binance BTCUSDT 1h export starts
@@ -63,8 +64,14 @@ def test_no_cluster_is_planted_far_above_price_by_a_bad_print(tmp_path, capsys):
 def test_the_bundled_real_file_has_no_bad_print(caplog):
     """The rule clips wicks, not big candles: real crashes in the bundled file stay whole."""
     with caplog.at_level(logging.WARNING, logger="bot.market.replay"):
-        load_csv(BUNDLED_CSV)
+        c = load_csv(BUNDLED_CSV)
     assert not caplog.records
+    # The README's figures: candles with 20× the median range, no wick beyond 12×.
+    med = median_range(c)
+    ok = med > 0
+    wick = np.maximum(c.high - np.maximum(c.open, c.close), np.minimum(c.open, c.close) - c.low)
+    assert ((c.high - c.low)[ok] / med[ok]).max() >= 20
+    assert 11 < (wick[ok] / med[ok]).max() < 12
 
 
 @pytest.mark.parametrize("interactive", [False, True])
