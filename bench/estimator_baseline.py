@@ -1,10 +1,11 @@
 """The estimator's fast path as it was before issue 20 (commit 3a8e33f), kept verbatim as the
-baseline that bench/estimator_bench.py times in the same run: death search, created levels,
-level model and build_book. Not used by the bot.
+baseline that bench/estimator_bench.py and bench/backtest_bench.py time in the same run: death
+search, created levels, level model, build_book and find_clusters. Not used by the bot.
 """
 # ruff: noqa
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,7 @@ from numpy.typing import NDArray
 
 from estimator.book import Book
 from estimator.candles import Candles, FloatArray, IntArray
+from estimator.clusters import Cluster, ClusterRule
 from estimator.grid import PriceGrid
 from estimator.params import ModelParams
 from estimator.positions import LONG, SHORT, long_share, new_notional, survival_factors
@@ -164,3 +166,71 @@ def build_book(c: Candles, params: ModelParams | None = None) -> Book:
                 int(c.timestamp[-1]), model.proxy)
 
 
+def find_clusters(book: Book, rule: ClusterRule | None = None,
+                  previous: Sequence[Cluster] = ()) -> list[Cluster]:
+    """Clusters of both sides of ``book``, ids provisional (see :func:`assign_ids`).
+
+    Hysteresis: inside the ranges of ``previous`` clusters (same side) a bucket stays hot down
+    to ``keep_ratio`` × the threshold, so a cluster hovering at the threshold does not flicker
+    in and out between recomputes.
+    """
+    r = rule if rule is not None else ClusterRule()
+    found: list[Cluster] = []
+    for side, values in (("long", book.long_usd), ("short", book.short_usd)):
+        known = [(c.low, c.high) for c in previous if c.side == side]
+        found.extend(_side_clusters(side, values, book.k0, book.grid, book.last_price,
+                                    book.timestamp, r, known))
+    return found
+
+
+def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last_price: float,
+                   asof: int, rule: ClusterRule,
+                   known: Sequence[tuple[float, float]] = ()) -> list[Cluster]:
+    total = float(values.sum())
+    if total <= 0:
+        return []
+    lo, hi = grid.index([last_price * (1 - rule.context_pct / 100),
+                         last_price * (1 + rule.context_pct / 100)]) - k0
+    near = values[max(int(lo), 0): max(int(hi) + 1, 0)]
+    typical = float(np.mean(near)) if len(near) else 0.0
+    threshold = max(rule.hot_multiple * typical, rule.min_share * total)
+    hot_mask = values >= threshold
+    if known:
+        centres = grid.centre(np.arange(k0, k0 + len(values)))
+        inside = np.zeros(len(values), dtype=bool)
+        for low, high in known:
+            inside |= (centres >= low) & (centres < high)
+        hot_mask |= inside & (values >= rule.keep_ratio * threshold) & (values > 0)
+    hot = np.nonzero(hot_mask)[0]
+    if len(hot) == 0:
+        return []
+    # Runs of hot buckets, merged when the gap between them is within merge_pct of price.
+    lows = grid.edge(hot + k0)
+    highs = grid.edge(hot + k0 + 1)
+    starts = _split_points(lows, highs, last_price, rule)
+    ends = np.concatenate([starts[1:], [len(hot)]])
+    out = []
+    for s, e in zip(starts, ends, strict=True):
+        idx = hot[s:e]
+        w = values[idx]
+        centre = float(np.sum(grid.centre(idx + k0) * w) / np.sum(w))
+        low, high = float(lows[s]), float(highs[e - 1])
+        out.append(Cluster(
+            id=f"{side[0].upper()}{int(idx[np.argmax(w)]) + k0}@{asof}",
+            side=side, low=low, high=high, price=centre, notional_usd=float(w.sum()),
+            distance_pct=(centre - last_price) / last_price * 100.0,
+        ))
+    return out
+
+
+def _split_points(lows: FloatArray, highs: FloatArray, last_price: float,
+                  rule: ClusterRule) -> NDArray[np.int64]:
+    """Indexes (into the hot buckets) where a new cluster starts: a gap wider than
+    ``merge_pct`` of price, or a cluster that would grow wider than ``max_width_pct``."""
+    gap = last_price * rule.merge_pct / 100.0
+    width = last_price * rule.max_width_pct / 100.0
+    starts = [0]
+    for i in range(1, len(lows)):
+        if lows[i] - highs[i - 1] > gap or highs[i] - lows[starts[-1]] > width:
+            starts.append(i)
+    return np.asarray(starts, dtype=np.int64)

@@ -4,11 +4,12 @@ Pure numpy: no network, files, asyncio or chat code. Inputs are candle arrays, o
 arrays and small dataclasses. Everything here is an *estimate*, not exchange data.
 """
 
-from estimator.book import Book, Heatmap, build_book, build_heatmap
+from estimator.book import Book, Heatmap, book_at, build_book, build_heatmap
 from estimator.calibrate import LadderFit, fit_ladder, predicted_liquidations
 from estimator.candles import Candles
 from estimator.clusters import Cluster, ClusterRule, assign_ids, find_clusters, top
 from estimator.grid import PriceGrid
+from estimator.levels import LevelModel, level_model
 from estimator.params import ModelParams
 from estimator.tiers import BINANCE_BTCUSDT, Tier, TierTable, liquidation_price
 
@@ -20,15 +21,18 @@ __all__ = [
     "ClusterRule",
     "Heatmap",
     "LadderFit",
+    "LevelModel",
     "ModelParams",
     "PriceGrid",
     "Tier",
     "TierTable",
     "assign_ids",
+    "book_at",
     "build_book",
     "build_heatmap",
     "find_clusters",
     "fit_ladder",
+    "level_model",
     "liquidation_price",
     "predicted_liquidations",
     "top",

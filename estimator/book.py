@@ -90,14 +90,19 @@ def build_book(c: Candles, params: ModelParams | None = None) -> Book:
 
 def book_at(model: LevelModel, t: int, c: Candles, params: ModelParams,
             start: int = 0) -> Book:
-    """The book at the close of candle ``t`` from the rows of ``model`` born in
-    ``start``..``t`` (the model may cover candles after ``t``: a row counts only while its
-    death index is > ``t``, which candles ≤ ``t`` decide)."""
+    """The book of candles ``start``..``t`` read from ``model``, a model of ``c`` (which may
+    run past ``t``): equal to ``build_book(c.slice(start, t + 1), params)``.
+
+    A row counts while its death index is > ``t`` (candles ≤ ``t`` decide that), when it was
+    born in the window (with open interest, not on its first candle: a slice has no ΔOI
+    there), valued from ``start`` on.
+    """
     rows = model.rows
+    born_from = start if model.proxy else start + 1
     alive = []
     for lo, hi in ((0, rows.n_long), (rows.n_long, len(rows.born))):
         # Rows of one side are ordered by birth: the born-in-window ones are one slice.
-        a = lo + int(np.searchsorted(rows.born[lo:hi], start, side="left"))
+        a = lo + int(np.searchsorted(rows.born[lo:hi], born_from, side="left"))
         b = lo + int(np.searchsorted(rows.born[lo:hi], t, side="right"))
         alive.append(a + np.flatnonzero(model.death[a:b] > t))
     bucket = [model.bucket_of(idx) for idx in alive]
@@ -107,7 +112,7 @@ def book_at(model: LevelModel, t: int, c: Candles, params: ModelParams,
     sides = []
     for idx, b in zip(alive, bucket, strict=True):
         flat = rows.lev[idx] * width + (b - k0)
-        counts = np.bincount(flat, weights=model.value_at(idx, t), minlength=n_lev * width)
+        counts = np.bincount(flat, weights=model.value_at(idx, t, start), minlength=n_lev * width)
         sides.append(np.asarray(counts, dtype=np.float64).reshape(n_lev, width))
     return Book(params.grid, k0, tuple(params.leverages), sides[0], sides[1], float(c.close[t]),
                 int(c.timestamp[t]), model.proxy)

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from numpy.typing import NDArray
 
 from estimator.book import Book
 from estimator.candles import FloatArray
@@ -112,33 +111,38 @@ def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last
     # Runs of hot buckets, merged when the gap between them is within merge_pct of price.
     lows = grid.edge(hot + k0)
     highs = grid.edge(hot + k0 + 1)
+    centres = grid.centre(hot + k0)
+    hot_values = values[hot]
     starts = _split_points(lows, highs, last_price, rule)
-    ends = np.concatenate([starts[1:], [len(hot)]])
+    ends = [*starts[1:], len(hot)]
     out = []
     for s, e in zip(starts, ends, strict=True):
-        idx = hot[s:e]
-        w = values[idx]
-        centre = float(np.sum(grid.centre(idx + k0) * w) / np.sum(w))
+        w = hot_values[s:e]
+        total_w = w.sum()
+        centre = float((centres[s:e] * w).sum() / total_w)
         low, high = float(lows[s]), float(highs[e - 1])
         out.append(Cluster(
-            id=f"{side[0].upper()}{int(idx[np.argmax(w)]) + k0}@{asof}",
-            side=side, low=low, high=high, price=centre, notional_usd=float(w.sum()),
+            id=f"{side[0].upper()}{int(hot[s + int(w.argmax())]) + k0}@{asof}",
+            side=side, low=low, high=high, price=centre, notional_usd=float(total_w),
             distance_pct=(centre - last_price) / last_price * 100.0,
         ))
     return out
 
 
 def _split_points(lows: FloatArray, highs: FloatArray, last_price: float,
-                  rule: ClusterRule) -> NDArray[np.int64]:
+                  rule: ClusterRule) -> list[int]:
     """Indexes (into the hot buckets) where a new cluster starts: a gap wider than
     ``merge_pct`` of price, or a cluster that would grow wider than ``max_width_pct``."""
     gap = last_price * rule.merge_pct / 100.0
     width = last_price * rule.max_width_pct / 100.0
+    lo, hi = lows.tolist(), highs.tolist()  # Python floats: the same IEEE arithmetic, faster
     starts = [0]
-    for i in range(1, len(lows)):
-        if lows[i] - highs[i - 1] > gap or highs[i] - lows[starts[-1]] > width:
+    first = lo[0]
+    for i in range(1, len(lo)):
+        if lo[i] - hi[i - 1] > gap or hi[i] - first > width:
             starts.append(i)
-    return np.asarray(starts, dtype=np.int64)
+            first = lo[i]
+    return starts
 
 
 def assign_ids(previous: Iterable[Cluster], current: Sequence[Cluster]) -> list[Cluster]:

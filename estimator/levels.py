@@ -27,21 +27,36 @@ class LevelModel:
     rows: CreatedLevels
     death: IntArray
     grid: PriceGrid
+    log_step: FloatArray  # log f per candle (0 for a zero factor and for candle 0)
     log_f: FloatArray  # cumulative Σ log f over non-zero factors
     zeros: IntArray  # cumulative count of zero factors (OI wiped out)
     proxy: bool
+    bucket: IntArray | None = None  # every row's price bucket, when asked for up front
 
     def bucket_of(self, sel: NDArray[np.bool_] | IntArray) -> IntArray:
-        """Price bucket of the selected rows (computed on demand: a book needs only the live
-        ones)."""
+        """Price bucket of the selected rows (one book needs only the live ones: computed on
+        demand unless the model was built with ``buckets=True``)."""
+        if self.bucket is not None:
+            return self.bucket[sel]
         return self.grid.index(self.rows.level[sel])
 
-    def value_at(self, sel: NDArray[np.bool_] | IntArray, t: IntArray | int) -> FloatArray:
-        """Value (USD) at the close of candle ``t`` of the selected rows (alive or not)."""
+    def value_at(self, sel: NDArray[np.bool_] | IntArray, t: IntArray | int,
+                 start: int = 0) -> FloatArray:
+        """Value (USD) at the close of candle ``t`` of the selected rows (alive or not).
+
+        ``start`` > 0 (scalar ``t`` only): survival accumulated from candle ``start`` on, as a
+        model of the series sliced there would accumulate it (same rounding).
+        """
         born = self.rows.born[sel]
         if np.ndim(t) == 0:
             tt = int(t)
-            factor = np.exp(self.log_f[tt] - self.log_f[born])
+            if start:
+                steps = self.log_step[start: tt + 1].copy()
+                steps[0] = 0.0  # a slice's first candle has no previous one to scale
+                log_f = np.cumsum(steps)
+                factor = np.exp(log_f[tt - start] - log_f[born - start])
+            else:
+                factor = np.exp(self.log_f[tt] - self.log_f[born])
             factor[self.zeros[born] < self.zeros[tt]] = 0.0
         else:
             t_arr = np.broadcast_to(np.asarray(t, dtype=np.int64), born.shape)
@@ -50,8 +65,9 @@ class LevelModel:
         return np.asarray(self.rows.notional[sel] * factor, dtype=np.float64)
 
 
-def level_model(c: Candles, params: ModelParams) -> LevelModel:
-    """Created levels of ``c`` under ``params``, each with its death index."""
+def level_model(c: Candles, params: ModelParams, buckets: bool = False) -> LevelModel:
+    """Created levels of ``c`` under ``params``, each with its death index (and, with
+    ``buckets``, its price bucket: for reading many books from one model)."""
     rows, proxy = created_levels(c, params)
     longs, shorts = slice(0, rows.n_long), slice(rows.n_long, None)
     death = np.empty(len(rows.born), dtype=np.int64)
@@ -59,6 +75,8 @@ def level_model(c: Candles, params: ModelParams) -> LevelModel:
     death[shorts] = first_high_at_or_above(c.high, rows.born[shorts], rows.level[shorts])
     f = survival_factors(c, params)
     zero = f <= 0.0
-    log_f = np.cumsum(np.log(np.where(zero, 1.0, f)))
+    log_step = np.log(np.where(zero, 1.0, f))
+    log_f = np.cumsum(log_step)
     zeros = np.cumsum(zero.astype(np.int64))
-    return LevelModel(rows, death, params.grid, log_f, zeros, proxy)
+    bucket = params.grid.index(rows.level) if buckets else None
+    return LevelModel(rows, death, params.grid, log_step, log_f, zeros, proxy, bucket)

@@ -1,19 +1,36 @@
 """Walk-forward estimates: the top clusters the model would have shown at each evaluation time.
 
-No look-ahead: the estimate at evaluation candle ``t`` is ``build_book`` on candles ≤ ``t`` only
-(all of them, or the last ``lookback`` candles), then ``find_clusters`` with no memory of earlier
+No look-ahead: the estimate at evaluation candle ``t`` is the book of candles ≤ ``t`` only (all
+of them, or the last ``lookback`` candles), then ``find_clusters`` with no memory of earlier
 evaluations (each one stands alone) and ``top`` N per side by notional.
+
+Built once, read many times: :func:`walk` builds the level model of the whole series once
+(every created level with its death index and survival) and reads the book at each ``t`` from
+the levels born by ``t`` and still alive at ``t`` — a level's death index is ≤ ``t`` exactly when
+candles ≤ ``t`` consumed it, so nothing after ``t`` leaks in. Without ``lookback`` each book is
+bit-identical to ``build_book`` on candles ≤ ``t`` (:func:`estimate_at`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from estimator import Candles, ClusterRule, ModelParams, build_book, find_clusters, top
+from estimator import (
+    Book,
+    Candles,
+    ClusterRule,
+    ModelParams,
+    book_at,
+    build_book,
+    find_clusters,
+    level_model,
+    top,
+)
 
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -74,24 +91,39 @@ def estimate_at(c: Candles, t: int, params: ModelParams, rule: ClusterRule, top_
                 lookback: int | None = None) -> tuple[list[tuple[str, float, float, float]],
                                                      float, bool]:
     """(side, low, high, notional) of the top ``top_n`` clusters per side from candles ≤ ``t``,
-    the close at ``t``, and the proxy flag."""
+    the close at ``t``, and the proxy flag (one book built from scratch)."""
     start = 0 if lookback is None else max(0, t + 1 - lookback)
-    book = build_book(c.slice(start, t + 1), params)
+    return _top_rows(build_book(c.slice(start, t + 1), params), rule, top_n)
+
+
+def _top_rows(book: Book, rule: ClusterRule,
+              top_n: int) -> tuple[list[tuple[str, float, float, float]], float, bool]:
     rows = [(k.side, k.low, k.high, k.notional_usd) for k in top(find_clusters(book, rule), top_n)]
     return rows, book.last_price, book.proxy
 
 
 def walk(c: Candles, times: NDArray[np.int64], params: ModelParams, rule: ClusterRule,
-         top_n: int, lookback: int | None = None) -> Estimates:
-    """The estimates at every time in ``times`` (see :func:`estimate_at`)."""
+         top_n: int, lookback: int | None = None,
+         progress: Callable[[int], None] | None = None) -> Estimates:
+    """The estimates at every time in ``times`` (see :func:`estimate_at`), from one level model.
+
+    Each book equals ``build_book`` on the candles of its window (``book_at``), bit for bit.
+    ``progress(k)`` is called as k more evaluations are done.
+    """
+    model = level_model(c, params, buckets=True)
     price = np.empty(len(times))
     eval_idx: list[int] = []
     rows: list[tuple[str, float, float, float]] = []
     proxy = True
     for e, t in enumerate(times):
-        found, price[e], proxy = estimate_at(c, int(t), params, rule, top_n, lookback)
+        t = int(t)
+        start = 0 if lookback is None else max(0, t + 1 - lookback)
+        book = book_at(model, t, c, params, start)
+        found, price[e], proxy = _top_rows(book, rule, top_n)
         rows.extend(found)
         eval_idx.extend([e] * len(found))
+        if progress is not None:
+            progress(1)
     return Estimates(
         times=np.asarray(times, dtype=np.int64), price=price,
         eval_idx=np.asarray(eval_idx, dtype=np.int64),
@@ -101,3 +133,4 @@ def walk(c: Candles, times: NDArray[np.int64], params: ModelParams, rule: Cluste
         is_short=np.asarray([r[0] == "short" for r in rows], dtype=bool),
         proxy=proxy,
     )
+
