@@ -88,7 +88,9 @@ async def test_a_level_note_is_escaped_in_the_reply_embed(bot: Bot) -> None:
     assert "\\[free money](https://evil.example/x)" in text  # no masked link
     assert "@\u200beveryone" in text and "\\*\\*now\\*\\*" in text
     assert NOTE not in text
-    (level,) = bot.store.list_levels(bot.store.find_chat("discord", CHANNEL).id)  # type: ignore[union-attr]
+    chat = bot.store.find_chat("discord", CHANNEL)
+    assert chat is not None
+    (level,) = bot.store.list_levels(chat.id)
     assert level.note == NOTE  # stored as typed; escaped only where Discord renders it
 
     await bot.call("alerts", guild_id=None)

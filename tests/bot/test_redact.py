@@ -83,7 +83,8 @@ def _record(msg: str, *args: object, exc: BaseException | None = None) -> loggin
 def test_filter_scrubs_messages_args_tracebacks_and_stacks() -> None:
     rec = _record("HTTP Request: POST %s", f"https://api.telegram.org/bot{TG_SHAPED}/getMe")
     assert redact.FILTER.filter(rec)
-    assert rec.getMessage() == f"HTTP Request: POST https://api.telegram.org/bot{redact.TELEGRAM}/getMe"
+    assert rec.getMessage() == (
+        f"HTTP Request: POST https://api.telegram.org/bot{redact.TELEGRAM}/getMe")
     rec = _record("failed", exc=RuntimeError(f"GET /bot{TG_SHAPED}/x"))
     rec.stack_info = f"Stack: {DC_SHAPED}"
     redact.FILTER.filter(rec)
