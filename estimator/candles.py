@@ -126,7 +126,8 @@ def clip_bad_wicks(c: Candles, factor: float = WICK_FACTOR,
     rows = np.nonzero(up | down)[0]
     if not len(rows):
         return c, rows
-    high = np.where(up, top + med, c.high)
-    low = np.where(down, np.maximum(bottom - med, bottom * 0.5), c.low)
+    # Kept a valid candle even where open/close lie outside high/low: low ≤ high, both > 0.
+    high = np.where(up, np.maximum(top + med, c.low), c.high)
+    low = np.minimum(np.where(down, np.maximum(bottom - med, bottom * 0.5), c.low), high)
     return Candles(c.timestamp, c.open, high, low, c.close, c.volume, c.open_interest_usd,
                    c.taker_buy_volume), rows

@@ -89,8 +89,9 @@ def _parse_cells(path: Path, cells: list[str], rows: list[str], linenos: list[in
     raise _fail(path, None, "could not parse numbers")  # pragma: no cover - unreachable
 
 
-def load_csv(path: str | Path) -> Candles:
-    """Load and validate a candle CSV (format in the module docstring).
+def load_csv(path: str | Path, clip_wicks: bool = True) -> Candles:
+    """Load and validate a candle CSV (format in the module docstring); bad-print wicks are
+    clipped with a warning unless ``clip_wicks`` is False.
 
     Raises DataFileError naming the file and line (1-based, header = line 1) for: missing
     columns, wrong field counts, non-numeric values, non-integer/unsorted/duplicate timestamps,
@@ -164,7 +165,7 @@ def load_csv(path: str | Path) -> Candles:
                           col.get("open_interest_usd"), col.get("taker_buy_volume"))
     except ValueError as exc:  # pragma: no cover - the checks above cover Candles' rules
         raise _fail(path, None, str(exc)) from exc
-    candles, clipped = clip_bad_wicks(candles)
+    candles, clipped = clip_bad_wicks(candles) if clip_wicks else (candles, ())
     if len(clipped):
         log.warning("%s:%d: %d bad-print candle(s) (a wick over %g× the median range of the "
                     "candles around it), clipped to one median range; first high %s / low %s",

@@ -161,7 +161,7 @@ def test_csv_round_trip_and_unsorted_line_numbers(
                                                                               strict=True)]
     path = tmp_path_factory.mktemp("csv") / "p.csv"
     path.write_text("\n".join(lines))
-    c = load_csv(path)
+    c = load_csv(path, clip_wicks=False)  # random tables are full of "bad prints"
     assert c.timestamp.tolist() == ts
     np.testing.assert_array_equal(np.column_stack([c.open, c.high, c.low, c.close, c.volume]),
                                   np.array(rows))
