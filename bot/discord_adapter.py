@@ -38,7 +38,12 @@ from bot.commands.table import BY_NAME, COMMANDS
 from bot.config import DiscordSection
 from bot.discord_embeds import alert_embed, clip, reply_embed
 from bot.dispatcher import Alert
-from bot.errors import ConfigError, PermanentDeliveryError, TransientDeliveryError
+from bot.errors import (
+    ConfigError,
+    PermanentDeliveryError,
+    RejectedDeliveryError,
+    TransientDeliveryError,
+)
 from bot.estimates import WINDOWS_H
 from bot.redact import DISCORD, install, redact, register
 from bot.store import Chat
@@ -56,7 +61,9 @@ class LiqClient(discord.Client):
         # Slash commands need no privileged intent; guilds keeps channel/guild objects usable.
         intents = discord.Intents.none()
         intents.guilds = True
-        super().__init__(intents=intents)
+        # A 429 longer than 30 s (discord.py's minimum) raises RateLimited instead of sleeping
+        # inside the request: the dispatcher holds that channel and serves the others.
+        super().__init__(intents=intents, max_ratelimit_timeout=30.0)
         self.core: CommandCore | None = None
         self.tree = build_tree(self)
 
@@ -275,7 +282,7 @@ class DiscordNotifier:
             embed, kwargs["file"] = _with_image(embed, png)
         try:
             await channel.send(embed=embed, nonce=alert_nonce(alert.dedupe_key), **kwargs)
-        except (discord.Forbidden, discord.NotFound) as exc:
+        except (discord.Forbidden, discord.NotFound) as exc:  # no access, channel deleted
             raise PermanentDeliveryError(f"Discord {exc.status} in channel {chat.chat_id}: "
                                          f"{exc.text or 'no access'}") from exc
         except discord.RateLimited as exc:
@@ -283,10 +290,13 @@ class DiscordNotifier:
         except discord.DiscordServerError as exc:
             raise TransientDeliveryError(f"Discord {exc.status}") from exc
         except discord.HTTPException as exc:
-            if exc.status != 429:
-                raise
-            # Still rate limited after discord.py's own retries (or a Cloudflare 429).
-            raise TransientDeliveryError("Discord 429 after retries", 5.0) from exc
+            if exc.status == 429:  # still limited after discord.py's retries (or Cloudflare's)
+                raise TransientDeliveryError("Discord 429 after retries", 5.0) from exc
+            if 400 <= exc.status < 500 and exc.status != 401:  # refused (400, 413, …): fail
+                log.warning("discord: alert to channel %s rejected: %s %s", chat.chat_id,
+                            exc.status, exc.text)
+                raise RejectedDeliveryError(f"Discord {exc.status}: {exc.text}") from exc
+            raise TransientDeliveryError(f"Discord {exc.status}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise TransientDeliveryError(f"Discord unreachable: {type(exc).__name__}") from exc
 

@@ -1,4 +1,4 @@
-"""Outbox dispatcher: sends due outbox rows through the chat platform's notifier.
+"""Outbox dispatcher: sends due outbox rows through the chat platform's notifier, fairly.
 
 Per row: claim (status 'sending', attempts + 1, committed) → ``await notifier.send`` → mark
 sent (committed at once, before anything else is awaited). Outcomes:
@@ -12,15 +12,29 @@ sent (committed at once, before anything else is awaited). Outcomes:
   exponential backoff (``retry_after_s`` honoured), 'failed' with a warning once the row is
   older than ``give_up_after_ms``.
 
+Fairness. Chats are served concurrently (at most ``concurrency`` sends in flight), one row at a
+time per chat, oldest first: a chat's row waits while an older row of the same chat is pending.
+A chat that is throttled or failing — a 429, a 5xx, a send cut off after ``send_timeout_s``, or
+a notifier whose ``wait_s(chat)`` says the chat would wait (Telegram's 20 msg/min per group) —
+is *held*: none of its rows is fetched until its retry time, while the other chats keep the
+platform's pace (the notifiers' own rate limiters set it). A pass keeps fetching newly due rows
+while slow sends are in flight, so one failing chat does not delay the others' alerts.
+
+Stop. :meth:`Dispatcher.close` stops new sends; sends in flight may finish; a send cancelled
+(the service's stop budget ran out) puts its row back to 'pending' (:meth:`Store.release`), so
+nothing is left 'sending' by a clean stop.
+
 Guarantee: at-least-once. A crash after the platform accepted a message but before 'sent' is
 committed leaves the row 'sending'; :meth:`Dispatcher.recover` (call once at start-up) puts it
 back to pending, so that one message per crash may be sent twice. The window is one awaited
 send plus one SQLite commit; notifiers receive the dedupe key so a platform with idempotent
-sends (Discord's ``enforce_nonce``) can close it. Telegram's sendMessage has no such key.
+sends (Discord's ``enforce_nonce``) can close it. Telegram's sendMessage has no such key. A send
+cancelled at stop or cut off by ``send_timeout_s`` is in the same window.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,8 +59,10 @@ class Alert:
 
 class Notifier(Protocol):
     """A chat platform adapter. Raise PermanentDeliveryError when the chat can never receive
-    (blocked, deleted), TransientDeliveryError when a retry may work; chain the platform's
-    exception with ``from exc``."""
+    (blocked, deleted), RejectedDeliveryError when the platform refused this one message,
+    TransientDeliveryError when a retry may work; chain the platform's exception with
+    ``from exc``. Optional: ``wait_s(chat) -> float``, seconds before ``chat`` could receive
+    without waiting (its platform rate limit); the dispatcher holds the chat meanwhile."""
 
     async def send(self, chat: Chat, alert: Alert) -> None: ...
 
@@ -64,13 +80,15 @@ class DispatchStats:
 class Dispatcher:
     """Sends due outbox rows; one instance per process, notifiers keyed by platform name.
 
-    Backoff after attempt n: ``min(backoff_base_ms × 2^(n−1), backoff_max_ms)`` (ms).
+    Backoff after attempt n: ``min(backoff_base_ms × 2^(n−1), backoff_max_ms)`` (ms). Holds
+    are kept on the dispatcher's clock (ms), like the rows' retry times.
     """
 
     def __init__(self, store: Store, notifiers: Mapping[str, Notifier], *,
                  clock: Callable[[], int] = now_ms, backoff_base_ms: int = 2_000,
                  backoff_max_ms: int = 10 * 60_000, give_up_after_ms: int = 6 * 3_600_000,
-                 batch: int = 100) -> None:
+                 batch: int = 100, concurrency: int = 16, send_timeout_s: float | None = 10.0,
+                 poll_s: float = 0.2) -> None:
         self.store = store
         self.notifiers = dict(notifiers)
         self.clock = clock
@@ -78,78 +96,174 @@ class Dispatcher:
         self.backoff_max_ms = backoff_max_ms
         self.give_up_after_ms = give_up_after_ms
         self.batch = batch
+        self.concurrency = concurrency  # sends in flight at once (each to a different chat)
+        self.send_timeout_s = send_timeout_s  # one send, platform retries included
+        self.poll_s = poll_s  # while sends are in flight, look for newly due rows this often
+        self._held: dict[int, int] = {}  # chat → clock ms before which it gets nothing
+        self._busy: set[int] = set()  # chats with a send in flight
+        self._closed = False
 
     def recover(self) -> int:
         """Start-up: re-queue rows a crash left in flight (they may have been delivered)."""
+        self._closed = False
         n = self.store.recover_inflight()
         if n:
             log.warning("outbox: %d alert(s) were in flight at the last stop; resending "
                         "(a recipient may see one of them twice)", n)
         return n
 
+    def close(self) -> None:
+        """Stop: no new send starts (sends in flight may finish); :meth:`open` undoes it."""
+        self._closed = True
+
+    def open(self) -> None:
+        self._closed = False
+
+    def held_until(self, chat: int) -> int | None:
+        """The clock time (ms) before which ``chat`` gets nothing, if it is held."""
+        t = self._held.get(chat)
+        return t if t is not None and t > self.clock() else None
+
     async def run_once(self, max_batches: int = 10) -> DispatchStats:
-        """One pass over the rows due now: batches of ``batch`` rows until none are due (at
-        most ``max_batches``, so one pass cannot hold the loop forever). The notifiers' own
-        rate limiters set the pace."""
+        """One pass: send the rows due now, and those that become due while sends are still
+        in flight, until nothing is in flight or due (at most ``max_batches × batch`` rows
+        started, so one pass cannot run forever). Cancelling the pass cancels its sends; their
+        rows go back to 'pending'."""
         stats = DispatchStats()
-        for _ in range(max_batches):
-            rows = self.store.due(self.clock(), self.batch, platforms=self.notifiers)
-            if not await self._send_batch(rows, stats) or len(rows) < self.batch:
-                break
+        budget = max_batches * self.batch
+        ready: list[list[OutboxRow]] = []  # per chat, oldest row first
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                if not ready and budget > 0 and not self._closed:
+                    fetched = self._fetch(min(self.batch, budget))
+                    ready = self._ready(fetched, stats)
+                    settled = len(fetched) - sum(len(rows) for rows in ready)
+                    budget -= len(fetched)
+                    if not ready and not running and settled and len(fetched) == self.batch:
+                        continue  # a batch of rows for inactive or held chats: look further
+                while ready and len(running) < self.concurrency and not self._closed:
+                    rows = ready.pop(0)
+                    self._busy.add(rows[0].chat.id)
+                    running.add(asyncio.create_task(self._send_chat(rows, stats)))
+                if not running:
+                    break
+                done, running = await asyncio.wait(running, timeout=self.poll_s,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # _send_chat handles every send error itself
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
         return stats
 
-    async def _send_batch(self, rows: list[OutboxRow], stats: DispatchStats) -> int:
-        """Send ``rows``; returns how many were settled or claimed (0 = no progress)."""
-        claimed = 0
+    def _fetch(self, limit: int) -> list[OutboxRow]:
+        now = self.clock()
+        self._held = {c: t for c, t in self._held.items() if t > now}
+        return self.store.due(now, limit, platforms=self.notifiers,
+                              skip_chats=self._busy | self._held.keys())
+
+    def _ready(self, rows: list[OutboxRow], stats: DispatchStats) -> list[list[OutboxRow]]:
+        """Group due rows by chat (oldest first); settle rows of inactive chats; hold chats
+        whose oldest pending row is not due yet or whose platform asks them to wait."""
+        by_chat: dict[int, list[OutboxRow]] = {}
         for row in rows:
-            notifier = self.notifiers[row.chat.platform]
             if not row.chat.active:
                 self.store.mark_failed(row.id, "chat inactive", self.clock())
                 stats.failed += 1
-                claimed += 1  # progress all the same: the row is settled
                 continue
-            if not self.store.claim(row.id, self.clock()):
-                continue
-            claimed += 1
-            alert = Alert(text=render(row.event, row.chat.timezone), event=row.event,
-                          dedupe_key=row.dedupe_key)
-            try:
-                await notifier.send(row.chat, alert)
-            except PermanentDeliveryError as exc:
-                self.store.deactivate_chat(row.chat.id, str(exc), self.clock())
-                log.warning("outbox: %s chat %s deactivated: %s", row.chat.platform,
-                            row.chat.chat_id, exc)
-                stats.failed += 1
-                stats.deactivated += 1
-                continue
-            except RejectedDeliveryError as exc:
-                self.store.mark_failed(row.id, f"rejected: {exc}", self.clock())
-                log.error("outbox: %s chat %s rejected row %d: %s", row.chat.platform,
-                          row.chat.chat_id, row.id, exc)
-                stats.failed += 1
-                continue
-            except Exception as exc:  # one bad send (or adapter bug) must not stop the pass
-                self._retry_or_give_up(row.id, row.created_ms, row.attempts + 1, exc, stats)
-                continue
-            # Commit 'sent' straight away: this is the only at-least-once window.
-            self.store.mark_sent(row.id, self.clock())
-            stats.sent += 1
-        return claimed
-
-    def _retry_or_give_up(self, row_id: int, created_ms: int, attempts: int, exc: Exception,
-                          stats: DispatchStats) -> None:
+            by_chat.setdefault(row.chat.id, []).append(row)
+        heads = self.store.oldest_pending(by_chat)
+        ready = []
         now = self.clock()
+        for chat, chat_rows in by_chat.items():
+            chat_rows.sort(key=lambda r: r.id)
+            head_id, head_next = heads.get(chat, (chat_rows[0].id, now))
+            if head_id != chat_rows[0].id:  # an older row of this chat waits for its retry
+                self._held[chat] = max(head_next, now + 1)
+                continue
+            wait_s = self._wait_s(chat_rows[0].chat)
+            if wait_s > 0:
+                self._held[chat] = now + max(1, int(wait_s * 1000))
+                continue
+            ready.append(chat_rows)
+        return ready
+
+    def _wait_s(self, chat: Chat) -> float:
+        wait = getattr(self.notifiers[chat.platform], "wait_s", None)
+        return float(wait(chat)) if wait is not None else 0.0
+
+    async def _send_chat(self, rows: list[OutboxRow], stats: DispatchStats) -> None:
+        """Send one chat's rows in order, one at a time; stop at the first that must wait."""
+        chat = rows[0].chat.id
+        try:
+            for i, row in enumerate(rows):
+                if self._closed:
+                    return
+                if i and (wait_s := self._wait_s(row.chat)) > 0:
+                    self._held[chat] = self.clock() + max(1, int(wait_s * 1000))
+                    return
+                if not self.store.claim(row.id, self.clock()):
+                    continue
+                if not await self._send_row(row, stats):
+                    return
+        finally:
+            self._busy.discard(chat)
+
+    async def _send_row(self, row: OutboxRow, stats: DispatchStats) -> bool:
+        """Send one claimed row and settle it; False when the chat's later rows must wait."""
+        notifier = self.notifiers[row.chat.platform]
+        alert = Alert(text=render(row.event, row.chat.timezone), event=row.event,
+                      dedupe_key=row.dedupe_key)
+        try:
+            async with asyncio.timeout(self.send_timeout_s):
+                await notifier.send(row.chat, alert)
+        except asyncio.CancelledError:
+            self.store.release(row.id)  # stopped mid-send: pending again for the next start
+            raise
+        except PermanentDeliveryError as exc:
+            self.store.deactivate_chat(row.chat.id, str(exc), self.clock())
+            log.warning("outbox: %s chat %s deactivated: %s", row.chat.platform,
+                        row.chat.chat_id, exc)
+            stats.failed += 1
+            stats.deactivated += 1
+            return False
+        except RejectedDeliveryError as exc:
+            self.store.mark_failed(row.id, f"rejected: {exc}", self.clock())
+            log.error("outbox: %s chat %s rejected row %d: %s", row.chat.platform,
+                      row.chat.chat_id, row.id, exc)
+            stats.failed += 1
+            return True
+        except TimeoutError:
+            exc = TransientDeliveryError(f"no answer within {self.send_timeout_s:g} s")
+            self._retry_or_give_up(row, exc, stats)
+            return False
+        except Exception as exc:  # one bad send (or adapter bug) must not stop the pass
+            self._retry_or_give_up(row, exc, stats)
+            return False
+        # Commit 'sent' straight away: this is the only at-least-once window.
+        self.store.mark_sent(row.id, self.clock())
+        stats.sent += 1
+        return True
+
+    def _retry_or_give_up(self, row: OutboxRow, exc: Exception, stats: DispatchStats) -> None:
+        """Back off this row, and hold its chat until then (its later rows wait with it)."""
+        now = self.clock()
+        attempts = row.attempts + 1
         if not isinstance(exc, TransientDeliveryError):
-            log.error("outbox: unexpected notifier error for row %d", row_id, exc_info=exc)
+            log.error("outbox: unexpected notifier error for row %d", row.id, exc_info=exc)
         delay = min(self.backoff_base_ms * 2 ** (attempts - 1), self.backoff_max_ms)
         retry_after = getattr(exc, "retry_after_s", None)
         if retry_after is not None:
             delay = max(delay, int(retry_after * 1000))
-        if now + delay - created_ms > self.give_up_after_ms:
-            self.store.mark_failed(row_id, f"gave up after {attempts} attempts: {exc}", now)
+        if now + delay - row.created_ms > self.give_up_after_ms:
+            self.store.mark_failed(row.id, f"gave up after {attempts} attempts: {exc}", now)
             log.warning("outbox: giving up on row %d after %d attempts over %.0f s: %s",
-                        row_id, attempts, (now - created_ms) / 1000, exc)
+                        row.id, attempts, (now - row.created_ms) / 1000, exc)
             stats.failed += 1
         else:
-            self.store.mark_retry(row_id, now + delay, f"{type(exc).__name__}: {exc}")
+            self.store.mark_retry(row.id, now + delay, f"{type(exc).__name__}: {exc}")
+            self._held[row.chat.id] = now + delay
             stats.retried += 1

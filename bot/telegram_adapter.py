@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import warnings
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
@@ -37,7 +36,6 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -46,7 +44,6 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBDeprecationWarning
 
 from bot import redact
 from bot.commands.core import APOLOGY, CommandCore
@@ -64,6 +61,7 @@ from bot.errors import (
 )
 from bot.market.errors import RetryPolicy
 from bot.store import Chat
+from bot.telegram_limits import ALERT, ChatRateLimiter, retry_after_s
 from bot.telegram_format import caption_and_rest, escape, keyboard, split_html
 
 log = logging.getLogger(__name__)
@@ -80,14 +78,6 @@ GONE = ("chat not found", "message thread not found", "topic_deleted", "topic cl
         "group chat was deactivated", "peer_id_invalid")
 
 
-def retry_after_s(exc: RetryAfter) -> float:
-    """Seconds from a RetryAfter (an int or a timedelta, depending on PTB_TIMEDELTA)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 def _chat_id(chat_id: str) -> int | str:
     try:
         return int(chat_id)
@@ -96,11 +86,22 @@ def _chat_id(chat_id: str) -> int | str:
 
 
 class TelegramNotifier:
-    """The dispatcher's Notifier for platform "telegram": alert text as escaped HTML."""
+    """The dispatcher's Notifier for platform "telegram": alert text as escaped HTML.
+
+    Alerts are not retried on a 429 inside PTB (``rate_limit_args=ALERT``): the ``RetryAfter``
+    becomes a TransientDeliveryError with its ``retry_after``, and the dispatcher holds that
+    chat alone (:mod:`bot.telegram_limits`)."""
 
     def __init__(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         self.app = app
         self.started = False
+
+    def wait_s(self, chat: Chat) -> float:
+        """Seconds before ``chat`` could receive without waiting (its group's 20 msg/min)."""
+        limiter = self.app.bot.rate_limiter
+        if isinstance(limiter, ChatRateLimiter):
+            return limiter.wait_s(_chat_id(chat.chat_id))
+        return 0.0
 
     async def send(self, chat: Chat, alert: Alert) -> None:
         if not self.started:
@@ -110,7 +111,8 @@ class TelegramNotifier:
             for chunk in split_html(alert.text):
                 await self.app.bot.send_message(_chat_id(chat.chat_id), chunk,
                                                 parse_mode=ParseMode.HTML,
-                                                message_thread_id=thread)
+                                                message_thread_id=thread,
+                                                rate_limit_args=ALERT)
         except Forbidden as exc:  # blocked by the user, kicked from the group
             raise PermanentDeliveryError(f"forbidden: {exc.message}") from exc
         except ChatMigrated as exc:
@@ -149,9 +151,10 @@ class TelegramAdapter:
         # Before building: PTB logs its API URLs (token included) at DEBUG while it builds.
         redact.register(self._token, redact.TELEGRAM)
         redact.install()
-        limiter = AIORateLimiter(overall_max_rate=30, overall_time_period=1,
-                                 group_max_rate=20, group_time_period=60,
-                                 max_retries=max_retries)
+        # 30 msg/s overall, 20 msg/min per group; a 429 holds only its own chat.
+        limiter = ChatRateLimiter(overall_max_rate=30, overall_time_period=1,
+                                  group_max_rate=20, group_time_period=60,
+                                  max_retries=max_retries)
         self.app: Application[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder().token(self._token)
             .base_url(settings.base_url or DEFAULT_BASE_URL)

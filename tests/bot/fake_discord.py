@@ -9,7 +9,9 @@ a repeated nonce in the same channel returns the first message and creates none.
 
 Faults: ``fake.inject("messages", 503)`` makes the next channel post answer 503;
 ``"accept+503"`` stores the message and still answers 503 (a lost response).
-``fake.forbidden`` / ``fake.deleted`` hold channel ids answering 403 / 404.
+``fake.forbidden`` / ``fake.deleted`` hold channel ids answering 403 / 404;
+``fake.failing[channel] = 500`` makes every post to that channel answer 500 until removed
+(``"hang"``: the request is never answered). Each request's arrival time is ``Posted.t``.
 
 A minimal gateway (``fake.gateway_url``, for ``DiscordWebSocket.DEFAULT_GATEWAY``): HELLO,
 IDENTIFY → READY (no guilds), heartbeat ACKs, and :meth:`FakeDiscord.dispatch` to push events
@@ -18,8 +20,10 @@ such as INTERACTION_CREATE, as text frames.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +47,7 @@ class Posted:
     payload: dict[str, Any]
     files: list[tuple[str, str, bytes]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    t: float = field(default_factory=time.time)  # arrival (wall clock, s)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -68,6 +73,8 @@ class FakeDiscord:
         self.faults: dict[str, deque[int | str]] = defaultdict(deque)
         self.forbidden: set[int] = set()
         self.deleted: set[int] = set()
+        self.failing: dict[int, int | str] = {}  # channel → status (or "hang") while set
+        self._closing = asyncio.Event()
         self._ids = itertools.count(1_100_000_000_000_000_000)
         self._nonces: dict[tuple[int, str], dict[str, Any]] = {}
         self._runner: web.AppRunner | None = None
@@ -102,6 +109,7 @@ class FakeDiscord:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._closing.set()
         for ws in list(self._sockets):
             await ws.close()
         if self._runner is not None:
@@ -216,6 +224,12 @@ class FakeDiscord:
             return error(404, 10003, "Unknown Channel")
         if channel in self.forbidden:
             return error(403, 50013, "Missing Permissions")
+        failing = self.failing.get(channel)
+        if failing == "hang":  # until the client gives up (or the fake closes)
+            await self._closing.wait()
+            return error(503, 0, "fake closed")
+        if isinstance(failing, int):
+            return error(failing, 0, f"channel {channel} failing with {failing}")
         fault = self._fault("messages")
         if isinstance(fault, int):
             return error(fault, 0, f"injected {fault}")
