@@ -31,17 +31,24 @@ RETRYABLE = (ccxt.NetworkError, ccxt.BadResponse, MalformedResponse)
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """``attempts`` tries in all; waits ``base_delay_s`` × 2^i, at least the server's
-    Retry-After, at most ``max_delay_s`` seconds."""
+    """``attempts`` tries in all; waits ``base_delay_s`` × 2^i (at most ``max_delay_s``), or
+    the server's Retry-After when that is longer: a Binance 418 ban must be waited out, not hit
+    again. Only an absurd Retry-After (over ``max_retry_after_s``, 1 h) is cut, with a warning."""
 
     attempts: int = 4
     base_delay_s: float = 1.0
-    max_delay_s: float = 30.0
+    max_delay_s: float = 30.0  # caps our own backoff, never the server's Retry-After
+    max_retry_after_s: float = 3600.0
 
     def delay(self, attempt: int, retry_after_s: float | None) -> float:
         """Seconds to wait before retry number ``attempt`` (0-based)."""
-        wait = max(self.base_delay_s * float(2**attempt), retry_after_s or 0.0)
-        return min(wait, self.max_delay_s)
+        backoff = min(self.base_delay_s * float(2**attempt), self.max_delay_s)
+        server = retry_after_s or 0.0
+        if server > self.max_retry_after_s:
+            log.warning("Retry-After %.0f s is absurd; waiting %.0f s instead", server,
+                        self.max_retry_after_s)
+            server = self.max_retry_after_s
+        return max(backoff, server)
 
 
 def map_exception(exc: Exception, what: str) -> MarketDataError:
