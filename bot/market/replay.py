@@ -289,12 +289,12 @@ def replay_symbol(user_text: str, path: str | Path | None = None) -> str:
     except BadSymbolError as exc:
         raise UsageError(f"symbol {user_text!r}: {exc}") from exc
     name = Path(path).name if path else BUNDLED_CSV.name
-    held = None if path else "BTC/USDT:USDT"
-    if m := _RECORDED.match(name):
-        held = m.group(1)
-    if held is not None and _compact(symbol) != _compact(held):
-        raise UsageError(f"symbol {user_text!r}: {name} holds {held} only (a replay file has "
+    if not path and symbol.split("/")[0] != "BTC":  # BTC-USD candles: any BTC quote will do
+        raise UsageError(f"symbol {user_text!r}: {name} holds BTC only (a replay file has "
                          "one symbol)")
+    if (m := _RECORDED.match(name)) and _compact(symbol) != m.group(1):
+        raise UsageError(f"symbol {user_text!r}: {name} holds {m.group(1)} only (a replay file "
+                         "has one symbol)")
     return symbol
 
 
