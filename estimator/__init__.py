@@ -4,7 +4,7 @@ Pure numpy: no network, files, asyncio or chat code. Inputs are candle arrays, o
 arrays and small dataclasses. Everything here is an *estimate*, not exchange data.
 """
 
-from estimator.book import Book, Heatmap, book_at, build_book, build_heatmap
+from estimator.book import Book, Heatmap, book_at, books_at, build_book, build_heatmap
 from estimator.calibrate import LadderFit, fit_ladder, predicted_liquidations
 from estimator.candles import Candles
 from estimator.clusters import Cluster, ClusterRule, assign_ids, find_clusters, top
@@ -28,6 +28,7 @@ __all__ = [
     "TierTable",
     "assign_ids",
     "book_at",
+    "books_at",
     "build_book",
     "build_heatmap",
     "find_clusters",

@@ -6,6 +6,7 @@ one time is a bincount, the heatmap a short recurrence over its columns (not ove
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,13 +99,61 @@ def book_at(model: LevelModel, t: int, c: Candles, params: ModelParams,
     there), valued from ``start`` on.
     """
     rows = model.rows
-    born_from = start if model.proxy else start + 1
+    born_from = _born_from(model, start)
     alive = []
-    for lo, hi in ((0, rows.n_long), (rows.n_long, len(rows.born))):
+    for lo, hi in _sides(model):
         # Rows of one side are ordered by birth: the born-in-window ones are one slice.
         a = lo + int(np.searchsorted(rows.born[lo:hi], born_from, side="left"))
         b = lo + int(np.searchsorted(rows.born[lo:hi], t, side="right"))
         alive.append(a + np.flatnonzero(model.death[a:b] > t))
+    return _book_of_rows(model, alive, t, start, c, params)
+
+
+def books_at(model: LevelModel, times: Sequence[int] | IntArray, c: Candles,
+             params: ModelParams, starts: Sequence[int] | IntArray | None = None,
+             ) -> Iterator[Book]:
+    """``book_at(model, t, c, params, start)`` for each ``t`` of ``times`` (and ``start`` of
+    ``starts``, default 0), both non-decreasing. Keeps the live rows from one book to the
+    next, so each costs O(live rows + rows born since the last one), not O(rows born so far).
+    """
+    rows = model.rows
+    live = [np.zeros(0, dtype=np.int64) for _ in range(2)]
+    added = [lo for lo, _ in _sides(model)]  # next row not yet seen, per side
+    last_t, last_start = -1, 0
+    for i, t in enumerate(times):
+        t = int(t)
+        start = 0 if starts is None else int(starts[i])
+        if t < last_t or start < last_start:
+            raise ValueError(f"books_at: times and starts must not decrease (at {i})")
+        last_t, last_start = t, start
+        born_from = _born_from(model, start)
+        for side, (_lo, hi) in enumerate(_sides(model)):
+            b = added[side] + int(np.searchsorted(rows.born[added[side]:hi], t, side="right"))
+            cand = np.concatenate([live[side], np.arange(added[side], b, dtype=np.int64)])
+            added[side] = b
+            # Dead rows and rows older than the window never come back: drop them for good.
+            keep = model.death[cand] > t
+            if born_from:
+                keep &= rows.born[cand] >= born_from
+            live[side] = cand[keep]
+        yield _book_of_rows(model, live, t, start, c, params)
+
+
+def _sides(model: LevelModel) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Row ranges of the longs and of the shorts."""
+    n_long = model.rows.n_long
+    return (0, n_long), (n_long, len(model.rows.born))
+
+
+def _born_from(model: LevelModel, start: int) -> int:
+    # A slice starting at ``start`` has no ΔOI on its first candle: nothing is born there.
+    return start if model.proxy or start == 0 else start + 1
+
+
+def _book_of_rows(model: LevelModel, alive: list[IntArray], t: int, start: int, c: Candles,
+                  params: ModelParams) -> Book:
+    """The book at ``t`` of the live rows ``alive`` (longs, shorts), each in birth order."""
+    rows = model.rows
     bucket = [model.bucket_of(idx) for idx in alive]
     k0, k1 = _bucket_range(np.concatenate(bucket), float(c.close[t]), params.grid)
     width = k1 - k0

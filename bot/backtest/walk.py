@@ -25,7 +25,7 @@ from estimator import (
     Candles,
     ClusterRule,
     ModelParams,
-    book_at,
+    books_at,
     build_book,
     find_clusters,
     level_model,
@@ -107,18 +107,18 @@ def walk(c: Candles, times: NDArray[np.int64], params: ModelParams, rule: Cluste
          progress: Callable[[int], None] | None = None) -> Estimates:
     """The estimates at every time in ``times`` (see :func:`estimate_at`), from one level model.
 
-    Each book equals ``build_book`` on the candles of its window (``book_at``), bit for bit.
+    Each book equals ``build_book`` on the candles of its window (``books_at``), bit for bit;
+    ``times`` must ascend.
     ``progress(k)`` is called as k more evaluations are done.
     """
     model = level_model(c, params, buckets=True)
+    times = np.asarray(times, dtype=np.int64)
+    starts = None if lookback is None else np.maximum(times + 1 - lookback, 0)
     price = np.empty(len(times))
     eval_idx: list[int] = []
     rows: list[tuple[str, float, float, float]] = []
     proxy = True
-    for e, t in enumerate(times):
-        t = int(t)
-        start = 0 if lookback is None else max(0, t + 1 - lookback)
-        book = book_at(model, t, c, params, start)
+    for e, book in enumerate(books_at(model, times, c, params, starts)):
         found, price[e], proxy = _top_rows(book, rule, top_n)
         rows.extend(found)
         eval_idx.extend([e] * len(found))

@@ -1,0 +1,141 @@
+"""Backtest speed: the build-once walk against the walk that rebuilt the book at every
+evaluation (today's walk before issue 20), same candles, same evaluations, same run.
+
+    python bench/backtest_bench.py [--json] [--larger 42000] [--growth 40000 80000 160000]
+                                   [--half-life 168] [--skip-larger-baseline]
+
+- bundled: bot/data/btcusd_coinbase_1h.csv (20,111 hourly candles, volume only), the CLI's
+  evaluation grid (warm-up 30 days, every 24 candles, 24 h horizon + 6 h reaction).
+- larger: a generated hourly series of --larger candles (seeded random walk, volume only).
+  For both: walk_s (new), previous_walk_s (tests/bot/backtest_reference.py with the previous
+  estimator fast path, bench/estimator_baseline.py), speedup, identical (every estimate equal
+  bit for bit), backtest_s (the whole ``run_backtest`` with the new walk).
+- growth: the new walk on generated hourly series of --growth sizes: seconds and peak traced
+  memory (tracemalloc, MB) per size, and the exponents b of time ∝ rows^b and memory ∝ rows^b
+  fitted over them (least squares on logs; 1.0 = linear).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import estimator_baseline as previous  # noqa: E402
+
+from bot.backtest import BacktestOptions, run_backtest  # noqa: E402
+from bot.backtest.walk import (  # noqa: E402
+    Estimates,
+    candle_step_ms,
+    evaluation_times,
+    parse_duration,
+    to_candles,
+    walk,
+)
+from bot.market.replay import load_csv  # noqa: E402
+from estimator import Candles, ClusterRule, ModelParams  # noqa: E402
+from tests.bot.backtest_reference import walk_rebuilding  # noqa: E402
+from tests.synthetic import random_walk  # noqa: E402
+
+BUNDLED = ROOT / "bot" / "data" / "btcusd_coinbase_1h.csv"
+FIELDS = ("times", "price", "eval_idx", "low", "high", "notional", "is_short", "proxy")
+
+
+def hourly(n: int, seed: int = 3) -> Candles:
+    """Seeded hourly random walk from 20,000 USD, volume only (like the bundled file)."""
+    return random_walk(n, start=20_000.0, step_ms=3_600_000, vol=0.008, wick=0.004,
+                       oi_usd=None, seed=seed)
+
+
+def grid(c: Candles, opts: BacktestOptions) -> np.ndarray:
+    """The evaluation times run_backtest uses for ``opts``."""
+    step = candle_step_ms(c)
+    after = to_candles(parse_duration(opts.horizon), step) + to_candles(
+        parse_duration(opts.reaction), step)
+    return evaluation_times(len(c), to_candles(parse_duration(opts.warmup), step), opts.every,
+                            after)
+
+
+def same(a: Estimates, b: Estimates) -> bool:
+    return all(np.array_equal(getattr(a, f), getattr(b, f)) for f in FIELDS)
+
+
+def compare(c: Candles, opts: BacktestOptions, baseline: bool) -> dict[str, Any]:
+    times = grid(c, opts)
+    t0 = time.perf_counter()
+    new = walk(c, times, opts.params, opts.rule, opts.top)
+    walk_s = time.perf_counter() - t0
+    out: dict[str, Any] = {"candles": len(c), "evaluations": len(times),
+                           "walk_s": round(walk_s, 3)}
+    if baseline:
+        t0 = time.perf_counter()
+        old = walk_rebuilding(c, times, opts.params, opts.rule, opts.top,
+                              build=previous.build_book, clusters=previous.find_clusters)
+        prev_s = time.perf_counter() - t0
+        out |= {"previous_walk_s": round(prev_s, 2), "speedup": round(prev_s / walk_s, 1),
+                "identical": same(new, old)}
+    t0 = time.perf_counter()
+    run_backtest(c, opts)
+    out["backtest_s"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def exponent(sizes: list[int], values: list[float]) -> float:
+    slope = np.polyfit(np.log(sizes), np.log(values), 1)[0]
+    return round(float(slope), 2)
+
+
+def growth(sizes: list[int], opts: BacktestOptions) -> dict[str, Any]:
+    secs, mbs = [], []
+    for n in sizes:
+        c = hourly(n)
+        times = grid(c, opts)
+        t0 = time.perf_counter()
+        walk(c, times, opts.params, opts.rule, opts.top)
+        secs.append(time.perf_counter() - t0)
+        tracemalloc.start()
+        walk(c, times, opts.params, opts.rule, opts.top)
+        mbs.append(tracemalloc.get_traced_memory()[1] / 1e6)
+        tracemalloc.stop()
+    return {"rows": sizes, "walk_s": [round(s, 2) for s in secs],
+            "peak_mb": [round(m, 1) for m in mbs],
+            "time_exponent": exponent(sizes, secs), "memory_exponent": exponent(sizes, mbs)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--larger", type=int, default=42_000, help="rows of the generated file")
+    ap.add_argument("--growth", type=int, nargs=3, default=[40_000, 80_000, 160_000])
+    ap.add_argument("--half-life", type=float, default=168.0,
+                    help="model half-life in hours (the CLI default)")
+    ap.add_argument("--skip-larger-baseline", action="store_true",
+                    help="do not time the previous walk on the larger file (minutes)")
+    args = ap.parse_args()
+    opts = BacktestOptions(params=ModelParams(half_life_hours=args.half_life),
+                           rule=ClusterRule())
+    result = {
+        "half_life_hours": args.half_life,
+        "bundled": compare(load_csv(BUNDLED), opts, baseline=True),
+        "larger": compare(hourly(args.larger), opts, baseline=not args.skip_larger_baseline),
+        "growth": growth(args.growth, opts),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>16}: {v}")
+
+
+if __name__ == "__main__":
+    main()
