@@ -25,6 +25,15 @@ class StoreError(LiqBotError):
     """The store could not be opened or migrated."""
 
 
+class StorePathError(StoreError, ConfigError):
+    """The configured store path cannot hold a store (missing or read-only folder, a
+    directory): a config problem, exit code 2."""
+
+
+class StoreLockedError(StoreError):
+    """Another process owns the store (only one ``liqbot run`` per SQLite store)."""
+
+
 class UserInputError(LiqBotError):
     """A command was malformed; ``str(exc)`` is a short message safe to show the user."""
 

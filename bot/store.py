@@ -23,7 +23,6 @@ Every statement that carries user data is parameterised. Prices USD, distances %
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -37,6 +36,7 @@ from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLev
 from bot.alerts.events import AlertEvent
 from bot.errors import LimitExceededError, StoreError, UserInputError
 from bot.redact import redact
+from bot import store_file
 from bot.tape.tables import TapeTables
 from estimator import Cluster
 
@@ -166,35 +166,33 @@ def _chat(row: dict[str, Any]) -> Chat:
                 active=bool(row["active"]), timezone=row["timezone"], language=row["language"])
 
 
-def _create_private(path: Path) -> None:
-    """Create the database file with mode 0600 (it holds chat ids) if it does not exist."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
-
-
 class Store(TapeTables):
     """liqbot's SQLite store. ``Store(path)`` for a file, ``Store(memory=True)`` for tests."""
 
     def __init__(self, path: str | Path | None = None, *, memory: bool = False,
                  synchronous: str = "FULL", max_subscriptions: int = MAX_SUBSCRIPTIONS,
-                 max_levels: int = MAX_LEVELS) -> None:
+                 max_levels: int = MAX_LEVELS, exclusive: bool = False) -> None:
+        """``exclusive``: this process owns the store (``liqbot run``); a second owner is
+        refused with :class:`~bot.errors.StoreLockedError`. Path problems raise
+        :class:`~bot.errors.StorePathError`; a corrupt file a StoreError saying how to recover."""
         self.max_subscriptions = max_subscriptions  # per chat
         self.max_levels = max_levels  # per chat
         if memory == (path is not None):
             raise ValueError("give a path or memory=True")
+        self._lock: store_file.OwnerLock | None = None
+        p = Path(path) if path is not None else Path(":memory:")
         try:
             if memory:
                 self.db = sqlite_utils.Database(memory=True)
             else:
-                p = Path(path)  # type: ignore[arg-type]
-                _create_private(p)
+                store_file.prepare(p)
+                if exclusive:
+                    self._lock = store_file.OwnerLock(p)
                 # check_same_thread=False: the service may call from asyncio.to_thread; the
                 # caller keeps to one thread at a time.
                 conn = sqlite3.connect(str(p), timeout=10, check_same_thread=False)
                 self.db = sqlite_utils.Database(conn)
+                store_file.check_pages(conn, p)
                 self.db.enable_wal()
             if synchronous not in ("FULL", "NORMAL"):
                 raise ValueError("synchronous must be FULL or NORMAL")
@@ -202,10 +200,14 @@ class Store(TapeTables):
             self.db.execute(f"PRAGMA synchronous={synchronous}")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, StoreError) as exc:
             if hasattr(self, "db"):
                 self.db.close()
-            raise StoreError(f"cannot open store {path or ':memory:'}: {exc}") from exc
+            if self._lock is not None:
+                self._lock.release()
+            if isinstance(exc, StoreError):
+                raise
+            raise store_file.open_error(exc, p) from exc
         self._watch_version = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -227,6 +229,9 @@ class Store(TapeTables):
 
     def close(self) -> None:
         self.db.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def integrity_ok(self) -> bool:
         """``PRAGMA integrity_check`` says ok."""

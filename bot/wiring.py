@@ -35,9 +35,10 @@ def make_source(cfg: Config) -> MarketSource:
 
 
 def open_store(cfg: Config) -> Store:
-    """The store file the config names, with the config's per-chat caps."""
+    """The store file the config names, with the config's per-chat caps, owned by this process
+    (a second ``liqbot run`` on it is refused)."""
     return Store(cfg.bot.store, max_subscriptions=cfg.limits.subscriptions_per_chat,
-                 max_levels=cfg.limits.levels_per_chat)
+                 max_levels=cfg.limits.levels_per_chat, exclusive=True)
 
 
 def make_tape(cfg: Config, store: Store, clock: Callable[[], int]) -> TapeDesk | None:

@@ -1,0 +1,117 @@
+"""No store write leaves a transaction open (sqlite-utils 3.x's db.execute() did: the write
+seemed to work on the same connection but was rolled back at close, and it held the write lock).
+
+Every public Store method is listed here as a write (called, then checked) or a read, so a new
+method cannot skip the check."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.alerts import SymbolState
+from bot.alerts.events import AlertEvent, EventKind
+from bot.errors import LimitExceededError
+from bot.store import Store
+from bot.tape.events import Liquidation
+from tests.bot.engine_helpers import SYM, T0, short
+
+READS = {"active_levels", "active_liq_subscriptions", "active_subscriptions", "due", "find_chat",
+         "get_chat", "integrity_ok", "journal_mode", "liq_subscriber_counts", "liquidations",
+         "list_levels", "list_liq_subscriptions", "list_subscriptions", "load_clusters",
+         "load_state", "oldest_pending", "outbox_counts", "pending_count", "subscriber_counts",
+         "tape_flushed", "watch_version", "watched_symbols", "close"}
+
+
+def event(chat: int, ref: str, kind: EventKind = EventKind.APPROACH) -> AlertEvent:
+    return AlertEvent(kind=kind, chat=chat, symbol=SYM, ref=ref, epoch=1, price=94_000.0,
+                      ts_ms=T0)
+
+
+def writes(s: Store) -> dict[str, Callable[[], Any]]:
+    """One call per public write method, in an order where each has something to act on."""
+    st: dict[str, Any] = {}
+
+    def chat() -> None:
+        st["chat"] = s.upsert_chat("telegram", 7).id
+
+    def tick() -> None:
+        s.commit_tick(SYM, SymbolState(), [short()], [event(st["chat"], "a"),
+                                                       event(st["chat"], "b")], now=T0)
+        st["rows"] = [r.id for r in s.due(T0 + 1)]
+
+    def level() -> None:
+        st["level"] = s.add_level(st["chat"], SYM, 95_000.0).id
+
+    return {
+        "upsert_chat": chat,
+        "set_timezone": lambda: s.set_timezone(st["chat"], "Asia/Tokyo"),
+        "subscribe": lambda: s.subscribe(st["chat"], SYM),
+        "add_level": level,
+        "save_clusters": lambda: s.save_clusters(SYM, [short()], now=T0),
+        "commit_tick": tick,
+        "claim": lambda: s.claim(st["rows"][0], now=T0),
+        "mark_sent": lambda: s.mark_sent(st["rows"][0], now=T0),
+        "mark_retry": lambda: s.mark_retry(st["rows"][1], T0 + 5, "HTTP 502"),
+        "release": lambda: (s.claim(st["rows"][1], now=T0 + 5), s.release(st["rows"][1])),
+        "mark_failed": lambda: s.mark_failed(st["rows"][1], "HTTP 400", now=T0),
+        "recover_inflight": s.recover_inflight,
+        "prune_outbox": lambda: s.prune_outbox(T0 + 1),
+        "subscribe_liqs": lambda: s.subscribe_liqs(st["chat"], SYM, 1e5, 1e6, now=T0),
+        "add_liquidations": lambda: s.add_liquidations(
+            [Liquidation("binanceusdm", T0, SYM, "long", 94_000.0, 1.0, 94_000.0)]),
+        "commit_tape": lambda: s.commit_tape(
+            SYM, T0, [event(st["chat"], f"{SYM}@{T0}", EventKind.LIQUIDATIONS)], now=T0),
+        "prune_liquidations": lambda: s.prune_liquidations(T0 + 1),
+        "unsubscribe_liqs": lambda: s.unsubscribe_liqs(st["chat"], SYM),
+        "remove_level": lambda: s.remove_level(st["chat"], st["level"]),
+        "unsubscribe": lambda: s.unsubscribe(st["chat"], SYM),
+        "deactivate_chat": lambda: s.deactivate_chat(st["chat"], "blocked", now=T0),
+    }
+
+
+def test_every_public_method_is_classified() -> None:
+    public = {n for n, f in inspect.getmembers(Store, callable) if not n.startswith("_")}
+    listed = READS | set(writes(Store(memory=True)))
+    assert public - listed == set(), "classify the new Store method(s) in this test"
+    assert listed - public == set()
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    s = Store(tmp_path / "liqbot.db")
+    yield s
+    s.close()
+
+
+def test_no_write_leaves_a_transaction_open(store: Store, tmp_path) -> None:
+    assert not store.db.conn.in_transaction  # after open + migrations
+    for name, call in writes(store).items():
+        call()
+        assert not store.db.conn.in_transaction, f"Store.{name} left a transaction open"
+    # Committed, not just visible on this connection: a second connection sees the last write.
+    other = Store(tmp_path / "liqbot.db")
+    try:
+        assert not other.get_chat(1).active
+        assert other.load_clusters(SYM) == [short()]
+    finally:
+        other.close()
+
+
+def test_a_refused_write_rolls_back_and_leaves_no_transaction(tmp_path) -> None:
+    s = Store(tmp_path / "liqbot.db", max_subscriptions=1, max_levels=1)
+    try:
+        chat = s.upsert_chat("telegram", 1).id
+        s.subscribe(chat, SYM)
+        s.add_level(chat, SYM, 1.0)
+        with pytest.raises(LimitExceededError):
+            s.subscribe(chat, "ETH/USDT:USDT")
+        assert not s.db.conn.in_transaction
+        with pytest.raises(LimitExceededError):
+            s.add_level(chat, SYM, 2.0)
+        assert not s.db.conn.in_transaction
+    finally:
+        s.close()
