@@ -19,12 +19,22 @@ subscribed (recompute + engine + store, nothing to alert). Figures: peak RSS
 alerts produced, delivery throughput, and the ratios loaded / baseline.
 
     python bench/load.py [--json] [--chats 10000] [--levels 100000] [--symbols 20] [--hours 24]
+
+Memory over a replayed week (``--week``): fewer chats and levels, 168 hourly ticks, every
+alert delivered through the real ``ConsoleNotifier`` (to /dev/null) each hour, and users
+replacing ``--churn`` levels every hour (deleted, new ones added: level ids keep growing, as
+in production). RSS and the engine state's size are printed at the start (after the first
+day, which holds the warm-up allocations), the middle and the end of the week, with the ratios
+end / start: flat memory means both stay near 1.
+
+    python bench/load.py --week [--json] [--chats 2000] [--levels 20000] [--symbols 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -48,6 +58,7 @@ from bot.charts import ChartCache  # noqa: E402
 from bot.commands.core import CommandCore  # noqa: E402
 from bot.commands.reply import Caller  # noqa: E402
 from bot.config import Config, parse_config  # noqa: E402
+from bot.console import ConsoleNotifier  # noqa: E402
 from bot.dispatcher import Alert  # noqa: E402
 from bot.errors import BadSymbolError  # noqa: E402
 from bot.market.base import MarketSnapshot, PriceTick  # noqa: E402
@@ -65,7 +76,9 @@ CONFIG = """
 [bot]
 symbols = [{symbols}]
 [source]
-kind = "replay"
+# "live" only to pass the config checks (a replay source plays one file, one symbol): the
+# bench hands the service its own lock-step replay of every symbol (MultiReplay).
+kind = "live"
 lookback_days = 30
 [schedule]
 recompute_seconds = 15
@@ -180,7 +193,7 @@ def populate(store: Store, symbols: list[str], chats: int, levels: int, prices: 
         for c in range(chats):
             chat = store.upsert_chat("console", f"chat{c}", now=0)
             ids.append(chat.id)
-            for sym in rng.sample(symbols, rng.randint(1, 5)):
+            for sym in rng.sample(symbols, rng.randint(1, min(5, len(symbols)))):
                 store.subscribe(chat.id, sym, min_usd=rng.choice([3e5, 5e5, 1e6, 2e6, 5e6]),
                                 approach_pct=rng.choice([0.25, 0.5, 0.5, 1.0, 2.0]), now=0)
                 subs += 1
@@ -325,6 +338,92 @@ async def deliver_rate_limited(service: Service, notifier: RecordingNotifier,
             "per_s": round(n / elapsed, 1)}
 
 
+async def run_week(cfg: Config, symbols: list[str], chats: int, levels: int, churn: int,
+                   seed: int, workdir: Path) -> dict[str, Any]:
+    """168 hourly ticks with hourly delivery through ConsoleNotifier and level churn; RSS,
+    engine state size and the notifier's memory sampled every 24 h (start = hour 24, middle
+    = hour 96, end = hour 168)."""
+    hours = 168
+    source = make_source(symbols, hours, cfg.source.lookback_days)
+    prices = {s: float(src.candles.close[src.position - 1]) for s, src in source.sources.items()}
+    # synchronous=NORMAL: this case measures memory; FULL's fsync per delivered alert only
+    # makes the week slower.
+    store = Store(workdir / "week.db", synchronous="NORMAL")
+    with open(os.devnull, "w") as sink:
+        notifier = ConsoleNotifier(sink)
+        service = Service(cfg, source, store, {"console": notifier})
+        rng = random.Random(seed)
+        populate(store, symbols, chats, levels, prices, rng)
+        chat_ids = [r[0] for r in store.db.execute("SELECT id FROM chats")]
+        samples: dict[str, dict[str, float]] = {}
+        alerts = delivered = 0
+        t0 = time.perf_counter()
+        for sym in symbols:
+            await service.recompute(sym)
+        for hour in range(1, hours + 1):
+            if not source.advance():
+                break
+            for sym in symbols:
+                await service.recompute(sym)
+                alerts += (await service.price_tick(sym)).queued
+            while (stats := await service.dispatcher.run_once()).sent:
+                delivered += stats.sent
+            # Users replace levels: the oldest ``churn`` go, as many new ones come near price.
+            with store.db.atomic():
+                old = store.db.execute("SELECT id, chat FROM levels ORDER BY id LIMIT ?",
+                                       (churn,)).fetchall()
+                for level_id, chat in old:
+                    store.remove_level(chat, level_id)
+                for k in range(len(old)):
+                    sym = symbols[k % len(symbols)]
+                    price = float(source.sources[sym].candles.close[
+                        source.sources[sym].position - 1])
+                    store.add_level(rng.choice(chat_ids), sym,
+                                    price * (1 + rng.uniform(-2, 2) / 100),
+                                    rng.choice(("up", "down", "any")), now=0)
+            if hour % 24 == 0:
+                gc.collect()
+                samples[{24: "start", 96: "middle", 168: "end"}.get(hour, f"day {hour // 24}")] = {
+                    "hour": hour, "rss_mb": round(rss_mb(), 1),
+                    "engine_state_kb": round(sum(len(service._state(s).to_json())
+                                                 for s in symbols) / 1024, 1),
+                    "notifier_alerts_kept": len(notifier.sent),
+                    "alerts_delivered": delivered}
+        wall = time.perf_counter() - t0
+    store.close()
+    start, end = samples["start"], samples["end"]
+    return {
+        "bench": "load --week", "symbols": len(symbols), "chats": chats, "levels": levels,
+        "levels_replaced_per_hour": churn, "hours": hours, "alerts_queued": alerts,
+        "samples": samples,
+        "ratios_end_over_start": {
+            "rss": round(end["rss_mb"] / start["rss_mb"], 2),
+            "engine_state": round(end["engine_state_kb"] / max(start["engine_state_kb"], 0.1),
+                                  2)},
+        "wall_s": round(wall, 1), "pid": os.getpid()}
+
+
+def main_week(args: argparse.Namespace) -> int:
+    symbols = [f"{b}/USDT:USDT" for b in BASES[:args.symbols]]
+    cfg = parse_config(CONFIG.format(symbols=", ".join(f'"{s}"' for s in symbols)))
+    with tempfile.TemporaryDirectory(prefix="liqbot-week-") as tmp:
+        result = asyncio.run(run_week(cfg, symbols, args.chats, args.levels, args.churn,
+                                      args.seed, Path(tmp)))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"load --week: {args.chats} chats, {args.levels} levels ({args.churn} replaced per "
+          f"hour), {len(symbols)} symbols, 168 h in {result['wall_s']} s; "
+          f"{result['alerts_queued']} alerts")
+    for name, smp in result["samples"].items():
+        print(f"  {name:6} (hour {smp['hour']:3}): RSS {smp['rss_mb']} MB, engine state "
+              f"{smp['engine_state_kb']} KB, console notifier keeps {smp['notifier_alerts_kept']}"
+              f" of {smp['alerts_delivered']} delivered alerts")
+    r = result["ratios_end_over_start"]
+    print(f"  end / start: RSS ×{r['rss']}, engine state ×{r['engine_state']}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -337,7 +436,18 @@ def main() -> int:
     ap.add_argument("--drain-seconds", type=float, default=20.0,
                     help="time box for the full-speed delivery (default 20)")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--week", action="store_true",
+                    help="memory over a replayed week instead (defaults: 2000 chats, 20000 "
+                         "levels, 5 symbols)")
+    ap.add_argument("--churn", type=int, default=1000,
+                    help="--week: levels replaced every hour (default 1000)")
     args = ap.parse_args()
+    if args.week:
+        given = set(sys.argv[1:])
+        args.chats = args.chats if "--chats" in given else 2_000
+        args.levels = args.levels if "--levels" in given else 20_000
+        args.symbols = args.symbols if "--symbols" in given else 5
+        return main_week(args)
     symbols = [f"{b}/USDT:USDT" for b in BASES[:args.symbols]]
     cfg = parse_config(CONFIG.format(symbols=", ".join(f'"{s}"' for s in symbols)))
     with tempfile.TemporaryDirectory(prefix="liqbot-load-") as tmp:
