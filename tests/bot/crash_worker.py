@@ -5,9 +5,10 @@ random points and restarts it; run it to completion once for the reference.
     python -m tests.bot.crash_worker --db DB --out DIR [--die-after-sends N]
 
 Writes (all appends, one ``os.write`` per line, so a kill never leaves half a line):
-``DIR/delivered.jsonl`` — what the platform accepted, once per dedupe key (the recording
-notifier is idempotent by key, like Discord's ``enforce_nonce``); ``DIR/redelivered.jsonl`` —
-sends the platform recognised as repeats (the at-least-once window); ``DIR/attempts.jsonl`` —
+``DIR/received.jsonl`` — every send the platform accepted, one line each, written before it
+looks at the key (so repeats are counted from what arrived, not from our bookkeeping);
+``DIR/delivered.jsonl`` — what a user sees: the first send of each dedupe key (the recording
+notifier is idempotent by key, like Discord's ``enforce_nonce``); ``DIR/attempts.jsonl`` —
 first-attempt transient failures it injected. Prints ``ready`` once the store is open.
 """
 
@@ -100,7 +101,7 @@ class RecordingNotifier:
 
     def __init__(self, out: Path, die_after_sends: int | None) -> None:
         self.delivered_path = out / "delivered.jsonl"
-        self.redelivered_path = out / "redelivered.jsonl"
+        self.received_path = out / "received.jsonl"
         self.attempts_path = out / "attempts.jsonl"
         self.seen = {json.loads(x)["key"] for x in _lines(self.delivered_path)}
         self.failed_once = {json.loads(x)["key"] for x in _lines(self.attempts_path)}
@@ -115,9 +116,8 @@ class RecordingNotifier:
             _append(self.attempts_path, {"key": key})
             self.failed_once.add(key)
             raise TransientDeliveryError("502 Bad Gateway (injected)")
-        if key in self.seen:
-            _append(self.redelivered_path, {"key": key})
-        else:
+        _append(self.received_path, {"key": key})
+        if key not in self.seen:
             _append(self.delivered_path, {"key": key, "chat": chat.chat_id, "text": alert.text})
             self.seen.add(key)
         self.sends += 1
