@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,16 @@ class Calibration:
 
 
 def calibrate(candles_file: str | Path, liquidations_file: str | Path,
-              base: ModelParams) -> Calibration:
-    """Load both CSVs and fit; DataFileError names the file(s) and the problem."""
+              base: ModelParams,
+              progress: Callable[[int, int], None] | None = None) -> Calibration:
+    """Load both CSVs and fit; DataFileError names the file(s) and the problem.
+    ``progress(done, total)`` follows the fit (see ``fit_ladder``)."""
     cpath, lpath = Path(candles_file), Path(liquidations_file)
     candles = load_csv(cpath)
     liq = load_liquidations(lpath)
     try:
-        fit = fit_ladder(candles, base, liq.timestamp, liq.is_short, liq.notional)
+        fit = fit_ladder(candles, base, liq.timestamp, liq.is_short, liq.notional,
+                         progress=progress)
     except ValueError as exc:
         raise DataFileError(f"{lpath.name} on {cpath.name}: "
                             f"{str(exc).removeprefix('calibrate: ')}") from exc

@@ -80,6 +80,7 @@ def _backtest(args: argparse.Namespace) -> int:
     from bot.errors import UserInputError
     from bot.finite import finite_json
     from bot.market.replay import BUNDLED_CSV, load_csv
+    from bot.progress import Progress
 
     params = _params(args)
     changes: dict[str, object] = {}
@@ -93,7 +94,9 @@ def _backtest(args: argparse.Namespace) -> int:
             lookback=args.lookback, seed=args.seed, draws=args.draws,
             params=dataclasses.replace(params, **changes))  # type: ignore[arg-type]
         liq = load_liquidations(args.liquidations) if args.liquidations else None
-        result = run_backtest(load_csv(args.data or BUNDLED_CSV), opts, liq)
+        candles = load_csv(args.data or BUNDLED_CSV)
+        with Progress("backtest", unit="evaluation", quiet=args.quiet) as bar:
+            result = run_backtest(candles, opts, liq, progress=bar.update_to)
     except ValueError as exc:
         raise UserInputError(f"backtest: {exc}") from exc
     print(finite_json(result, "backtest") if args.json else format_text(result))
@@ -103,9 +106,11 @@ def _backtest(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from bot.calibration import calibrate, format_report, write_ladder
     from bot.finite import finite_json
+    from bot.progress import Progress
 
     # A file it cannot use is a DataFileError: main() prints it and exits 1, as backtest does.
-    cal = calibrate(args.candles, args.liquidations, _params(args))
+    with Progress("calibrate", unit="share", quiet=args.quiet) as bar:
+        cal = calibrate(args.candles, args.liquidations, _params(args), bar.update_to)
     text = finite_json(cal.as_dict() | {"out": args.out}, "calibrate")  # before writing
     if args.out:
         write_ladder(cal, args.out)
@@ -137,7 +142,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bot.demo import DemoOptions, main
 
-    return main(DemoOptions(days=args.days, out_dir=args.out))
+    return main(DemoOptions(days=args.days, out_dir=args.out, quiet=args.quiet))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -156,12 +161,16 @@ def _run(args: argparse.Namespace) -> int:
 
 def _record(args: argparse.Namespace) -> int:
     from bot.errors import UserInputError
+    from bot.progress import Progress
     from bot.tape.record import record
 
     if not args.minutes > 0:
         raise UserInputError("--minutes must be > 0")
     symbols = [s for part in args.symbols for s in part.split(",") if s.strip()]
-    result = asyncio.run(record(symbols, Path(args.out), args.exchange, args.minutes))
+    with Progress("recording", total=round(args.minutes * 60), unit="s",
+                  quiet=args.quiet) as bar:
+        result = asyncio.run(bar.timed(record(symbols, Path(args.out), args.exchange,
+                                              args.minutes)))
     for sym in sorted(set(result.candles) | set(result.liquidations)):
         print(f"{sym}: {result.candles.get(sym, 0)} candles, "
               f"{result.liquidations.get(sym, 0)} liquidations")
@@ -217,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "pipeline; print alerts, write heatmap.png and map.png")
     p.add_argument("--days", type=_demo_days, default=60.0, help="days replayed (default 60)")
     p.add_argument("--out", default="liqbot-demo", help="folder for the PNGs")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (one shows only on a terminal)")
     p.set_defaults(func=_demo)
 
     for name, helptext in (("levels", "print the top clusters for a candle CSV"),
@@ -256,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=200, help="b1 random-side draws (default 200)")
     p.add_argument("--liquidations", help="CSV of real liquidations: timestamp,side,price,"
                                           "notional_usd")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (one shows only on a terminal)")
     p.set_defaults(func=_backtest)
 
     p = sub.add_parser("record", help="record live candles (with OI, taker-buy volume) and "
@@ -265,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exchange", default="binanceusdm", help="ccxt exchange (default binanceusdm)")
     p.add_argument("--minutes", type=float, default=60.0,
                    help="how long to record the liquidation tape (default 60)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (one shows only on a terminal)")
     p.set_defaults(func=_record)
 
     p = sub.add_parser("calibrate", help="fit the leverage ladder and long/short split to "
@@ -278,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML config for the base model (half-life, ladder compared "
                                     "against)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (one shows only on a terminal)")
     p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("check-config", help="validate a config file (exit 2 when invalid)")
@@ -288,7 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # The demo's progress bar and alerts are the show: its INFO lines (a "recompute" line
+    # every few candles) only with -v.
+    quiet_info = args.command == "demo"
+    logging.basicConfig(level=logging.DEBUG if args.verbose else
+                        logging.WARNING if quiet_info else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     # APScheduler logs every job run at INFO: far too chatty at 20 runs a second.

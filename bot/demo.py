@@ -12,9 +12,12 @@ import asyncio
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
+
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from bot.commands.market_cmds import levels_text
 from bot.config import AlertsSection, Config, SourceSection
@@ -22,6 +25,7 @@ from bot.console import CALLER, CHAT_ID, PLATFORM, ConsoleAdapter
 from bot.errors import UsageError
 from bot.fmt import money
 from bot.outpath import check_out_dir
+from bot.progress import LinesAbove, Progress
 from bot.wiring import make_service, open_store
 
 
@@ -37,6 +41,7 @@ class DemoOptions:
     min_usd: float = 2_000_000.0  # the bundled spot volumes make small (proxy) clusters
     approach_pct: float = 0.5
     out_dir: str = "liqbot-demo"
+    quiet: bool = False  # no progress bar (there is one only on a terminal anyway)
 
 
 def demo_config(opts: DemoOptions, store_path: str) -> Config:
@@ -54,14 +59,6 @@ def demo_config(opts: DemoOptions, store_path: str) -> Config:
     )
 
 
-def _progress(done: int, total: int, alerts: int, out: TextIO) -> None:
-    width = 30
-    filled = int(width * done / max(total, 1))
-    out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} candles · "
-              f"{alerts} alerts")
-    out.flush()
-
-
 async def run_demo(opts: DemoOptions, out: TextIO | None = None,
                    err: TextIO | None = None) -> int:
     """Replay, print alerts as they fire, write the two charts, print a summary."""
@@ -71,10 +68,13 @@ async def run_demo(opts: DemoOptions, out: TextIO | None = None,
         raise UsageError(f"--days {opts.days!r}: must be from 1/24 to {MAX_DAYS:g}")
     out_dir = check_out_dir(opts.out_dir, "--out")  # before the replay, not after it
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="liqbot-demo-") as tmp:
+    bar = Progress("replay", unit="candle", quiet=opts.quiet, file=err)
+    with tempfile.TemporaryDirectory(prefix="liqbot-demo-") as tmp, bar, ExitStack() as stack:
         cfg = demo_config(opts, str(Path(tmp) / "demo.db"))
         store = open_store(cfg)
-        service, core = make_service(cfg, store, [ConsoleAdapter(cfg.console, out)])
+        # Alerts print above the bar, each on its own line.
+        alerts_out = cast(TextIO, LinesAbove(out, bar)) if bar.shown else out
+        service, core = make_service(cfg, store, [ConsoleAdapter(cfg.console, alerts_out)])
         replay = service.replay
         assert replay is not None
         symbol = cfg.bot.symbols[0]
@@ -87,15 +87,17 @@ async def run_demo(opts: DemoOptions, out: TextIO | None = None,
         await service.recompute(symbol)
         total = len(replay.candles) - replay.position
         done = sent = 0
+        if bar.shown:  # log lines (warnings) also go above the bar
+            stack.enter_context(logging_redirect_tqdm())
         while replay.advance():
             done += 1
             if done % opts.recompute_every == 0:
                 await service.recompute(symbol)
             await service.price_tick(symbol)
             sent += await service.dispatch()
-            if err.isatty() or done % 240 == 0 or done == total:
-                _progress(done, total, sent, err)
-        err.write("\n")
+            bar.note(f"{sent} alerts")
+            bar.update_to(done, total)
+        bar.close()
         await service.recompute(symbol)
         sent += await service.dispatch()
 

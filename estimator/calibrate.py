@@ -11,6 +11,7 @@ closes), which is reported, and the weights are normalised to sum to 1.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,7 +168,8 @@ def nnls(a: ArrayLike, b: ArrayLike, max_iter: int | None = None) -> tuple[Float
 
 
 def fit_ladder(c: Candles, base: ModelParams, timestamp: ArrayLike, is_short: ArrayLike,
-               notional: ArrayLike, *, share_steps: int = 51) -> LadderFit:
+               notional: ArrayLike, *, share_steps: int = 51,
+               progress: Callable[[int, int], None] | None = None) -> LadderFit:
     """Fit ladder weights (NNLS) and ``dominant_share`` (grid of ``share_steps`` points over
     [0.5, 1]) to recorded liquidations: ``timestamp`` (unix ms), ``is_short`` (the liquidated
     position was short), ``notional`` (USD).
@@ -175,6 +177,7 @@ def fit_ladder(c: Candles, base: ModelParams, timestamp: ArrayLike, is_short: Ar
     The model runs over all of ``c``; only the candles from the first to the last one holding a
     liquidation are fitted (the tape was not recording outside them). ValueError names the
     problem: no or malformed liquidations, none within the candles, nothing predicted there.
+    ``progress(done, total)`` is called after each share tried.
     """
     if share_steps < 2:
         raise ValueError(f"calibrate: share_steps must be ≥ 2, got {share_steps!r}")
@@ -191,11 +194,13 @@ def fit_ladder(c: Candles, base: ModelParams, timestamp: ArrayLike, is_short: Ar
         return np.asarray(basis.transpose(0, 2, 1).reshape(-1, n_lev), dtype=np.float64)
 
     best: tuple[float, float, FloatArray, FloatArray] | None = None
-    for share in np.round(np.linspace(0.5, 1.0, share_steps), 10):
+    for i, share in enumerate(np.round(np.linspace(0.5, 1.0, share_steps), 10)):
         x_mat = design(float(share))
         beta, resid = _nnls_tall(x_mat, y)
         if best is None or resid < best[0]:
             best = (resid, float(share), beta, x_mat)
+        if progress is not None:
+            progress(i + 1, share_steps)
     assert best is not None  # share_steps ≥ 2
     _, share, beta, x_mat = best
     scale = float(beta.sum())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,8 +47,11 @@ class BacktestOptions:
 
 
 def run_backtest(c: Candles, opts: BacktestOptions,
-                 liquidations: Liquidations | None = None) -> dict[str, object]:
-    """Walk-forward score of the model's top clusters against the b1 baseline and the rules."""
+                 liquidations: Liquidations | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, object]:
+    """Walk-forward score of the model's top clusters against the b1 baseline and the rules.
+
+    ``progress(done, total)`` follows the evaluations of the walk (most of the time)."""
     t0 = time.perf_counter()
     if opts.top < 1 or opts.draws < 1:
         raise ValueError(f"top and draws must be ≥ 1, got {opts.top!r} and {opts.draws!r}")
@@ -58,7 +62,7 @@ def run_backtest(c: Candles, opts: BacktestOptions,
     day = to_candles(parse_duration("24h"), step)
     lookback = None if opts.lookback is None else to_candles(parse_duration(opts.lookback), step)
     times = evaluation_times(len(c), warmup, opts.every, horizon + reaction)
-    est = walk(c, times, opts.params, opts.rule, opts.top, lookback)
+    est = walk(c, times, opts.params, opts.rule, opts.top, lookback, progress)
     walk_s = time.perf_counter() - t0
     if len(est) == 0:
         raise ValueError(f"the model found no clusters in {len(times)} evaluations (is the "

@@ -104,12 +104,12 @@ def _top_rows(book: Book, rule: ClusterRule,
 
 def walk(c: Candles, times: NDArray[np.int64], params: ModelParams, rule: ClusterRule,
          top_n: int, lookback: int | None = None,
-         progress: Callable[[int], None] | None = None) -> Estimates:
+         progress: Callable[[int, int], None] | None = None) -> Estimates:
     """The estimates at every time in ``times`` (see :func:`estimate_at`), from one level model.
 
     Each book equals ``build_book`` on the candles of its window (``books_at``), bit for bit;
     ``times`` must ascend.
-    ``progress(k)`` is called as k more evaluations are done.
+    ``progress(done, total)`` is called after each evaluation.
     """
     model = level_model(c, params, buckets=True)
     times = np.asarray(times, dtype=np.int64)
@@ -123,7 +123,7 @@ def walk(c: Candles, times: NDArray[np.int64], params: ModelParams, rule: Cluste
         rows.extend(found)
         eval_idx.extend([e] * len(found))
         if progress is not None:
-            progress(1)
+            progress(e + 1, len(times))
     return Estimates(
         times=np.asarray(times, dtype=np.int64), price=price,
         eval_idx=np.asarray(eval_idx, dtype=np.int64),

@@ -65,5 +65,6 @@ def test_book_at_any_window_is_the_book_of_that_slice(with_oi):
 def test_progress_is_called_once_per_evaluation(with_oi):
     times = evaluation_times(len(with_oi), 240, 50, 30)
     seen = []
-    walk(with_oi, times, ModelParams(), ClusterRule(), 5, progress=seen.append)
-    assert seen == [1] * len(times)
+    walk(with_oi, times, ModelParams(), ClusterRule(), 5,
+         progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(k + 1, len(times)) for k in range(len(times))]
