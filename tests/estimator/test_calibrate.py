@@ -109,8 +109,8 @@ def test_recovers_roughly_from_a_noisy_partial_tape():
     keep = rng.random(len(ts)) < 0.8  # the tape misses some …
     noisy = usd * rng.lognormal(0.0, 0.25, len(ts))  # … and sizes are off
     fit = fit_ladder(c, ModelParams(), ts[keep], short[keep], noisy[keep])
-    # Loose on purpose: over 10 seeds at this noise the worst weight is off by 0.06 (median)
-    # to 0.15 (worst); the fit is rough, and the report says so.
+    # Loose on purpose: the fit is rough, and the report says so (bench/calibrate_bench.py
+    # prints the errors over 10 seeds at this noise; README, "Calibrating the ladder").
     np.testing.assert_allclose(fit.weights, TRUE_WEIGHTS, atol=0.15)
     assert abs(fit.dominant_share - TRUE_SHARE) <= 0.05
     assert fit.r2 > fit.r2_default and fit.r2 > fit.r2_flat
