@@ -9,7 +9,9 @@ for lists/dicts (DESIGN.md, Testing). Tests push updates with :meth:`FakeTelegra
 Faults are scripted per method (optionally per chat): ``fake.inject("sendMessage", "429",
 chat_id=111)`` makes the next sendMessage to chat 111 answer 429. Kinds: 403 (blocked), 429
 (``parameters.retry_after`` = :attr:`retry_after`), 400 (can't parse entities), gone (400 chat
-not found), 500, migrate (400 with ``migrate_to_chat_id``).
+not found), 500, migrate (400 with ``migrate_to_chat_id``), lost (the call is carried out — the
+message is accepted and shown — then the connection is dropped before the answer: the fault
+that matters for exactly-once, since the Bot API has no idempotency key).
 """
 
 from __future__ import annotations
@@ -166,6 +168,11 @@ class FakeTelegram:
         fault = self._take_fault(method, chat_id)
         if fault is not None:
             self.fault_times.append((fault, time.monotonic()))
+            if fault == "lost":
+                await getattr(self, "_m_" + method)(params)  # accepted: in self.sent
+                assert request.transport is not None
+                request.transport.abort()  # the answer never arrives
+                return web.Response()
             status, description, parameters = FAULTS[fault]
             if fault == "429":
                 parameters = {"retry_after": self.retry_after}

@@ -2,9 +2,11 @@
 against the loopback Telegram and Discord fakes behind a fault-injecting TCP proxy.
 
 Faults: 429 storms, 403 for a quarter of the chats, 5xx bursts, connection resets mid-send,
-and the platform going away for a minute of dispatcher time (proxy stopped, restarted on the
-same port; the dispatcher's clock is controlled, nothing sleeps a real minute). Figures: every
-alert of an active chat delivered exactly once, blocked chats deactivated, nothing pending.
+messages accepted with the answer lost, and the platform going away for a minute of dispatcher
+time (proxy stopped, restarted on the same port; the dispatcher's clock is controlled, nothing
+sleeps a real minute). Figures: every alert of an active chat delivered (Discord: exactly once;
+Telegram: once, plus one duplicate per lost answer, since the Bot API has no idempotency key),
+blocked chats deactivated, nothing pending.
 """
 
 from __future__ import annotations
@@ -114,7 +116,8 @@ async def test_telegram_storms_blocks_resets_and_a_minute_away(
             chats = {i: store.upsert_chat("telegram", i).id for i in ids}
             for i in blocked:
                 fake.inject("sendMessage", "403", chat_id=i)
-            fake.inject("sendMessage", *["429"] * 12, *["500"] * 6)  # storm, then a 5xx burst
+            # A storm, a 5xx burst, then 3 messages accepted whose answer is lost.
+            fake.inject("sendMessage", *["429"] * 12, *["500"] * 6, *["lost"] * 3)
             proxy.reset_before = 5  # connections reset mid-send
             assert enqueue(store, list(chats.values()), 0, clock.t) == 48
             passes = await drain(dispatcher, clock, store)
@@ -128,22 +131,25 @@ async def test_telegram_storms_blocks_resets_and_a_minute_away(
             await adapter.stop()
             await proxy.stop()
         per_chat = Counter(m["chat_id"] for m in fake.sent)
-        assert {i: per_chat[i] for i in ids if i not in blocked} == {
-            i: 4 for i in ids if i not in blocked}  # 2 rounds × 2 alerts, each exactly once
+        assert all(per_chat[i] >= 4 for i in ids if i not in blocked)  # 2 rounds × 2 alerts
         assert all(per_chat[i] == 0 for i in blocked)
         rounds = Counter((m["chat_id"], m["text"].split("(round ")[1][0]) for m in fake.sent
                          if "(round " in m["text"])
-        assert set(rounds.values()) == {1} and len(rounds) == 2 * 18  # each level alert once
+        assert len(rounds) == 2 * 18  # every level alert of both rounds arrived
+        # A lost answer is retried by the outbox and shown again: what the user sees.
+        duplicates = len(fake.sent) - 72
+        assert duplicates == 3 and sum(n - 1 for n in rounds.values()) <= duplicates
         assert all(not store.get_chat(chats[i]).active for i in blocked)  # type: ignore[union-attr]
         assert all(store.get_chat(chats[i]).active  # type: ignore[union-attr]
                    for i in ids if i not in blocked)
         counts = store.outbox_counts()
         assert counts == {"pending": 0, "sending": 0, "sent": 72, "failed": 12}, counts
         faults = Counter(kind for kind, _ in fake.fault_times)
-        assert faults == {"403": 6, "429": 12, "500": 6}
+        assert faults == {"403": 6, "429": 12, "500": 6, "lost": 3}
         assert proxy.resets == 8 and retried >= 36
         assert "unexpected notifier error" not in caplog.text  # every fault was classified
-        print(f"telegram: 72/72 delivered once, 6/6 blocked chats deactivated, "
+        print(f"telegram: 72/72 delivered, {duplicates} duplicates seen by users (one per "
+              f"lost answer), 6/6 blocked chats deactivated, "
               f"{sum(faults.values())} API faults + {proxy.resets} resets + 60 s away, "
               f"{passes} dispatcher passes")
 
