@@ -7,6 +7,7 @@ arrays and small dataclasses. Everything here is an *estimate*, not exchange dat
 from estimator.book import Book, Heatmap, book_at, books_at, build_book, build_heatmap
 from estimator.calibrate import LadderFit, fit_ladder, predicted_liquidations
 from estimator.candles import Candles
+from estimator.cascade import MAX_DISTANCE_PCT, Band, Cascade, cascade_path, cumulative_curve
 from estimator.clusters import Cluster, ClusterRule, assign_ids, find_clusters, top
 from estimator.grid import PriceGrid
 from estimator.levels import LevelModel, level_model
@@ -15,8 +16,11 @@ from estimator.tiers import BINANCE_BTCUSDT, Tier, TierTable, liquidation_price
 
 __all__ = [
     "BINANCE_BTCUSDT",
+    "MAX_DISTANCE_PCT",
+    "Band",
     "Book",
     "Candles",
+    "Cascade",
     "Cluster",
     "ClusterRule",
     "Heatmap",
@@ -31,6 +35,8 @@ __all__ = [
     "books_at",
     "build_book",
     "build_heatmap",
+    "cascade_path",
+    "cumulative_curve",
     "find_clusters",
     "fit_ladder",
     "level_model",
