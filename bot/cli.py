@@ -24,11 +24,12 @@ def _levels(args: argparse.Namespace) -> int:
     from bot.fmt import money, price_text
     from bot.market.replay import BUNDLED_CSV, load_csv, replay_symbol
     from estimator import build_book, find_clusters, top
+    from estimator.clusters import merge_touching
 
     symbol = replay_symbol(args.symbol, args.data)
     candles = load_csv(args.data or BUNDLED_CSV)
     book = build_book(candles, _params(args))
-    clusters = top(find_clusters(book), args.top)
+    clusters = top(merge_touching(find_clusters(book)), args.top)  # touching ones: one zone
     keys = ("side", "low", "high", "price", "notional_usd", "distance_pct")
     rows = [{k: c.as_dict()[k] for k in keys} | {"id": c.id} for c in clusters]
     text = finite_json(rows, f"levels {symbol}")  # NaN is an error, in text as in JSON

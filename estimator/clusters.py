@@ -170,6 +170,40 @@ def assign_ids(previous: Iterable[Cluster], current: Sequence[Cluster]) -> list[
     return [replace(c, id=taken_cur[i]) if i in taken_cur else c for i, c in enumerate(current)]
 
 
+def merge_touching(clusters: Iterable[Cluster]) -> list[Cluster]:
+    """Zones for display: same-side clusters whose price ranges touch or overlap merged into one.
+
+    :func:`find_clusters` cuts a dense run of hot buckets every ``max_width_pct`` % so that
+    alerts stay local; a reader sees one band, so labels and /levels show one zone. A zone keeps
+    the largest member's id, spans low..high of its members, sums their notional (USD) and is
+    centred on their notional-weighted price. Sorted by side (longs first), then by price.
+    """
+    out: list[Cluster] = []
+    for side in ("long", "short"):
+        group: list[Cluster] = []
+        for c in sorted((c for c in clusters if c.side == side), key=lambda c: (c.low, c.high)):
+            if group and c.low > max(g.high for g in group) * (1 + 1e-9):
+                out.append(_zone(group))
+                group = []
+            group.append(c)
+        if group:
+            out.append(_zone(group))
+    return out
+
+
+def _zone(group: Sequence[Cluster]) -> Cluster:
+    if len(group) == 1:
+        return group[0]
+    big = max(group, key=lambda c: c.notional_usd)
+    last = big.price / (1 + big.distance_pct / 100.0)  # the price the distances are from
+    total = sum(c.notional_usd for c in group)
+    centre = (sum(c.price * c.notional_usd for c in group) / total if total > 0
+              else (min(c.low for c in group) + max(c.high for c in group)) / 2)
+    return Cluster(id=big.id, side=big.side, low=min(c.low for c in group),
+                   high=max(c.high for c in group), price=centre, notional_usd=total,
+                   distance_pct=(centre - last) / last * 100.0)
+
+
 def top(clusters: Iterable[Cluster], n: int, side: str | None = None) -> list[Cluster]:
     """The ``n`` largest clusters by notional of one side, or of each side when ``side`` is None
     (longs first)."""

@@ -14,6 +14,7 @@ from bot.market.replay import replay_label
 from bot.tape.alerts import live_clusters
 from bot.tape.events import Liquidation
 from estimator import top
+from estimator.clusters import merge_touching
 
 if TYPE_CHECKING:
     from bot.commands.core import CommandCore
@@ -78,7 +79,7 @@ def levels_text(est: Estimate, n: int = TOP_N, failing: str | None = None,
     for side, title in (("short", "Shorts above (liquidated if price rises):"),
                         ("long", "Longs below (liquidated if price falls):")):
         lines.append(title)
-        clusters = top(est.clusters, n, side)
+        clusters = top(merge_touching(est.clusters), n, side)  # touching clusters: one zone
         if not clusters:
             lines.append("  no cluster stands out")
         for c in clusters:
@@ -162,9 +163,10 @@ def live_tape(core: CommandCore, symbol: str, est: Estimate,
 
 def live_marks(core: CommandCore, est: Estimate,
                tape: Sequence[Liquidation]) -> dict[str, tuple[float, int]]:
-    """The clusters of ``est`` that ``tape`` says were eaten in the last ``live_minutes``."""
+    """The zones of ``est`` (touching clusters merged, as /levels and the charts show them)
+    that ``tape`` says were eaten in the last ``live_minutes``."""
     since = est.snapshot.now_ms - int(core.config.tape.live_minutes * 60_000)
-    return live_clusters(tape, est.clusters, since)
+    return live_clusters(tape, merge_touching(est.clusters), since)
 
 
 def exchange_label(core: CommandCore) -> str:

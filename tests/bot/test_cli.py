@@ -38,6 +38,21 @@ def test_levels_json_lists_clusters_for_any_replay_csv(tmp_path, capsys, with_oi
     assert len([c for c in clusters if c["side"] == "long"]) <= 3
 
 
+def test_levels_merge_touching_clusters_into_one_zone(capsys):
+    # Bundled data: shorts 8,826–8,941, 8,941–9,058 and 9,058–9,168 touch: one zone.
+    assert main(["levels", "BTC", "--json", "--top", "50"]) == 0
+    zones = json.loads(capsys.readouterr().out)
+    assert set(zones[0]) == {"side", "low", "high", "price", "notional_usd", "distance_pct",
+                             "id"}
+    for side in ("long", "short"):
+        mine = sorted((z for z in zones if z["side"] == side), key=lambda z: z["low"])
+        assert all(a["high"] < b["low"] for a, b in zip(mine, mine[1:], strict=False))
+    (zone,) = [z for z in zones if z["low"] <= 9_000 <= z["high"]]
+    assert (round(zone["low"]), round(zone["high"])) == (8_826, 9_168)
+    assert main(["levels", "BTC"]) == 0
+    assert "8,826–9,168" in capsys.readouterr().out
+
+
 def test_levels_text_says_it_is_an_estimate(capsys):
     assert main(["levels", "btcusdt"]) == 0
     out = capsys.readouterr().out

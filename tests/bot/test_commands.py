@@ -41,6 +41,28 @@ async def test_levels_shows_top_clusters_per_side_like_the_seed_post(parts):
                                                    "/subscribe BTC"]
 
 
+async def test_levels_shows_touching_clusters_as_one_zone(parts):
+    import dataclasses
+
+    from bot.commands.market_cmds import levels_text
+    from estimator import Cluster
+
+    service, _, _ = parts
+    est = service.board.get(SYMBOL)
+    p = est.price
+
+    def short(i: int, low: float, high: float, usd: float) -> Cluster:
+        mid = (low + high) / 2
+        return Cluster(f"S{i}", "short", low, high, mid, usd, (mid / p - 1) * 100)
+
+    touching = (short(1, 1.10 * p, 1.11 * p, 2e6), short(2, 1.11 * p, 1.12 * p, 3e6),
+                short(3, 1.12 * p, 1.13 * p, 1e6), short(4, 1.20 * p, 1.21 * p, 5e5))
+    text = levels_text(dataclasses.replace(est, clusters=touching))
+    zone = [line for line in text.splitlines() if line.startswith("  ") and "%" in line]
+    assert len(zone) == 2
+    assert zone[0].split()[0] == f"{1.10 * p:,.0f}–{1.13 * p:,.0f}" and "$6.0M" in zone[0]
+
+
 async def test_heatmap_and_map_return_pngs_and_cache_them(parts):
     _, core, _ = parts
     first = await core.handle("/heatmap BTC 3d", private())

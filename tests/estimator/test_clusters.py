@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from estimator import Book, ClusterRule, PriceGrid, assign_ids, find_clusters, top
-from estimator.clusters import Cluster
+from estimator.clusters import Cluster, merge_touching
 
 GRID = PriceGrid.relative(0.1)
 
@@ -107,3 +107,27 @@ def test_known_cluster_stays_while_just_under_the_threshold():
     assert (kept.low, kept.high) == (first.low, first.high)
     longs[0, 100] = 1.2  # gone for real
     assert find_clusters(book, ClusterRule(min_share=0), previous=[first]) == []
+
+
+def test_touching_clusters_merge_into_one_zone():
+    # A 4 %-wide blob: find_clusters cuts it every max_width_pct (1.5 %) into touching pieces.
+    book = synthetic_book([("short", 96_000, 4.0, 3.0e9), ("short", 99_000, 0.3, 0.5e9),
+                           ("long", 90_000, 0.3, 0.4e9)], noise=1e5)
+    clusters = find_clusters(book)
+    wide = [c for c in clusters if c.side == "short" and 94_000 < c.price < 98_000]
+    assert len(wide) >= 3
+    assert all(a.high == b.low for a, b in zip(wide, wide[1:], strict=False))
+    zones = merge_touching(clusters)
+    assert len(zones) == len(clusters) - len(wide) + 1
+    (zone,) = [z for z in zones if z.side == "short" and z.low <= 96_000 <= z.high]
+    assert (zone.low, zone.high) == (wide[0].low, wide[-1].high)
+    assert zone.notional_usd == pytest.approx(sum(c.notional_usd for c in wide))
+    assert zone.id == max(wide, key=lambda c: c.notional_usd).id
+    assert zone.low <= zone.price <= zone.high
+    assert zone.distance_pct == pytest.approx((zone.price / 92_500 - 1) * 100)
+    # Separate clusters stay separate; no two zones of a side touch.
+    for side in ("long", "short"):
+        mine = [z for z in zones if z.side == side]
+        assert all(a.high < b.low for a, b in zip(mine, mine[1:], strict=False))
+    assert sum(z.notional_usd for z in zones) == pytest.approx(
+        sum(c.notional_usd for c in clusters))
