@@ -1,5 +1,5 @@
-"""The ``liqbot`` command line: run, demo, levels, chart, backtest, record, calibrate,
-check-config."""
+"""The ``liqbot`` command line: run, demo, levels, chart, ifbreak, backtest, record,
+calibrate, check-config."""
 
 from __future__ import annotations
 
@@ -41,6 +41,29 @@ def _levels(args: argparse.Namespace) -> int:
     for c in clusters:
         print(f"  {c.side:<5}  {price_text(c.low)}–{price_text(c.high)}  "
               f"{money(c.notional_usd):>7}  {c.distance_pct:+.1f} %")
+    return 0
+
+
+def _ifbreak(args: argparse.Namespace) -> int:
+    from bot.commands.parse import parse_amount
+    from bot.commands.position_cmds import cascade_json, cascade_text
+    from bot.errors import UserInputError
+    from bot.finite import finite_json
+    from bot.market.replay import BUNDLED_CSV, load_csv, replay_label, replay_symbol
+    from estimator import build_book, cascade_path, find_clusters
+
+    symbol = replay_symbol(args.symbol, args.data)
+    try:
+        target = parse_amount(args.price, "price")
+    except UserInputError as exc:
+        raise UsageError(f"PRICE: {exc}") from exc
+    book = build_book(load_csv(args.data or BUNDLED_CSV), _params(args))
+    try:
+        cas = cascade_path(book, find_clusters(book), target)
+    except ValueError as exc:
+        raise UsageError(f"PRICE {args.price}: {exc}") from exc
+    text = finite_json(cascade_json(symbol, cas), f"ifbreak {symbol}")  # NaN is an error
+    print(text if args.json else cascade_text(symbol, cas, replay_label(args.data)))
     return 0
 
 
@@ -248,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
                            help="heatmap window (default 7d)")
             p.add_argument("--out", required=True, help="PNG file to write")
             p.set_defaults(func=_chart)
+
+    p = sub.add_parser("ifbreak", help="estimated liquidations between the last price of a "
+                                       "candle CSV and PRICE, clusters in order")
+    p.add_argument("symbol", help="symbol label, e.g. BTC")
+    p.add_argument("price", help="target price, e.g. 9500, 9.5k or 9,500")
+    p.add_argument("--data", help="replay CSV (default: the bundled BTC candles)")
+    p.add_argument("--config", help="TOML config for the model parameters")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_ifbreak)
 
     p = sub.add_parser("backtest", help="walk-forward backtest: are the top clusters touched "
                                         "more than levels at the same distance on a random side?")

@@ -169,9 +169,28 @@ async def heatmap(interaction: discord.Interaction, symbol: str | None = None,
     await run_command(interaction, "heatmap", symbol, window)
 
 
-@app_commands.describe(symbol=SYMBOL)
-async def map_(interaction: discord.Interaction, symbol: str | None = None) -> None:
-    await run_command(interaction, "map", symbol)
+@app_commands.describe(symbol=SYMBOL,
+                       price="Optional: shade the path to this price, e.g. 90k or 90,000")
+async def map_(interaction: discord.Interaction, symbol: str | None = None,
+               price: str | None = None) -> None:
+    if price is not None and symbol is None:  # positional in the core: fill the default
+        core = getattr(interaction.client, "core", None)
+        symbol = core.symbols[0] if core else None
+    await run_command(interaction, "map", symbol, price)
+
+
+@app_commands.describe(symbol="Symbol, e.g. BTC", price="Target price, e.g. 90k or 90,000")
+async def ifbreak(interaction: discord.Interaction, symbol: str, price: str) -> None:
+    await run_command(interaction, "ifbreak", symbol, price)
+
+
+@app_commands.describe(symbol="Symbol, e.g. BTC", side="Your position's side",
+                       entry="Entry price, e.g. 95k", leverage="Leverage, e.g. 10x",
+                       size_usd="Optional position size (notional), e.g. 50k: picks the tier")
+@app_commands.choices(side=[app_commands.Choice(name=s, value=s) for s in ("long", "short")])
+async def mypos(interaction: discord.Interaction, symbol: str, side: str, entry: str,
+                leverage: str, size_usd: str | None = None) -> None:
+    await run_command(interaction, "mypos", symbol, side, entry, leverage, size_usd)
 
 
 @app_commands.describe(symbol="Symbol to alert on, e.g. BTC",
@@ -233,6 +252,7 @@ async def symbols(interaction: discord.Interaction) -> None:
 
 CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "start": start, "help": help_, "levels": levels, "heatmap": heatmap, "map": map_,
+    "ifbreak": ifbreak, "mypos": mypos,
     "subscribe": subscribe, "unsubscribe": unsubscribe, "subscribe_liqs": subscribe_liqs,
     "unsubscribe_liqs": unsubscribe_liqs, "alerts": alerts, "level": level,
     "unlevel": unlevel, "status": status, "symbols": symbols,

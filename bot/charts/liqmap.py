@@ -18,7 +18,7 @@ from matplotlib.ticker import FuncFormatter
 from bot import fmt
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label
-from estimator import Book, Cluster, top
+from estimator import Book, Cascade, Cluster, top
 
 _LAYOUT = (0.075, 0.1, 0.85, 0.72)  # main axes: left, bottom, width, height (figure fraction)
 _MAX_BARS = 160  # buckets are merged so bars stay ≥ ~7 px wide
@@ -33,13 +33,17 @@ def leverage_colours(n: int) -> list[tuple[float, float, float, float]]:
 
 def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
                timeframe: str, size: tuple[int, int] = (1600, 1000), top_n: int = 3,
-               span_pct: float = 15.0) -> Figure:
+               span_pct: float = 15.0, path: Cascade | None = None) -> Figure:
     """Build the liquidation-map Figure (not yet rendered) — tests inspect its artists.
 
     Shows prices within ±``span_pct`` % of ``book.last_price``; the ``top_n`` largest clusters
     per side are labelled (clusters outside the range are pinned to its edge). ``size`` in px.
+    ``path`` (the /ifbreak variant): the range from price to its target is shaded and the
+    cumulative curve is read off at the target; the span widens to show the target.
     """
     last = book.last_price
+    if path is not None:
+        span_pct = max(span_pct, abs(path.distance_pct) * 1.15)
     lo, hi = last * (1 - span_pct / 100), last * (1 + span_pct / 100)
     edges, long_by_lev, short_by_lev = _visible(book, lo, hi)
     per_lev = long_by_lev + short_by_lev  # sides never share a bucket: longs < price < shorts
@@ -59,6 +63,8 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
     rows = _draw_clusters(ax, ax2, top(clusters, top_n), lo, hi, size[0] * _LAYOUT[2])
     ax.set_ylim(0, (peak if peak > 0 else 1.0) * (1.08 + _ROW * 1.25 * rows))
     _draw_current(ax, last)
+    if path is not None:
+        _draw_path(ax, ax2, path)
     if peak <= 0:
         ax.text(0.5, 0.5, "No estimated liquidations in this range", transform=ax.transAxes,
                 ha="center", va="center", color=style.MUTED, fontsize=style.FONT_PT["label"])
@@ -85,11 +91,11 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
 
 def render_map(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
                timeframe: str, size: tuple[int, int] = (1600, 1000), top_n: int = 3,
-               span_pct: float = 15.0) -> bytes:
+               span_pct: float = 15.0, path: Cascade | None = None) -> bytes:
     """The liquidation map as PNG bytes (in memory), ``size`` pixels; see :func:`map_figure`."""
     return style.to_png(map_figure(book, clusters, symbol=symbol, exchange=exchange,
                                    timeframe=timeframe, size=size, top_n=top_n,
-                                   span_pct=span_pct))
+                                   span_pct=span_pct, path=path))
 
 
 def _visible(book: Book, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,6 +150,28 @@ def _draw_cumulative(ax: Axes, edges: np.ndarray, longs: np.ndarray, shorts: np.
     for spine in ax2.spines.values():
         spine.set_color(style.GRID)
     return ax2
+
+
+def _draw_path(ax: Axes, ax2: Axes, path: Cascade) -> None:
+    """The /ifbreak range shaded (hatched, over the cluster shading) and the cumulative
+    curve read off at the target: a marker and its value on the cumulative axis."""
+    colour = style.LONG if path.side == "long" else style.SHORT
+    lo, hi = sorted((path.price, path.target))
+    ax.axvspan(lo, hi, facecolor="none", edgecolor=colour, hatch="//", alpha=0.35,
+               linewidth=0, gid="ifbreak-range")
+    ax.axvline(path.target, color=colour, linewidth=1.4, zorder=5)
+    ax2.plot([path.target], [path.cumulative_usd], marker="o", markersize=8, color=colour,
+             markeredgecolor=style.TEXT, zorder=7, gid="ifbreak-point")
+    if path.cumulative_usd * 1.05 > ax2.get_ylim()[1]:
+        ax2.set_ylim(0, path.cumulative_usd * 1.1)
+    words = "longs" if path.side == "long" else "shorts"
+    ax2.annotate(f"break {fmt.price_text(path.target)} → {fmt.money(path.cumulative_usd)} of "
+                 f"{words} (est.)", xy=(path.target, path.cumulative_usd),
+                 xytext=(-12 if path.side == "long" else 12, 10), textcoords="offset points",
+                 ha="right" if path.side == "long" else "left", va="bottom",
+                 color=style.TEXT, fontsize=style.FONT_PT["note"], fontweight="bold",
+                 parse_math=False, zorder=8, gid="ifbreak-label",
+                 bbox={"boxstyle": "round,pad=0.3", "fc": style.BG, "ec": colour})
 
 
 def _draw_current(ax: Axes, last: float) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from bot.charts import ChartKey, render_heatmap, render_map
+from bot.commands.parse import parse_amount
 from bot.commands.reply import Button, Caller, Reply
 from bot.errors import UserInputError
 from bot.estimates import WINDOWS_H, Estimate
@@ -138,16 +139,23 @@ async def heatmap(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
 
 
 async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
-    """Liquidation map PNG."""
-    symbol, _ = await _symbol_and_rest(core, args, 0)
+    """Liquidation map PNG; with a PRICE, the /ifbreak path to it shaded and read off."""
+    from bot.commands.position_cmds import path_of
+
+    symbol, rest = await _symbol_and_rest(core, args, 1)
     est = _require(core, symbol)
+    path = path_of(est, parse_amount(rest[0], "price")) if rest else None
 
     def render() -> bytes:
         return render_map(est.book, est.clusters, symbol=symbol, exchange=exchange_label(core),
-                          timeframe=est.snapshot.timeframe)
+                          timeframe=est.snapshot.timeframe, path=path)
 
-    png = await core.render(ChartKey(symbol, "map", "", est.version), render)
-    return Reply(f"{symbol} liquidation map · {DISCLAIMER}"
+    key = f"{path.target:.10g}" if path is not None else ""
+    png = await core.render(ChartKey(symbol, "map", key, est.version), render)
+    what = "" if path is None else (
+        f": break {price_text(path.target)} → {money(path.cumulative_usd)} of "
+        f"{'longs' if path.side == 'long' else 'shorts'} on the way")
+    return Reply(f"{symbol} liquidation map{what} · {DISCLAIMER}"
                  f"{' (volume proxy)' if est.proxy else ''}", png=png, filename="map.png")
 
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.commands import alert_cmds, market_cmds
+from bot.commands import alert_cmds, market_cmds, position_cmds
 from bot.commands.reply import Caller, Reply
 
 if TYPE_CHECKING:
@@ -41,8 +41,15 @@ COMMANDS: tuple[Command, ...] = (
     Command("heatmap", "/heatmap [SYM] [12h|24h|3d|7d|30d]",
             "Liquidation heatmap image over a window (default 24h)", market_cmds.heatmap,
             chart=True),
-    Command("map", "/map [SYM]", "Liquidation map image: longs below, shorts above, by leverage",
-            market_cmds.liq_map, chart=True),
+    Command("map", "/map [SYM] [PRICE]",
+            "Liquidation map image: longs below, shorts above, by leverage (with PRICE: the "
+            "path to it shaded and its cumulative sum)", market_cmds.liq_map, chart=True),
+    Command("ifbreak", "/ifbreak SYM PRICE",
+            "If price breaks PRICE: estimated liquidations on the way, clusters in order",
+            position_cmds.ifbreak),
+    Command("mypos", "/mypos SYM long|short ENTRY LEVERAGE [SIZE_USD]",
+            "Your liquidation price and the estimated clusters between price and it "
+            "(private chats)", position_cmds.mypos),
     Command("subscribe", "/subscribe SYM [MIN_USD] [PCT]",
             "Alert when price nears (within PCT %) or breaks a cluster ≥ MIN_USD",
             alert_cmds.subscribe, admin_in_groups=True),

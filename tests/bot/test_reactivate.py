@@ -30,7 +30,8 @@ CALLS = {"start": "/start", "help": "/help", "levels": "/levels", "heatmap": "/h
          "map": "/map", "subscribe": "/subscribe BTC", "unsubscribe": "/unsubscribe BTC",
          "subscribe_liqs": "/subscribe_liqs BTC", "unsubscribe_liqs": "/unsubscribe_liqs BTC",
          "alerts": "/alerts", "level": "/level BTC 90k", "unlevel": "/unlevel 1",
-         "status": "/status", "symbols": "/symbols"}
+         "status": "/status", "symbols": "/symbols", "ifbreak": "/ifbreak BTC 9k",
+         "mypos": "/mypos BTC long 10k 10x"}
 
 
 @pytest.fixture(autouse=True)
