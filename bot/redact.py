@@ -4,7 +4,8 @@
 their bot tokens) and anything shaped like a token: Telegram bot tokens (``123456:AA…``),
 Discord bot tokens (three dot-separated base64 parts), Discord interaction / webhook tokens in
 URLs (``/interactions/<id>/<token>/callback``, ``/webhooks/<app>/<token>``), ``"token": "…"``
-fields of logged payloads (discord.py's DEBUG gateway events) and ``Authorization`` values.
+fields of logged payloads (discord.py's DEBUG gateway events) and ``Authorization`` values;
+also a ``/mypos`` command and its answer (a user's position is private).
 :data:`FILTER` applies it to every log record; :func:`install` puts it on the root handlers
 (every record that reaches a handler passes there) and on the loggers that already exist.
 """
@@ -19,6 +20,7 @@ TELEGRAM = "<telegram-token>"
 DISCORD = "<discord-token>"
 INTERACTION = "<interaction-token>"
 SECRET = "<secret>"
+POSITION = "<position>"
 MIN_SECRET = 6  # shorter "secrets" would blank out ordinary words
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -35,6 +37,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization: Bot … / Bearer …
     (re.compile(r"(?i)(authorization(?:\"|')?\s*[:=]\s*(?:\"|')?(?:bot|bearer)\s+)[^\s\"',}]+"),
      r"\1" + SECRET),
+    # A user's position is private: a /mypos command and its answer ("BTC long from 95,000
+    # at 10x …") are cut from there to the end of the record (PTB's DEBUG lines carry every
+    # update's text and every reply).
+    (re.compile(r"(?s)(/mypos)\b.*"), r"\1 " + POSITION),
+    (re.compile(r"(?s)\b(?:long|short) from [0-9][0-9,.]* at [0-9.]+x\b.*"), POSITION),
 )
 
 _secrets: dict[str, str] = {}
