@@ -183,42 +183,46 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     spaced = np.linspace(start, n - 1, num=min(columns, n - start))
     cols = np.unique(spaced.round().astype(np.int64))
     model = level_model(c, p)
-    born, death = model.rows.born, model.death
-    first_col = np.searchsorted(cols, born, side="left")  # first column at/after birth
-    end_col = np.searchsorted(cols, death, side="left")  # first column at/after death
-    shown = first_col < end_col
-    bucket = np.zeros(len(born), dtype=np.int64)
-    bucket[shown] = model.bucket_of(shown)
-    k0, k1 = _bucket_range(bucket[shown], float(c.close[-1]), p.grid)
-    width, n_cols = k1 - k0, len(cols)
+    rows, n_cols = model.rows, len(cols)
+    # The first column at/after each candle index (n, "never died", maps past the last one).
+    col_at = np.searchsorted(cols, np.arange(n + 1), side="left")
+    shown = []  # per side: rows alive at one column at least, their first and end columns
+    for lo, hi in _sides(model):
+        first_col = col_at[rows.born[lo:hi]]  # first column at/after birth
+        end_col = col_at[model.death[lo:hi]]  # first column at/after death
+        keep = np.flatnonzero(first_col < end_col)
+        shown.append((lo + keep, first_col[keep], end_col[keep]))
+    buckets = [model.bucket_of(idx) for idx, _, _ in shown]
+    k0, k1 = _bucket_range(np.concatenate(buckets), float(c.close[-1]), p.grid)
+    width = k1 - k0
     # Survival between consecutive columns.
     gain = np.ones(n_cols)
     if n_cols > 1:
         gain[1:] = np.exp(model.log_f[cols[1:]] - model.log_f[cols[:-1]])
         gain[1:] = np.where(model.zeros[cols[1:]] > model.zeros[cols[:-1]], 0.0, gain[1:])
     out = []
-    for side in (0, 1):
-        sel = shown & (model.rows.side == side)
-        idx = np.nonzero(sel)[0]
-        b = bucket[idx] - k0
-        fc, ec = first_col[idx], end_col[idx]
-        add = np.bincount(fc * width + b, weights=model.value_at(idx, cols[fc]),
-                          minlength=n_cols * width).reshape(n_cols, width)
+    for (idx, fc, ec), bucket in zip(shown, buckets, strict=True):
+        b = bucket - k0
+        born_at = fc * width + b
         dies = ec < n_cols
-        rem = np.bincount(ec[dies] * width + b[dies],
-                          weights=model.value_at(idx[dies], cols[ec[dies]]),
+        died_at = ec[dies] * width + b[dies]
+        add = np.bincount(born_at, weights=model.value_at(idx, cols[fc]),
+                          minlength=n_cols * width).reshape(n_cols, width)
+        rem = np.bincount(died_at, weights=model.value_at(idx[dies], cols[ec[dies]]),
                           minlength=n_cols * width).reshape(n_cols, width)
         # Live-level counts follow the same recurrence exactly (integers), so a bucket whose
         # levels are all gone is exactly 0, not the rounding left over from the subtraction.
-        alive = np.cumsum(
-            np.bincount(fc * width + b, minlength=n_cols * width).reshape(n_cols, width)
-            - np.bincount(ec[dies] * width + b[dies], minlength=n_cols * width)
-            .reshape(n_cols, width), axis=0)
+        gone = np.cumsum(
+            np.bincount(born_at, minlength=n_cols * width).reshape(n_cols, width)
+            - np.bincount(died_at, minlength=n_cols * width).reshape(n_cols, width),
+            axis=0) == 0
         mat = np.empty((n_cols, width))
         running = np.zeros(width)
         for col in range(n_cols):
-            running = running * gain[col] + add[col] - rem[col]
-            running[(alive[col] == 0) | (running < 0)] = 0.0
+            running *= gain[col]
+            running += add[col]
+            running -= rem[col]
+            running[gone[col] | (running < 0)] = 0.0
             mat[col] = running
         out.append(mat)
     return Heatmap(p.grid, k0, cols, c.timestamp[cols], out[0], out[1], model.proxy)
