@@ -42,8 +42,8 @@ COMMANDS: tuple[Command, ...] = (
             "Liquidation heatmap image over a window (default 24h)", market_cmds.heatmap,
             chart=True),
     Command("map", "/map [SYM] [PRICE]",
-            "Liquidation map image: longs below, shorts above, by leverage (with PRICE: the "
-            "path to it shaded and its cumulative sum)", market_cmds.liq_map, chart=True),
+            "Liquidation map image: longs below, shorts above, by leverage; PRICE shades the "
+            "path to it", market_cmds.liq_map, chart=True),
     Command("ifbreak", "/ifbreak SYM PRICE",
             "If price breaks PRICE: estimated liquidations on the way, clusters in order",
             position_cmds.ifbreak),
