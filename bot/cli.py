@@ -71,9 +71,20 @@ def _chart(args: argparse.Namespace) -> int:
     from bot.charts import render_heatmap, render_map
     from bot.estimates import window_heatmap
     from bot.finite import require_finite
-    from bot.market.replay import BUNDLED_CSV, load_csv, replay_label, replay_symbol, timeframe_of
+    from bot.market.replay import (
+        BUNDLED_CSV,
+        load_csv,
+        replay_is_spot,
+        replay_label,
+        replay_symbol,
+        timeframe_of,
+    )
     from estimator import build_book, find_clusters
 
+    if args.kind == "map" and args.window is not None:
+        raise UsageError("--window: the map is the book at the newest candle, it has no time "
+                         "window (use --kind heatmap)")
+    window = args.window or "7d"
     out = check_out_file(args.out, "--out")  # before any work
     symbol = replay_symbol(args.symbol, args.data)
     candles = load_csv(args.data or BUNDLED_CSV)
@@ -84,11 +95,12 @@ def _chart(args: argparse.Namespace) -> int:
     label = replay_label(args.data)
     timeframe = timeframe_of(candles)
     if args.kind == "heatmap":
-        png = render_heatmap(candles, window_heatmap(candles, params, args.window), clusters,
+        png = render_heatmap(candles, window_heatmap(candles, params, window), clusters,
                              symbol=symbol, exchange=label, timeframe=timeframe,
-                             window_label=args.window)
+                             window_label=window, spot=replay_is_spot(args.data))
     else:
-        png = render_map(book, clusters, symbol=symbol, exchange=label, timeframe=timeframe)
+        png = render_map(book, clusters, symbol=symbol, exchange=label, timeframe=timeframe,
+                         spot=replay_is_spot(args.data))
     try:
         out.write_bytes(png)
     except OSError as exc:
@@ -267,8 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(func=_levels)
         else:
             p.add_argument("--kind", choices=("heatmap", "map"), required=True)
-            p.add_argument("--window", default="7d", choices=tuple(WINDOWS_H),
-                           help="heatmap window (default 7d)")
+            p.add_argument("--window", choices=tuple(WINDOWS_H),
+                           help="heatmap window (default 7d; refused with --kind map)")
             p.add_argument("--out", required=True, help="PNG file to write")
             p.set_defaults(func=_chart)
 

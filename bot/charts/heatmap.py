@@ -1,10 +1,10 @@
 """Liquidation heatmap: time × price, colour = estimated liquidation notional (USD) per bucket.
 
 x is UTC time over the window, y is price (USD), cropped around the traded range; the price
-path (close line over a high–low band) is drawn on top, the current price is marked and the
-largest clusters are labelled at the right edge. With the liquidation tape on, real
-liquidations are dots (area ∝ USD, coloured by side) and clusters they fell in lately are
-labelled "LIVE".
+path (close line over a high–low band) is drawn on top, the current price is marked on the
+right price axis and the largest zones (touching clusters merged) inside the visible range are
+labelled in a right margin with leader lines. With the liquidation tape on, real liquidations
+are dots (area ∝ USD, coloured by side) and zones they fell in lately are labelled "LIVE".
 """
 
 from __future__ import annotations
@@ -18,17 +18,20 @@ from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 from numpy.typing import ArrayLike
 
 from bot import fmt
 from bot.charts import style
-from bot.charts.labels import anchor, cluster_label, spread
+from bot.charts.labels import anchor, cluster_label, spread, visible_zones
 from bot.tape.events import Liquidation
-from estimator import Candles, Cluster, Heatmap, top
+from estimator import Candles, Cluster, Heatmap
 from estimator.candles import FloatArray
 
-_LAYOUT = {"main": (0.075, 0.11, 0.775, 0.76), "cbar": (0.925, 0.11, 0.015, 0.76)}
+# Main axes, then (after the right price axis) a margin for zone labels, then the colour bar.
+_LAYOUT = {"main": (0.07, 0.11, 0.62, 0.76), "cbar": (0.93, 0.11, 0.013, 0.76)}
+_LABEL_X = 0.743  # left edge of the zone labels (figure fraction), right of the price ticks
+_LABEL_GAP = 0.075  # vertical room of one two-line label (axes fraction)
 _MAX_DECADES = 3.0  # colour range kept below the brightest bucket, in powers of ten
 _MS_PER_DAY = 86_400_000.0
 
@@ -47,13 +50,16 @@ def price_range(low: float, high: float) -> tuple[float, float]:
 def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluster], *,
                    symbol: str, exchange: str, timeframe: str, window_label: str,
                    size: tuple[int, int] = (1600, 1000), top_n: int = 3,
-                   tape: Sequence[Liquidation] = (), live: Collection[str] = ()) -> Figure:
+                   tape: Sequence[Liquidation] = (), live: Collection[str] = (),
+                   spot: bool = False) -> Figure:
     """Build the heatmap Figure (not yet rendered) — tests inspect its artists.
 
     ``candles`` is the full series the heatmap was built from (the window is sliced by
-    ``heatmap.candle_index``); ``clusters`` are the current ones, ``top_n`` largest per side
-    are labelled; ``size`` is in pixels. ``tape``: real liquidations to draw; ``live``: ids of
-    clusters real liquidations are eating.
+    ``heatmap.candle_index``); ``clusters`` are the current ones: touching ones are merged into
+    zones and the ``top_n`` largest zones per side *inside the visible price range* are
+    labelled; ``size`` is in pixels. ``tape``: real liquidations to draw; ``live``: ids of
+    zones real liquidations are eating. ``spot``: the candles are spot (see
+    :func:`style.chart_title`).
     """
     i0, i1 = int(heatmap.candle_index[0]), int(heatmap.candle_index[-1])
     if i1 >= len(candles) or int(candles.timestamp[i1]) != int(heatmap.timestamp[-1]):
@@ -74,24 +80,20 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     ax.set_xlim(float(_days(int(win.timestamp[0]))), float(x_end))
     _draw_tape(ax, tape, float(_days(int(win.timestamp[0]))), float(x_end))
     _draw_current(ax, last)
-    _draw_clusters(ax, top(clusters, top_n), ylo, yhi, live)
+    _draw_clusters(fig, ax, visible_zones(clusters, ylo, yhi, top_n), ylo, yhi, live)
     _axes_labels(ax)
+    if i0 * step_ms < int(win.timestamp[-1]) + step_ms - int(win.timestamp[0]):
+        _note_short_history(ax, int(candles.timestamp[0]))
     if mesh is not None:
-        cax = fig.add_axes(_LAYOUT["cbar"])
-        cb = fig.colorbar(mesh, cax=cax)
-        cax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        cax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.money(v)))
-        cax.yaxis.set_minor_locator(NullLocator())  # minor log ticks cost ~10 ms, add nothing
-        cb.outline.set_edgecolor(style.GRID)
-        cax.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
-        cb.set_label(f"Est. liquidations per {heatmap.grid.describe()[:-1]} (USD)",
-                     color=style.TEXT, fontsize=style.FONT_PT["label"])
+        _colour_bar(fig, mesh, f"Est. liquidations per {heatmap.grid.describe()[:-1]} "
+                    f"{style.unit_text(heatmap.proxy)}")
     start = fmt.utc_text(int(win.timestamp[0]))
     end = fmt.utc_text(int(win.timestamp[-1]) + step_ms)
-    fig.text(0.075, 0.955, f"{symbol} liquidation heatmap · {exchange} · {timeframe} · "
-             f"{window_label}", color=style.TEXT, fontsize=style.FONT_PT["title"],
+    fig.text(_LAYOUT["main"][0], 0.955,
+             style.chart_title("liquidation heatmap", symbol, exchange, timeframe, window_label,
+                               spot), color=style.TEXT, fontsize=style.FONT_PT["title"],
              fontweight="bold", ha="left", va="center", gid="title")
-    fig.text(0.075, 0.913, f"{start} → {end} UTC · price {fmt.price_text(last)}",
+    fig.text(_LAYOUT["main"][0], 0.913, f"{start} → {end} UTC · price {fmt.price_text(last)}",
              color=style.MUTED, fontsize=style.FONT_PT["label"], ha="left", va="center")
     style.add_footer(fig, heatmap.proxy)
     return fig
@@ -100,11 +102,12 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
 def render_heatmap(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluster], *,
                    symbol: str, exchange: str, timeframe: str, window_label: str,
                    size: tuple[int, int] = (1600, 1000), top_n: int = 3,
-                   tape: Sequence[Liquidation] = (), live: Collection[str] = ()) -> bytes:
+                   tape: Sequence[Liquidation] = (), live: Collection[str] = (),
+                   spot: bool = False) -> bytes:
     """The heatmap as PNG bytes (in memory), ``size`` pixels; see :func:`heatmap_figure`."""
     return style.to_png(heatmap_figure(
         candles, heatmap, clusters, symbol=symbol, exchange=exchange, timeframe=timeframe,
-        window_label=window_label, size=size, top_n=top_n, tape=tape, live=live))
+        window_label=window_label, size=size, top_n=top_n, tape=tape, live=live, spot=spot))
 
 
 def _candle_ms(c: Candles) -> int:
@@ -142,9 +145,37 @@ def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float,
 
 
 def _cmap() -> Colormap:
-    """The heatmap colormap; empty and below-scale buckets take its darkest colour."""
+    """The heatmap colormap. Empty buckets show the panel background; buckets below the scale
+    take the darkest colour, which stays distinct from that background."""
     base = mpl.colormaps[style.HEATMAP_CMAP]
-    return base.with_extremes(bad=base(0.0), under=base(0.0))
+    return base.with_extremes(bad=style.PANEL, under=base(0.0))
+
+
+def _colour_bar(fig: Figure, mesh: ScalarMappable, label: str) -> None:
+    """Log colour bar whose ticks end at the scale's top value (the brightest bucket)."""
+    cax = fig.add_axes(_LAYOUT["cbar"])
+    cb = fig.colorbar(mesh, cax=cax)
+    vmin, vmax = float(mesh.norm.vmin), float(mesh.norm.vmax)
+    ticks = LogLocator(subs=(1.0, 2.0, 5.0)).tick_values(vmin, vmax)
+    # Keep the round ticks that leave room for the top label (log distance ≥ 0.15 decades).
+    kept = [float(t) for t in ticks if vmin <= t <= vmax / 1.4]
+    cax.yaxis.set_major_locator(FixedLocator([*kept, vmax]))
+    cax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.money(v)))
+    cax.yaxis.set_minor_locator(NullLocator())  # minor log ticks cost ~10 ms, add nothing
+    cb.outline.set_edgecolor(style.GRID)
+    cax.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
+    cb.set_label(label, color=style.TEXT, fontsize=style.FONT_PT["label"])
+
+
+def _note_short_history(ax: Axes, first_ms: int) -> None:
+    """Say why the left part of the window is dim: the data starts less than one window before
+    it, so positions opened before the data are missing from the book."""
+    ax.text(0.01, 0.02, f"No candles before {fmt.utc_text(first_ms)} UTC: positions opened "
+            "earlier are unknown,\nso the left part of this window is under-filled "
+            "(the data is shorter than twice the window).",
+            transform=ax.transAxes, ha="left", va="bottom", color=style.TEXT,
+            fontsize=style.FONT_PT["note"], zorder=6, gid="history-note",
+            bbox={"boxstyle": "round,pad=0.3", "fc": style.BG, "ec": style.GRID, "alpha": 0.85})
 
 
 def _draw_price(ax: Axes, win: Candles, step_ms: int) -> None:
@@ -176,35 +207,31 @@ def _draw_tape(ax: Axes, tape: Sequence[Liquidation], x0: float, x1: float) -> N
                label="real liquidations (tape)", gid="tape")
 
 
-def _draw_clusters(ax: Axes, clusters: Sequence[Cluster], ylo: float, yhi: float,
+def _draw_clusters(fig: Figure, ax: Axes, zones: Sequence[Cluster], ylo: float, yhi: float,
                    live: Collection[str] = ()) -> None:
-    """Label clusters at the right edge; a bracket marks the visible part of each cluster's
-    price range. Clusters entirely outside the range are pinned to the top/bottom edge with an
-    arrow.
-    """
-    if not clusters:
+    """Label visible zones in the right margin, each joined by a leader line to a bracket
+    that marks the zone's visible price range at the right edge of the plot."""
+    if not zones:
         return
     span = yhi - ylo
-    where = [anchor(c, ylo, yhi) for c in clusters]
-    want = [(c.price if a is None else a) - ylo for c, a in zip(clusters, where, strict=True)]
-    ys = spread([w / span for w in want], gap=0.055, lo=0.03, hi=0.97)
+    at = [anchor(z, ylo, yhi) for z in zones]
+    ys = spread([((ylo if a is None else a) - ylo) / span for a in at], gap=_LABEL_GAP,
+                lo=0.04, hi=0.96)
+    _x0, y0, _w, h = _LAYOUT["main"]
     trans = ax.get_yaxis_transform()  # x in axes fraction, y in data
-    for c, at, y in zip(clusters, where, ys, strict=True):
-        colour = style.SHORT if c.side == "short" else style.LONG
-        text = cluster_label(c) + (" · LIVE" if c.id in live else "")
-        if at is None:
-            text = ("↑ " if c.price > yhi else "↓ ") + text
-        else:
-            ax.plot([0.99, 0.99], [max(c.low, ylo), min(c.high, yhi)], transform=trans,
-                    color=colour, linewidth=8, solid_capstyle="butt", clip_on=False)
-        arrow = None if at is None else {"arrowstyle": "-", "color": colour, "lw": 1.2}
-        ax.annotate(text, xy=(0.985, min(max(c.price if at is None else at, ylo), yhi)),
-                    xycoords=trans, xytext=(0.975, ylo + y * span), textcoords=trans,
-                    ha="right", va="center", color=style.TEXT, fontsize=style.FONT_PT["note"],
-                    fontweight="bold", parse_math=False,
-                    bbox={"boxstyle": "round,pad=0.3", "fc": style.BG, "ec": colour,
-                          "alpha": 0.85},
-                    arrowprops=arrow, gid="cluster")
+    for z, a, y in zip(zones, at, ys, strict=True):
+        colour = style.SHORT if z.side == "short" else style.LONG
+        ax.plot([0.992, 0.992], [max(z.low, ylo), min(z.high, yhi)], transform=trans,
+                color=colour, linewidth=7, solid_capstyle="butt", clip_on=False, zorder=5)
+        text = cluster_label(z, sep=" · LIVE\n" if z.id in live else "\n")
+        ax.annotate(text, xy=(1.0, ylo if a is None else a), xycoords=trans,
+                    xytext=(_LABEL_X, y0 + y * h), textcoords="figure fraction",
+                    ha="left", va="center", color=style.TEXT, fontsize=style.FONT_PT["note"],
+                    fontweight="bold", parse_math=False, annotation_clip=False,
+                    bbox={"boxstyle": "round,pad=0.3", "fc": style.BG, "ec": colour},
+                    arrowprops={"arrowstyle": "-", "color": colour, "lw": 1.2, "alpha": 0.8,
+                                "shrinkA": 0, "shrinkB": 0},
+                    gid="cluster")
 
 
 def _axes_labels(ax: Axes) -> None:
@@ -212,6 +239,7 @@ def _axes_labels(ax: Axes) -> None:
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=mdates.UTC))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.price_text(v)))
+    ax.tick_params(axis="y", right=True, labelright=True)  # price on both sides
     ax.set_ylabel("Price (USD)", color=style.TEXT, fontsize=style.FONT_PT["label"])
     ax.set_xlabel("Time (UTC)", color=style.TEXT, fontsize=style.FONT_PT["label"])
     leg = ax.legend(loc="upper left", fontsize=style.FONT_PT["note"], framealpha=0.7,

@@ -5,13 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.fmt import money, price_text
-from estimator import Cluster
+from estimator import Cluster, top
+from estimator.clusters import merge_touching
 
 
-def cluster_label(c: Cluster) -> str:
-    """ "$1.0B shorts 94,000–94,400 (+2.1%)": size, side, price range (USD), distance from price."""
-    return (f"{money(c.notional_usd)} {c.side}s {price_text(c.low)}–{price_text(c.high)} "
+def cluster_label(c: Cluster, sep: str = " ") -> str:
+    """ "$1.0B shorts 94,000–94,400 (+2.1%)": size, side, price range (USD), distance from price.
+    ``sep`` goes between the side and the range ("\n" for a two-line label)."""
+    return (f"{money(c.notional_usd)} {c.side}s{sep}{price_text(c.low)}–{price_text(c.high)} "
             f"({c.distance_pct:+.1f}%)")
+
+
+def visible_zones(clusters: Sequence[Cluster], lo: float, hi: float, n: int) -> list[Cluster]:
+    """The ``n`` largest zones per side (touching clusters merged) that reach into the visible
+    price range [lo, hi] (USD): what a chart labels. Zones entirely off the chart are left out,
+    however large, so that the labels name the bands the reader sees."""
+    zones = merge_touching(clusters)
+    return top([z for z in zones if anchor(z, lo, hi) is not None], n)
 
 
 def anchor(c: Cluster, lo: float, hi: float) -> float | None:

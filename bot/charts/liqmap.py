@@ -13,12 +13,12 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 from bot import fmt
 from bot.charts import style
-from bot.charts.labels import anchor, cluster_label
-from estimator import Book, Cascade, Cluster, top
+from bot.charts.labels import anchor, cluster_label, visible_zones
+from estimator import Book, Cascade, Cluster
 
 _LAYOUT = (0.075, 0.1, 0.85, 0.72)  # main axes: left, bottom, width, height (figure fraction)
 _MAX_BARS = 160  # buckets are merged so bars stay ≥ ~7 px wide
@@ -26,18 +26,27 @@ _ROW = 0.07  # height of one cluster-label row (axes fraction)
 
 
 def leverage_colours(n: int) -> list[tuple[float, float, float, float]]:
-    """One colour per leverage band, low → high leverage, from a perceptual colormap."""
-    cmap = mpl.colormaps["plasma"]
-    return [cmap(0.2 + 0.7 * i / max(n - 1, 1)) for i in range(n)]
+    """One colour per leverage band, low → high leverage, cool to warm: the Okabe–Ito colours
+    (``style.LEVERAGE``), distinct with every common colour-vision deficiency. Up to 5 bands
+    spread over the first five; 6–7 add vermillion and green; more fall back to cividis."""
+    if n <= len(style.LEVERAGE):
+        five = len(style.LEVERAGE) - 2
+        picks = (range(n) if n > five
+                 else [round(i * (five - 1) / max(n - 1, 1)) for i in range(n)])
+        return [mpl.colors.to_rgba(style.LEVERAGE[i]) for i in picks]
+    cmap = mpl.colormaps["cividis"]
+    return [cmap(0.2 + 0.8 * i / (n - 1)) for i in range(n)]
 
 
 def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
                timeframe: str, size: tuple[int, int] = (1600, 1000), top_n: int = 3,
-               span_pct: float = 15.0, path: Cascade | None = None) -> Figure:
+               span_pct: float = 15.0, path: Cascade | None = None,
+               spot: bool = False) -> Figure:
     """Build the liquidation-map Figure (not yet rendered) — tests inspect its artists.
 
-    Shows prices within ±``span_pct`` % of ``book.last_price``; the ``top_n`` largest clusters
-    per side are labelled (clusters outside the range are pinned to its edge). ``size`` in px.
+    Shows prices within ±``span_pct`` % of ``book.last_price``; the ``top_n`` largest zones
+    (touching clusters merged) per side inside that range are labelled. ``size`` in px.
+    ``spot``: the candles are spot (see :func:`style.chart_title`).
     ``path`` (the /ifbreak variant): the range from price to its target is shaded and the
     cumulative curve is read off at the target; the span widens to show the target.
     """
@@ -60,7 +69,8 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
     peak = float(bottom.max()) if bottom.size else 0.0
     ax.set_xlim(lo, hi)
     ax2 = _draw_cumulative(ax, edges, long_by_lev.sum(axis=0), short_by_lev.sum(axis=0), last)
-    rows = _draw_clusters(ax, ax2, top(clusters, top_n), lo, hi, size[0] * _LAYOUT[2])
+    rows = _draw_clusters(ax, ax2, visible_zones(clusters, lo, hi, top_n), lo, hi,
+                          size[0] * _LAYOUT[2])
     ax.set_ylim(0, (peak if peak > 0 else 1.0) * (1.08 + _ROW * 1.25 * rows))
     _draw_current(ax, last)
     if path is not None:
@@ -68,7 +78,7 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
     if peak <= 0:
         ax.text(0.5, 0.5, "No estimated liquidations in this range", transform=ax.transAxes,
                 ha="center", va="center", color=style.MUTED, fontsize=style.FONT_PT["label"])
-    _axes_labels(ax, ax2, edges)
+    _axes_labels(ax, ax2, edges, book.proxy, empty=peak <= 0)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     leg = fig.legend(handles=handles, loc="center left", bbox_to_anchor=(_LAYOUT[0], 0.872),
                      ncol=len(handles), fontsize=style.FONT_PT["note"], frameon=False,
@@ -76,7 +86,8 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
     leg.set_gid("legend")
     long_total = float(long_by_lev.sum())
     short_total = float(short_by_lev.sum())
-    fig.text(_LAYOUT[0], 0.955, f"{symbol} liquidation map · {exchange} · {timeframe}",
+    fig.text(_LAYOUT[0], 0.955,
+             style.chart_title("liquidation map", symbol, exchange, timeframe, spot=spot),
              color=style.TEXT, fontsize=style.FONT_PT["title"], fontweight="bold", ha="left",
              va="center", gid="title")
     fig.text(_LAYOUT[0], 0.913,
@@ -91,11 +102,12 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
 
 def render_map(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
                timeframe: str, size: tuple[int, int] = (1600, 1000), top_n: int = 3,
-               span_pct: float = 15.0, path: Cascade | None = None) -> bytes:
+               span_pct: float = 15.0, path: Cascade | None = None,
+               spot: bool = False) -> bytes:
     """The liquidation map as PNG bytes (in memory), ``size`` pixels; see :func:`map_figure`."""
     return style.to_png(map_figure(book, clusters, symbol=symbol, exchange=exchange,
                                    timeframe=timeframe, size=size, top_n=top_n,
-                                   span_pct=span_pct, path=path))
+                                   span_pct=span_pct, path=path, spot=spot))
 
 
 def _visible(book: Book, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -202,7 +214,8 @@ def _draw_clusters(ax: Axes, ax_top: Axes, clusters: Sequence[Cluster], lo: floa
         text = cluster_label(c)
         at = anchor(c, lo, hi)
         if at is not None:
-            ax.axvspan(max(c.low, lo), min(c.high, hi), color=colour, alpha=0.18, linewidth=0)
+            ax.axvspan(max(c.low, lo), min(c.high, hi), color=colour, alpha=0.18, linewidth=0,
+                       zorder=0.5)  # behind the bars: their leverage colours stay true
         else:
             text = f"← {text}" if c.price < lo else f"{text} →"
         width = (len(text) + 2) * char
@@ -223,14 +236,18 @@ def _draw_clusters(ax: Axes, ax_top: Axes, clusters: Sequence[Cluster], lo: floa
     return len(placed)
 
 
-def _axes_labels(ax: Axes, ax2: Axes, edges: np.ndarray) -> None:
+def _axes_labels(ax: Axes, ax2: Axes, edges: np.ndarray, proxy: bool, empty: bool) -> None:
+    """Axis formats and titles; an empty map has no notional scale to show (no ticks)."""
     money = FuncFormatter(lambda v, _p: fmt.money(v))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.price_text(v)))
-    ax.yaxis.set_major_formatter(money)
-    ax2.yaxis.set_major_formatter(money)
+    for axis in (ax.yaxis, ax2.yaxis):
+        if empty:
+            axis.set_major_locator(NullLocator())
+        axis.set_major_formatter(money)
     width_pct = (edges[1] / edges[0] - 1) * 100 if len(edges) > 1 else 0.0
+    unit = style.unit_text(proxy)
     ax.set_xlabel("Price (USD)", color=style.TEXT, fontsize=style.FONT_PT["label"])
-    ax.set_ylabel(f"Est. liquidations per {width_pct:.2g} % bar (USD)",
+    ax.set_ylabel(f"Est. liquidations per {width_pct:.2g} % bar {unit}",
                   color=style.TEXT, fontsize=style.FONT_PT["label"])
-    ax2.set_ylabel("Cumulative from price (USD)", color=style.TEXT,
+    ax2.set_ylabel(f"Cumulative from price {unit}", color=style.TEXT,
                    fontsize=style.FONT_PT["label"])

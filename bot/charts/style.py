@@ -23,11 +23,32 @@ LONG = "#26a69a"  # longs get liquidated below price (green, as on exchange scre
 SHORT = "#ef5350"  # shorts above price (red)
 ACCENT = "#ffd54f"  # cluster labels
 HEATMAP_CMAP = "viridis"  # perceptually uniform, readable on dark backgrounds
+# Leverage bands, low → high: Okabe–Ito blue, sky blue, reddish purple, orange, yellow, then
+# vermillion and bluish green (kept last: they resemble the short/long colours).
+LEVERAGE = ("#0072B2", "#56B4E9", "#CC79A7", "#E69F00", "#F0E442", "#D55E00", "#009E73")
 
 FONT_PT = {"title": 17, "label": 13, "tick": 12, "note": 12, "footer": 11}  # all ≥ 10 pt
 
 FOOTER = "Estimate, not exchange data"
 PROXY_NOTE = "volume proxy (no open interest)"
+
+
+def chart_title(what: str, symbol: str, source: str, timeframe: str, window: str = "",
+                spot: bool = False) -> str:
+    """ "BTC/USDT:USDT liquidation heatmap · binance · 1h · 24h". ``spot``: the candles are spot,
+    so the perpetual symbol is not shown ("BTC spot …"); the timeframe is left out when the
+    source label already names it."""
+    name = f"{symbol.split('/')[0]} spot" if spot else symbol
+    parts = [f"{name} {what}", source]
+    if timeframe not in source.split():
+        parts.append(timeframe)
+    return " · ".join([*parts, window] if window else parts)
+
+
+def unit_text(proxy: bool) -> str:
+    """The unit of a notional scale: USD, or proxy units when sizes come from the volume
+    proxy (the "$" on the ticks is then not dollars of open interest)."""
+    return "(proxy units, not USD)" if proxy else "(USD)"
 
 
 def footer_text(proxy: bool) -> str:

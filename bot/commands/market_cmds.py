@@ -11,7 +11,7 @@ from bot.commands.reply import Button, Caller, Reply
 from bot.errors import UserInputError
 from bot.estimates import WINDOWS_H, Estimate
 from bot.fmt import money, price_text, utc_text
-from bot.market.replay import replay_label
+from bot.market.replay import replay_is_spot, replay_label
 from bot.tape.alerts import live_clusters
 from bot.tape.events import Liquidation
 from estimator import top
@@ -130,7 +130,8 @@ async def heatmap(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
     def render() -> bytes:
         return render_heatmap(est.snapshot.candles, est.heatmap(window), est.clusters,
                               symbol=symbol, exchange=exchange_label(core), window_label=window,
-                              timeframe=est.snapshot.timeframe, tape=tape, live=live)
+                              timeframe=est.snapshot.timeframe, tape=tape, live=live,
+                              spot=source_is_spot(core))
 
     png = await core.render(ChartKey(symbol, "heatmap", window, version), render)
     return Reply(f"{symbol} liquidation heatmap, {window} · {DISCLAIMER}"
@@ -148,7 +149,8 @@ async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
 
     def render() -> bytes:
         return render_map(est.book, est.clusters, symbol=symbol, exchange=exchange_label(core),
-                          timeframe=est.snapshot.timeframe, path=path)
+                          timeframe=est.snapshot.timeframe, path=path,
+                          spot=source_is_spot(core))
 
     key = f"{path.target:.10g}" if path is not None else ""
     png = await core.render(ChartKey(symbol, "map", key, est.version), render)
@@ -182,6 +184,12 @@ def exchange_label(core: CommandCore) -> str:
     if src.kind == "replay":
         return replay_label(src.path)
     return "+".join(src.exchanges)
+
+
+def source_is_spot(core: CommandCore) -> bool:
+    """Whether the charts' candles are spot (the bundled replay file), not perpetuals."""
+    src = core.config.source
+    return src.kind == "replay" and replay_is_spot(src.path)
 
 
 async def status(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:

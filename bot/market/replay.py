@@ -304,8 +304,15 @@ def _compact(symbol: str) -> str:
 
 
 def replay_label(path: str | Path | None) -> str:
-    """How charts and /status name a replay source ("" / None = the bundled file)."""
-    return "replay: " + (Path(path).name if path else "Coinbase BTC-USD 1h")
+    """How charts and /status name a replay source ("" / None = the bundled file). No
+    timeframe: charts print it next to the label."""
+    return "replay: " + (Path(path).name if path else "Coinbase BTC-USD")
+
+
+def replay_is_spot(path: str | Path | None) -> bool:
+    """Whether the replayed candles are spot, not perpetual: the bundled file is Coinbase
+    BTC-USD spot; any other file is taken to be what ``liqbot record`` writes (perpetuals)."""
+    return not path
 
 
 def timeframe_of(candles: Candles) -> str:
