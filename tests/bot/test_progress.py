@@ -4,7 +4,9 @@ INFO lines ("recompute") only with -v."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
+import io
 import os
 import pty
 import re
@@ -18,6 +20,7 @@ import pytest
 
 from bot.cli import main
 from bot.progress import LinesAbove, Progress
+from tests.bot.test_calibrate_cli import files  # noqa: F401  (fixture)
 
 BUNDLED = Path(__file__).resolve().parents[2] / "bot" / "data" / "btcusd_coinbase_1h.csv"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -113,3 +116,30 @@ def test_lines_above_a_hidden_bar_pass_through(capsys):
     stream.write("o\n")
     bar.close()
     assert capsys.readouterr().out == "one\ntwo\n"
+
+
+def test_calibrate_bar_on_a_terminal_only(files, tmp_path, capsys):
+    candles, liq, _ = files
+    args = ["calibrate", "--candles", str(candles), "--liquidations", str(liq), "--json"]
+    raw = in_terminal(args, tmp_path)
+    assert "calibrate:" in raw and "%|" in raw
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and out.lstrip().startswith("{")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_timed_bar_counts_seconds_and_returns_the_result():
+    async def work() -> str:
+        await asyncio.sleep(1.2)
+        return "done"
+
+    screen = Terminal()
+    with Progress("recording", total=60, unit="s", file=screen) as bar:
+        assert await bar.timed(work()) == "done"
+        assert 1 <= bar.bar.n < 60  # whole seconds elapsed, of 60
+    assert "recording:" in screen.getvalue()
