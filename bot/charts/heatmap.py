@@ -29,7 +29,7 @@ from estimator import Candles, Cluster, Heatmap
 from estimator.candles import FloatArray
 
 # Main axes, then (after the right price axis) a margin for zone labels, then the colour bar.
-_LAYOUT = {"main": (0.07, 0.11, 0.62, 0.76), "cbar": (0.93, 0.11, 0.013, 0.76)}
+_LAYOUT = {"main": (0.07, 0.11, 0.62, 0.76), "cbar": (0.912, 0.11, 0.013, 0.76)}
 _LABEL_X = 0.743  # left edge of the zone labels (figure fraction), right of the price ticks
 _LABEL_GAP = 0.075  # vertical room of one two-line label (axes fraction)
 _MAX_DECADES = 3.0  # colour range kept below the brightest bucket, in powers of ten

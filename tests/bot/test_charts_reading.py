@@ -155,6 +155,11 @@ def test_heatmap_says_when_its_window_starts_before_enough_history():
                            window_label="30d", **LABELS)  # 80 h of data before 720 h shown
     (note,) = by_gid(short, "history-note")
     assert "No candles before" in note and "under-filled" in note
+    short.canvas.draw()  # six-digit prices: every text (labels, colour-bar title) fits
+    renderer = short.canvas.get_renderer()
+    for t in texts(short):
+        box = t.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= 1600 and box.y0 >= 0 and box.y1 <= 1000, t.get_text()
     long = heatmap_figure(c, build_heatmap(c, columns=100, start=len(c) - 168), [],
                           window_label="7d", **LABELS)
     assert by_gid(long, "history-note") == []
