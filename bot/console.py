@@ -37,10 +37,25 @@ class ConsoleNotifier:
         self.sent: deque[Alert] = deque(maxlen=keep)
         self.count = 0
 
-    async def send(self, chat: Chat, alert: Alert) -> None:
+    async def send(self, chat: Chat, alert: Alert) -> str:
+        """Print the alert on one line; its id is its number in this process."""
         self.sent.append(alert)
         self.count += 1
-        print(f"ALERT {alert.text}", file=self.out, flush=True)
+        print(f"ALERT {one_line(alert.text)}", file=self.out, flush=True)
+        return str(self.count)
+
+    async def edit(self, chat: Chat, alert: Alert) -> None:
+        """A terminal cannot edit a printed line: the update is a new line saying which
+        alert it updates (the approach message of that cluster, its timeline included)."""
+        self.sent.append(alert)
+        self.count += 1
+        print(f"ALERT (updates the earlier alert on this cluster) {one_line(alert.text)}",
+              file=self.out, flush=True)
+
+
+def one_line(text: str) -> str:
+    """An alert's lines (message, timeline) joined with " · " for a line-per-alert log."""
+    return " · ".join(part for part in text.splitlines() if part)
 
 
 class ConsoleAdapter:

@@ -18,7 +18,8 @@ import hashlib
 import logging
 import traceback
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from functools import partial
 from io import BytesIO
 from typing import Any
@@ -40,6 +41,7 @@ from bot.discord_embeds import alert_embed, clip, reply_embed
 from bot.dispatcher import Alert
 from bot.errors import (
     ConfigError,
+    EditFailedError,
     PermanentDeliveryError,
     RejectedDeliveryError,
     TransientDeliveryError,
@@ -288,37 +290,34 @@ class DiscordNotifier:
         self.chart = chart
         self.online = False  # logged in (the HTTP session exists); set by the adapter
 
-    async def send(self, chat: Chat, alert: Alert) -> None:
-        if not self.online:
-            raise TransientDeliveryError("discord client not logged in", retry_after_s=5.0)
-        try:
-            channel = self.client.get_partial_messageable(int(chat.chat_id))
-        except ValueError as exc:
-            raise PermanentDeliveryError(f"not a Discord channel id: {chat.chat_id!r}") from exc
+    async def send(self, chat: Chat, alert: Alert) -> str:
+        """Post the alert (with the symbol's map when charts are on); returns the message id."""
+        channel = self._channel(chat)
         embed = alert_embed(alert, chat.timezone)
         kwargs: dict[str, Any] = {}
         png = await self._chart(alert.event)
         if png is not None:
             embed, kwargs["file"] = _with_image(embed, png)
+        with _delivery_errors(chat):
+            msg = await channel.send(embed=embed, nonce=alert_nonce(alert.dedupe_key), **kwargs)
+        return str(msg.id)
+
+    async def edit(self, chat: Chat, alert: Alert) -> None:
+        """Replace the embed of message ``alert.updates`` (PATCH; an attached map stays as a
+        file). Unknown Message (deleted) → EditFailedError: the update goes out as new."""
+        channel = self._channel(chat)
+        assert alert.updates is not None
+        message = channel.get_partial_message(int(alert.updates))
+        with _delivery_errors(chat, editing=True):
+            await message.edit(embed=alert_embed(alert, chat.timezone))
+
+    def _channel(self, chat: Chat) -> discord.PartialMessageable:
+        if not self.online:
+            raise TransientDeliveryError("discord client not logged in", retry_after_s=5.0)
         try:
-            await channel.send(embed=embed, nonce=alert_nonce(alert.dedupe_key), **kwargs)
-        except (discord.Forbidden, discord.NotFound) as exc:  # no access, channel deleted
-            raise PermanentDeliveryError(f"Discord {exc.status} in channel {chat.chat_id}: "
-                                         f"{exc.text or 'no access'}") from exc
-        except discord.RateLimited as exc:
-            raise TransientDeliveryError("Discord rate limit", exc.retry_after) from exc
-        except discord.DiscordServerError as exc:
-            raise TransientDeliveryError(f"Discord {exc.status}") from exc
-        except discord.HTTPException as exc:
-            if exc.status == 429:  # still limited after discord.py's retries (or Cloudflare's)
-                raise TransientDeliveryError("Discord 429 after retries", 5.0) from exc
-            if 400 <= exc.status < 500 and exc.status != 401:  # refused (400, 413, …): fail
-                log.warning("discord: alert to channel %s rejected: %s %s", chat.chat_id,
-                            exc.status, exc.text)
-                raise RejectedDeliveryError(f"Discord {exc.status}: {exc.text}") from exc
-            raise TransientDeliveryError(f"Discord {exc.status}") from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise TransientDeliveryError(f"Discord unreachable: {type(exc).__name__}") from exc
+            return self.client.get_partial_messageable(int(chat.chat_id))
+        except ValueError as exc:
+            raise PermanentDeliveryError(f"not a Discord channel id: {chat.chat_id!r}") from exc
 
     async def _chart(self, event: AlertEvent) -> Reply | None:
         if self.chart is None:
@@ -329,6 +328,40 @@ class DiscordNotifier:
             log.exception("alert chart for %s failed; sending without it", event.symbol)
             return None
         return reply if reply is not None and reply.png is not None else None
+
+
+UNKNOWN_MESSAGE = 10008  # Discord's JSON error code for a deleted / unknown message
+
+
+@contextmanager
+def _delivery_errors(chat: Chat, editing: bool = False) -> Iterator[None]:
+    """discord.py errors of an alert post (or edit) → the dispatcher's delivery errors."""
+    try:
+        yield
+    except discord.NotFound as exc:
+        if editing and exc.code == UNKNOWN_MESSAGE:
+            raise EditFailedError(f"Discord 404: {exc.text}") from exc
+        raise PermanentDeliveryError(f"Discord {exc.status} in channel {chat.chat_id}: "
+                                     f"{exc.text or 'not found'}") from exc
+    except discord.Forbidden as exc:  # no access, channel deleted
+        raise PermanentDeliveryError(f"Discord {exc.status} in channel {chat.chat_id}: "
+                                     f"{exc.text or 'no access'}") from exc
+    except discord.RateLimited as exc:
+        raise TransientDeliveryError("Discord rate limit", exc.retry_after) from exc
+    except discord.DiscordServerError as exc:
+        raise TransientDeliveryError(f"Discord {exc.status}") from exc
+    except discord.HTTPException as exc:
+        if exc.status == 429:  # still limited after discord.py's retries (or Cloudflare's)
+            raise TransientDeliveryError("Discord 429 after retries", 5.0) from exc
+        if 400 <= exc.status < 500 and exc.status != 401:  # refused (400, 413, …): fail
+            if editing:  # e.g. a message that can no longer be edited: send a new one
+                raise EditFailedError(f"Discord {exc.status}: {exc.text}") from exc
+            log.warning("discord: alert to channel %s rejected: %s %s", chat.chat_id,
+                        exc.status, exc.text)
+            raise RejectedDeliveryError(f"Discord {exc.status}: {exc.text}") from exc
+        raise TransientDeliveryError(f"Discord {exc.status}") from exc
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise TransientDeliveryError(f"Discord unreachable: {type(exc).__name__}") from exc
 
 
 def _with_image(embed: discord.Embed, chart: Reply) -> tuple[discord.Embed, discord.File]:

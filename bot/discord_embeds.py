@@ -22,6 +22,7 @@ ERROR_COLOUR = discord.Colour(0xFFA000)
 LEVEL_COLOUR = discord.Colour(0xFFD54F)
 SIDE_COLOUR = {"long": discord.Colour.from_str(LONG), "short": discord.Colour.from_str(SHORT)}
 ALERT_TITLE = {EventKind.APPROACH: "Approaching a liquidation cluster",
+               EventKind.INSIDE: "Price inside a liquidation cluster",
                EventKind.BREAK: "Cluster broken", EventKind.NEW_CLUSTER: "New liquidation cluster",
                EventKind.LEVEL_CROSS: "Your level was crossed",
                EventKind.LIQUIDATIONS: "Real liquidations"}

@@ -20,6 +20,12 @@ is *held*: none of its rows is fetched until its retry time, while the other cha
 platform's pace (the notifiers' own rate limiters set it). A pass keeps fetching newly due rows
 while slow sends are in flight, so one failing chat does not delay the others' alerts.
 
+Lifecycle. Approach, inside and break of one (chat, cluster) update one message
+(:mod:`bot.alerts.lifecycle`): a notifier's ``send`` returns the platform's message id, kept
+with the row's 'sent' in one transaction (:meth:`Store.mark_sent_thread`); a later step of that
+thread calls the notifier's ``edit`` with it. An :class:`~bot.errors.EditFailedError` (message
+deleted, too old) or a notifier without ``edit`` sends the update as a new message.
+
 Stop. :meth:`Dispatcher.close` stops new sends; sends in flight may finish; a send cancelled
 (the service's stop budget ran out) puts its row back to 'pending' (:meth:`Store.release`), so
 nothing is left 'sending' by a clean stop.
@@ -37,12 +43,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
+from bot.alerts import lifecycle
 from bot.alerts.events import AlertEvent
 from bot.alerts.messages import render
-from bot.errors import PermanentDeliveryError, RejectedDeliveryError, TransientDeliveryError
+from bot.errors import (
+    EditFailedError,
+    PermanentDeliveryError,
+    RejectedDeliveryError,
+    TransientDeliveryError,
+)
 from bot.store import Chat, OutboxRow, Store, now_ms
 
 log = logging.getLogger(__name__)
@@ -50,21 +62,26 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Alert:
-    """What a notifier sends: the neutral text, the typed event and its dedupe key."""
+    """What a notifier sends: the neutral text, the typed event and its dedupe key;
+    ``updates``: the platform id of the message this alert edits (None: a new message)."""
 
     text: str
     event: AlertEvent
     dedupe_key: str
+    updates: str | None = None
 
 
 class Notifier(Protocol):
     """A chat platform adapter. Raise PermanentDeliveryError when the chat can never receive
     (blocked, deleted), RejectedDeliveryError when the platform refused this one message,
     TransientDeliveryError when a retry may work; chain the platform's exception with
-    ``from exc``. Optional: ``wait_s(chat) -> float``, seconds before ``chat`` could receive
-    without waiting (its platform rate limit); the dispatcher holds the chat meanwhile."""
+    ``from exc``. ``send`` returns the platform's id of the message (None if it has none).
+    Optional: ``wait_s(chat) -> float``, seconds before ``chat`` could receive without waiting
+    (its platform rate limit); the dispatcher holds the chat meanwhile. Optional:
+    ``async edit(chat, alert)`` replaces the text of message ``alert.updates``; raises
+    EditFailedError when that message cannot be edited (then a new message is sent)."""
 
-    async def send(self, chat: Chat, alert: Alert) -> None: ...
+    async def send(self, chat: Chat, alert: Alert) -> str | None: ...
 
 
 @dataclass
@@ -215,11 +232,16 @@ class Dispatcher:
     async def _send_row(self, row: OutboxRow, stats: DispatchStats) -> bool:
         """Send one claimed row and settle it; False when the chat's later rows must wait."""
         notifier = self.notifiers[row.chat.platform]
-        alert = Alert(text=render(row.event, row.chat.timezone), event=row.event,
-                      dedupe_key=row.dedupe_key)
+        step = None
+        if row.event.kind in lifecycle.KINDS:
+            step = lifecycle.plan(row.event, self.store.thread(row.chat.id, row.event.ref))
+            text = lifecycle.text(row.event, step.timeline, row.chat.timezone)
+        else:
+            text = render(row.event, row.chat.timezone)
+        alert = Alert(text=text, event=row.event, dedupe_key=row.dedupe_key)
         try:
             async with asyncio.timeout(self.send_timeout_s):
-                await notifier.send(row.chat, alert)
+                message_id = await self._deliver(notifier, row, alert, step)
         except asyncio.CancelledError:
             self.store.release(row.id)  # stopped mid-send: pending again for the next start
             raise
@@ -244,9 +266,29 @@ class Dispatcher:
             self._retry_or_give_up(row, exc, stats)
             return False
         # Commit 'sent' straight away: this is the only at-least-once window.
-        self.store.mark_sent(row.id, self.clock())
+        if step is not None and message_id is not None:
+            self.store.mark_sent_thread(row.id, self.clock(), row.chat.id, row.event.ref,
+                                        message_id, step.timeline, step.closed)
+        else:
+            self.store.mark_sent(row.id, self.clock())
         stats.sent += 1
         return True
+
+    async def _deliver(self, notifier: Notifier, row: OutboxRow, alert: Alert,
+                       step: lifecycle.Plan | None) -> str | None:
+        """Edit the thread's message when the plan says so and the platform can; otherwise,
+        or when the edit fails, send a new message. Returns the message id."""
+        edit = getattr(notifier, "edit", None)
+        if step is not None and step.edit_id is not None and edit is not None:
+            try:
+                await edit(row.chat, replace(alert, updates=step.edit_id))
+                return step.edit_id
+            except EditFailedError as exc:
+                log.info("outbox: %s chat %s: message %s cannot be edited (%s); sending the "
+                         "update as a new message", row.chat.platform, row.chat.chat_id,
+                         step.edit_id, exc)
+        sent = await notifier.send(row.chat, alert)
+        return None if sent is None else str(sent)
 
     def _retry_or_give_up(self, row: OutboxRow, exc: Exception, stats: DispatchStats) -> None:
         """Back off this row, and hold its chat until then (its later rows wait with it)."""

@@ -72,6 +72,11 @@ class RejectedDeliveryError(DeliveryError):
     chat itself is fine. The outbox row fails at once; the chat stays active."""
 
 
+class EditFailedError(DeliveryError):
+    """The platform cannot edit that message (deleted, too old, not found): the dispatcher
+    sends the update as a new message instead."""
+
+
 class TransientDeliveryError(DeliveryError):
     """Delivery may succeed later (network, 5xx, rate limit); ``retry_after_s`` when known."""
 

@@ -38,6 +38,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.adapters import ChatAdapter
 from bot.alerts import EngineConfig, SymbolState, SymbolWatch, Tick, evaluate
 from bot.alerts.events import AlertEvent, EventKind
+from bot.alerts.threads import THREAD_KEEP_MS
 from bot.config import Config, model_params
 from bot.dispatcher import Dispatcher, Notifier
 from bot.errors import LiqBotError, MarketDataError
@@ -302,6 +303,7 @@ class Service:
 
     async def prune(self) -> None:
         n = self.store.prune_outbox(self.dispatcher.clock() - OUTBOX_KEEP_MS)
+        self.store.prune_threads(self.dispatcher.clock() - THREAD_KEEP_MS)
         if n:
             log.info("pruned %d old outbox rows", n)
         if self.tape is not None:

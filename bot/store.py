@@ -12,6 +12,8 @@ Public API (all methods synchronous; use from one thread at a time):
   :meth:`commit_tick` (state + clusters + outbox rows in one transaction).
 - outbox: :meth:`due`, :meth:`claim`, :meth:`mark_sent`, :meth:`mark_retry`,
   :meth:`mark_failed`, :meth:`recover_inflight`, :meth:`prune_outbox`.
+- alert threads (:class:`bot.alerts.threads.AlertThreads`): the message each (chat,
+  cluster) approach / inside / break updates.
 - liquidation tape (:class:`bot.tape.tables.TapeTables`): ``/subscribe_liqs`` subscriptions,
   recorded liquidations, and each symbol's last alerted window.
 - status: :meth:`subscriber_counts`, :meth:`pending_count`, :meth:`outbox_counts`,
@@ -34,6 +36,7 @@ import sqlite_utils
 
 from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
 from bot.alerts.events import AlertEvent
+from bot.alerts.threads import AlertThreads
 from bot.errors import LimitExceededError, StoreError, UserInputError
 from bot.redact import redact
 from bot import store_file
@@ -123,6 +126,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE tape_state (
             symbol TEXT PRIMARY KEY, flushed_ms INTEGER NOT NULL)""",
     ),
+    (  # v3: the message each (chat, cluster) alert thread edits (bot.alerts.threads)
+        """CREATE TABLE alert_threads (
+            chat INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+            ref TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            timeline TEXT NOT NULL,
+            closed INTEGER NOT NULL DEFAULT 0,
+            updated_ms INTEGER NOT NULL,
+            PRIMARY KEY (chat, ref))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -166,7 +179,7 @@ def _chat(row: dict[str, Any]) -> Chat:
                 active=bool(row["active"]), timezone=row["timezone"], language=row["language"])
 
 
-class Store(TapeTables):
+class Store(TapeTables, AlertThreads):
     """liqbot's SQLite store. ``Store(path)`` for a file, ``Store(memory=True)`` for tests."""
 
     def __init__(self, path: str | Path | None = None, *, memory: bool = False,

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -54,6 +55,7 @@ from bot.config import TelegramSection
 from bot.dispatcher import Alert
 from bot.errors import (
     ConfigError,
+    EditFailedError,
     PermanentDeliveryError,
     RejectedDeliveryError,
     TransientDeliveryError,
@@ -103,35 +105,70 @@ class TelegramNotifier:
             return limiter.wait_s(_chat_id(chat.chat_id))
         return 0.0
 
-    async def send(self, chat: Chat, alert: Alert) -> None:
+    async def send(self, chat: Chat, alert: Alert) -> str | None:
+        """Send the alert (split at 4096 characters); returns the first message's id."""
         if not self.started:
             raise TransientDeliveryError("the Telegram adapter is not running yet")
         thread = int(chat.thread_id) if chat.thread_id else None
-        try:
+        first: str | None = None
+        with _delivery_errors(chat):
             for chunk in split_html(alert.text):
-                await self.app.bot.send_message(_chat_id(chat.chat_id), chunk,
-                                                parse_mode=ParseMode.HTML,
-                                                message_thread_id=thread,
-                                                rate_limit_args=ALERT)
-        except Forbidden as exc:  # blocked by the user, kicked from the group
-            raise PermanentDeliveryError(f"forbidden: {exc.message}") from exc
-        except ChatMigrated as exc:
-            raise PermanentDeliveryError(
-                f"group became supergroup {exc.new_chat_id}; subscribe again there") from exc
-        except RetryAfter as exc:
-            raise TransientDeliveryError(f"flood control: {exc.message}",
-                                         retry_after_s=retry_after_s(exc)) from exc
-        except BadRequest as exc:  # before NetworkError: PTB's BadRequest subclasses it
-            log.warning("telegram: alert to chat %s (thread %s) rejected: %s", chat.chat_id,
+                msg = await self.app.bot.send_message(_chat_id(chat.chat_id), chunk,
+                                                      parse_mode=ParseMode.HTML,
+                                                      message_thread_id=thread,
+                                                      rate_limit_args=ALERT)
+                first = first or str(msg.message_id)
+        return first
+
+    async def edit(self, chat: Chat, alert: Alert) -> None:
+        """Replace the text of message ``alert.updates`` (editMessageText; editMessageCaption
+        for a photo). A message that cannot be edited (deleted, too old) → EditFailedError."""
+        if not self.started:
+            raise TransientDeliveryError("the Telegram adapter is not running yet")
+        assert alert.updates is not None
+        text = split_html(alert.text)[0]
+        target = {"chat_id": _chat_id(chat.chat_id), "message_id": int(alert.updates),
+                  "parse_mode": ParseMode.HTML, "rate_limit_args": ALERT}
+        with _delivery_errors(chat, editing=True):
+            try:
+                await self.app.bot.edit_message_text(text, **target)
+            except BadRequest as exc:
+                low = exc.message.lower()
+                if "not modified" in low:
+                    return  # a resend after a lost answer: already shows this text
+                if "no text in the message" not in low:
+                    raise
+                await self.app.bot.edit_message_caption(caption=text[:1024], **target)
+
+
+@contextmanager
+def _delivery_errors(chat: Chat, editing: bool = False) -> Iterator[None]:
+    """Telegram errors of an alert send (or edit) → the dispatcher's delivery errors."""
+    try:
+        yield
+    except Forbidden as exc:  # blocked by the user, kicked from the group
+        raise PermanentDeliveryError(f"forbidden: {exc.message}") from exc
+    except ChatMigrated as exc:
+        raise PermanentDeliveryError(
+            f"group became supergroup {exc.new_chat_id}; subscribe again there") from exc
+    except RetryAfter as exc:
+        raise TransientDeliveryError(f"flood control: {exc.message}",
+                                     retry_after_s=retry_after_s(exc)) from exc
+    except BadRequest as exc:  # before NetworkError: PTB's BadRequest subclasses it
+        if any(g in exc.message.lower() for g in GONE):
+            log.warning("telegram: chat %s (thread %s) is gone: %s", chat.chat_id,
                         chat.thread_id or "-", exc.message)
-            if any(g in exc.message.lower() for g in GONE):
-                raise PermanentDeliveryError(f"bad request: {exc.message}") from exc
-            # Neither transient nor a dead chat: this one message fails, the chat stays.
-            raise RejectedDeliveryError(f"bad request: {exc.message}") from exc
-        except NetworkError as exc:  # TimedOut, 5xx, connection errors
-            raise TransientDeliveryError(f"network: {exc.message}") from exc
-        except TelegramError as exc:  # InvalidToken, Conflict, …: not this chat's fault
-            raise TransientDeliveryError(f"{type(exc).__name__}: {exc.message}") from exc
+            raise PermanentDeliveryError(f"bad request: {exc.message}") from exc
+        if editing:  # message deleted, too old, not ours…: the update goes out as a new one
+            raise EditFailedError(f"bad request: {exc.message}") from exc
+        log.warning("telegram: alert to chat %s (thread %s) rejected: %s", chat.chat_id,
+                    chat.thread_id or "-", exc.message)
+        # Neither transient nor a dead chat: this one message fails, the chat stays.
+        raise RejectedDeliveryError(f"bad request: {exc.message}") from exc
+    except NetworkError as exc:  # TimedOut, 5xx, connection errors
+        raise TransientDeliveryError(f"network: {exc.message}") from exc
+    except TelegramError as exc:  # InvalidToken, Conflict, …: not this chat's fault
+        raise TransientDeliveryError(f"{type(exc).__name__}: {exc.message}") from exc
 
 
 class TelegramAdapter:

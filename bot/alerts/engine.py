@@ -10,6 +10,10 @@ Semantics (one symbol per call):
   edge (0 inside it) and the cluster is ≥ the subscription's ``min_usd``. Fires on *entering*
   the zone; the zone re-arms once the price is more than ``approach_pct + rearm_pct`` away.
   Zone state is kept per (cluster, approach %), shared by every subscription with that %.
+- ``inside``: the last price is inside a cluster (between its edges) whose approach zone is
+  already in for a subscription's % (the approach fired on an earlier tick). Fires once per
+  visit; re-arms once the price is more than ``rearm_pct`` outside the cluster. Delivered as an
+  edit of the approach message (:mod:`bot.alerts.lifecycle`).
 - ``break``: the traded range crossed the cluster's far edge coming from its near side (short
   cluster: high ≥ cluster high after a previous price below it; long: low ≤ cluster low).
   Re-arms when the price is back on the near side by ``rearm_pct`` beyond the near edge.
@@ -171,6 +175,7 @@ class SymbolState:
     zones: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # cid → pct → [in, epoch]
     zone_seq: dict[str, int] = field(default_factory=dict)  # cid → next approach epoch
     breaks: dict[str, list[int]] = field(default_factory=dict)  # cid → [armed, epoch]
+    inside: dict[str, list[int]] = field(default_factory=dict)  # cid → [in, next epoch]
     # cid → [peak, base, epoch]; peak = base = -1: re-base when next seen (OI mix changed)
     sizes: dict[str, list[float]] = field(default_factory=dict)
     oi_mix: str | None = None  # OI composition the sizes were measured under (None: unknown)
@@ -274,6 +279,7 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
     for c in clusters:
         seen[c.id] = tick.ts_ms
     sizes, breaks, zones = dict(state.sizes), dict(state.breaks), dict(state.zones)
+    insides = dict(state.inside)
     # A new OI composition rescales every cluster: sizes measured under the old one are not
     # comparable (an unknown old one, from a state written before this was kept, is adopted).
     remix = oi_mix is not None and state.oi_mix is not None and oi_mix != state.oi_mix
@@ -289,7 +295,7 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
         # 48 h); its epochs must continue then, or new alerts would reuse old dedupe keys.
         gone = [k for k, v in seen.items() if tick.ts_ms - v > config.forget_after_ms]
         for cid in gone:
-            for table in (seen, sizes, breaks, zones, zone_seq):
+            for table in (seen, sizes, breaks, zones, zone_seq, insides):
                 table.pop(cid, None)
         pruned_ms = now
     emit = _Emitter(symbol, tick, now, cooldown, config.cooldown_ms)
@@ -372,6 +378,19 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
                 emit.cluster(EventKind.APPROACH, chats[:k], c, z_epoch)
         if new_zc:
             zones[c.id] = new_zc
+        # --- inside (an update of the approach message) ------------------------------------
+        was_in, i_epoch = insides.get(c.id, [0, 0])
+        if was_in and d > config.rearm_pct:
+            insides[c.id] = [0, i_epoch]
+        elif not was_in and d == 0 and armed:
+            # Only groups whose zone was in before this tick: the others' approach, fired
+            # now, already says "inside".
+            insides[c.id] = [1, i_epoch + 1]
+            for pct_key, (z_in, _) in sorted(zc.items(), key=lambda kv: float(kv[0])):
+                if z_in and float(pct_key) in watch.groups:
+                    mins, chats = watch.groups[float(pct_key)]
+                    k = int(np.searchsorted(mins, n, side="right"))
+                    emit.cluster(EventKind.INSIDE, chats[:k], c, i_epoch)
 
     # --- level_cross ------------------------------------------------------------------------
     levels_off = dict(state.levels_off)
@@ -407,6 +426,7 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
     new_state = SymbolState(
         last_ms=max(tick.ts_ms, state.last_ms or tick.ts_ms), last_price=price, baselined=True,
         oi_mix=state.oi_mix if oi_mix is None else oi_mix, zones=zones, breaks=breaks,
+        inside=insides,
         sizes=sizes, levels_off=levels_off, cooldown=cooldown, seen=seen, zone_seq=zone_seq,
         pruned_ms=pruned_ms)
     return emit.events, new_state

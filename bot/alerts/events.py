@@ -10,10 +10,11 @@ from typing import NamedTuple
 
 
 class EventKind(StrEnum):
-    """The four alert kinds of the threshold engine (DESIGN.md), and real liquidations from
-    the tape (:mod:`bot.tape.alerts`)."""
+    """The alert kinds of the threshold engine (DESIGN.md), real liquidations from the tape
+    (:mod:`bot.tape.alerts`), and the quiet digest (:mod:`bot.alerts.digest`)."""
 
     APPROACH = "approach"
+    INSIDE = "inside"  # price entered a cluster it had approached: an edit of that message
     BREAK = "break"
     NEW_CLUSTER = "new_cluster"
     LEVEL_CROSS = "level_cross"

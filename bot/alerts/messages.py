@@ -27,7 +27,8 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
     size = money(event.notional_usd or 0.0)
     rng = f"{price_text(event.low or 0.0)}–{price_text(event.high or 0.0)}"
     dist = pct_text(event.distance_pct or 0.0)
-    if event.kind is EventKind.APPROACH and not event.distance_pct:
+    if event.kind is EventKind.INSIDE or (event.kind is EventKind.APPROACH
+                                          and not event.distance_pct):
         head = f"⚠️ {event.symbol} price is inside a {size} {event.side} cluster {rng}"
     elif event.kind is EventKind.APPROACH:
         head = f"⚠️ {event.symbol} approaching {size} {event.side} cluster {rng} ({dist})"

@@ -4,7 +4,9 @@ Serves what the adapter's HTTP traffic needs: login (``GET /users/@me``,
 ``GET /oauth2/applications/@me``), command sync (``PUT .../commands``), interaction responses
 (``POST /interactions/{id}/{token}/callback``), follow-ups (``POST /webhooks/{app}/{token}``)
 and channel messages (``POST /channels/{id}/messages``, JSON or multipart with
-``payload_json`` + ``files[n]``). Messages honour ``nonce`` + ``enforce_nonce`` like Discord:
+``payload_json`` + ``files[n]``; ``PATCH /channels/{id}/messages/{message}`` edits one in place,
+listed in ``fake.edited``; a message in ``fake.deleted_messages`` or never posted answers 404
+Unknown Message, code 10008). Messages honour ``nonce`` + ``enforce_nonce`` like Discord:
 a repeated nonce in the same channel returns the first message and creates none.
 
 Faults: ``fake.inject("messages", 503)`` makes the next channel post answer 503;
@@ -73,6 +75,8 @@ class FakeDiscord:
         self.faults: dict[str, deque[int | str]] = defaultdict(deque)
         self.forbidden: set[int] = set()
         self.deleted: set[int] = set()
+        self.deleted_messages: set[int] = set()  # message ids a user deleted
+        self.edited: list[Posted] = []  # accepted edits (path names the message)
         self.failing: dict[int, int | str] = {}  # channel → status (or "hang") while set
         self._closing = asyncio.Event()
         self._ids = itertools.count(1_100_000_000_000_000_000)
@@ -98,6 +102,7 @@ class FakeDiscord:
         r.add_post("/api/v10/interactions/{id}/{token}/callback", self._callback)
         r.add_post("/api/v10/webhooks/{app}/{token}", self._followup)
         r.add_post("/api/v10/channels/{channel}/messages", self._channel_message)
+        r.add_patch("/api/v10/channels/{channel}/messages/{message}", self._edit_message)
         r.add_get("/gateway", self._gateway)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
@@ -243,6 +248,28 @@ class FakeDiscord:
             self._nonces[key] = msg
         if fault == "accept+503":
             return error(503, 0, "upstream timeout after accepting")
+        return json_response(msg)
+
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        posted = await self._read(request)
+        channel, message = int(request.match_info["channel"]), request.match_info["message"]
+        if channel in self.deleted:
+            return error(404, 10003, "Unknown Channel")
+        if channel in self.forbidden:
+            return error(403, 50013, "Missing Permissions")
+        fault = self._fault("edits")
+        if isinstance(fault, int):
+            return error(fault, 0, f"injected {fault}")
+        found = [m for m in self.messages[channel] if m["id"] == message]
+        if not found or int(message) in self.deleted_messages:
+            return error(404, 10008, "Unknown Message")
+        msg = found[0]
+        for key in ("content", "embeds"):
+            if key in posted.payload:
+                msg[key] = posted.payload[key]
+        msg["edited_timestamp"] = "2026-11-25T12:05:00+00:00"
+        self.edited.append(posted)
         return json_response(msg)
 
 

@@ -1,7 +1,11 @@
 """A loopback Bot API server (aiohttp) for python-telegram-bot 22, with fault injection.
 
 Speaks the subset PTB uses: getMe, deleteWebhook, getUpdates (long poll, short), sendMessage,
-sendPhoto (multipart, part ``photo``), setMyCommands, answerCallbackQuery, getChatMember.
+sendPhoto (multipart, part ``photo``), editMessageText, editMessageCaption, setMyCommands,
+answerCallbackQuery, getChatMember. Edits change the recorded message in place (its ``text`` /
+``caption``, ``edits`` counts them) and are listed in :attr:`FakeTelegram.edited`; editing a
+message :meth:`FakeTelegram.delete_message` removed answers 400 "message to edit not found",
+like the Bot API.
 Every call is a POST to ``/bot<TOKEN>/<method>``; form values arrive as strings, JSON-encoded
 for lists/dicts (DESIGN.md, Testing). Tests push updates with :meth:`FakeTelegram.command` /
 :meth:`FakeTelegram.button` and read what the bot sent from :attr:`FakeTelegram.sent`.
@@ -58,6 +62,8 @@ class FakeTelegram:
         self.max_poll_s = max_poll_s
         self.calls: list[tuple[str, dict[str, Any]]] = []  # (method, params), faults included
         self.sent: list[dict[str, Any]] = []  # accepted sendMessage/sendPhoto, in order
+        self.edited: list[dict[str, Any]] = []  # accepted edits: chat_id, message_id, text
+        self.deleted: set[tuple[int, int]] = set()  # (chat id, message id) deleted by a user
         self.faults: dict[tuple[str, int | None], deque[str]] = defaultdict(deque)
         self.fault_times: list[tuple[str, float]] = []
         self.admins: set[tuple[int, int]] = set()  # (chat id, user id)
@@ -100,6 +106,10 @@ class FakeTelegram:
         return self._push({"callback_query": {
             "id": f"cq{next(self._message_ids)}", "from": user, "chat_instance": "ci",
             "data": data, "message": message}})
+
+    def delete_message(self, chat_id: int, message_id: int) -> None:
+        """A user deleted this message: it can no longer be edited."""
+        self.deleted.add((chat_id, message_id))
 
     def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
         return [m for m in self.sent if m["chat_id"] == chat_id]
@@ -181,7 +191,8 @@ class FakeTelegram:
         handler = getattr(self, "_m_" + method, None)
         if handler is None:
             return _error(404, "Not Found: method not found")
-        return _ok(await handler(params))
+        result = await handler(params)
+        return result if isinstance(result, web.Response) else _ok(result)
 
     def _take_fault(self, method: str, chat_id: int | None) -> str | None:
         for key in ((method, chat_id), (method, None)):
@@ -237,7 +248,8 @@ class FakeTelegram:
                                         "type": "private" if chat_id > 0 else "supergroup"})
         msg: dict[str, Any] = {"message_id": next(self._message_ids), "date": int(time.time()),
                                "chat": chat, "from": BOT, **extra}
-        record = {"chat_id": chat_id, "thread": None, "t": time.monotonic(),
+        record = {"chat_id": chat_id, "message_id": msg["message_id"], "edits": 0,
+                  "thread": None, "t": time.monotonic(),
                   "parse_mode": p.get("parse_mode"),
                   "reply_markup": json.loads(p["reply_markup"]) if "reply_markup" in p else None,
                   **extra}
@@ -249,6 +261,31 @@ class FakeTelegram:
 
     async def _m_sendMessage(self, p: dict[str, Any]) -> Any:
         return self._message(p, text=p["text"])
+
+    async def _m_editMessageText(self, p: dict[str, Any]) -> Any:
+        return self._edit(p, "text")
+
+    async def _m_editMessageCaption(self, p: dict[str, Any]) -> Any:
+        return self._edit(p, "caption")
+
+    def _edit(self, p: dict[str, Any], field: str) -> Any:
+        chat_id, message_id = int(p["chat_id"]), int(p["message_id"])
+        found = [m for m in self.sent if m["chat_id"] == chat_id
+                 and m["message_id"] == message_id and (chat_id, message_id) not in self.deleted]
+        if not found:
+            return _error(400, "Bad Request: message to edit not found")
+        record = found[0]
+        if field not in record:
+            return _error(400, "Bad Request: there is no text in the message to edit")
+        if record[field] == p[field]:
+            return _error(400, "Bad Request: message is not modified: specified new message "
+                               "content and reply markup are exactly the same")
+        record[field] = p[field]
+        record["edits"] += 1
+        self.edited.append({"chat_id": chat_id, "message_id": message_id, field: p[field]})
+        chat = self.chats.get(chat_id, {"id": chat_id, "type": "private"})
+        return {"message_id": message_id, "date": int(time.time()), "edit_date":
+                int(time.time()), "chat": chat, "from": BOT, field: p[field]}
 
     async def _m_sendPhoto(self, p: dict[str, Any]) -> Any:
         photo = p["photo"]

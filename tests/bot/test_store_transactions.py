@@ -23,7 +23,8 @@ READS = {"active_levels", "active_liq_subscriptions", "active_subscriptions", "d
          "get_chat", "integrity_ok", "journal_mode", "liq_subscriber_counts", "liquidations",
          "list_levels", "list_liq_subscriptions", "list_subscriptions", "load_clusters",
          "load_state", "oldest_pending", "outbox_counts", "pending_count", "subscriber_counts",
-         "tape_flushed", "watch_version", "watched_symbols", "close"}
+         "tape_flushed", "watch_version", "watched_symbols", "close",
+         "thread"}
 
 
 def event(chat: int, ref: str, kind: EventKind = EventKind.APPROACH) -> AlertEvent:
@@ -60,6 +61,9 @@ def writes(s: Store) -> dict[str, Callable[[], Any]]:
         "mark_failed": lambda: s.mark_failed(st["rows"][1], "HTTP 400", now=T0),
         "recover_inflight": s.recover_inflight,
         "prune_outbox": lambda: s.prune_outbox(T0 + 1),
+        "mark_sent_thread": lambda: s.mark_sent_thread(
+            st["rows"][0], T0, st["chat"], "a", "m1", (("approach", T0, 94_000.0),), False),
+        "prune_threads": lambda: s.prune_threads(T0 + 1),
         "subscribe_liqs": lambda: s.subscribe_liqs(st["chat"], SYM, 1e5, 1e6, now=T0),
         "add_liquidations": lambda: s.add_liquidations(
             [Liquidation("binanceusdm", T0, SYM, "long", 94_000.0, 1.0, 94_000.0)]),

@@ -117,7 +117,7 @@ def test_a_v1_store_file_migrates_keeping_its_data(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 2
+    assert store.schema_version == SCHEMA_VERSION >= 2
     assert [s.symbol for s in store.list_subscriptions(1)] == [SYMBOL]
     assert store.subscribe_liqs(1, SYMBOL, 1e6, 1e7, now=0).sum_usd == 1e7
     store.close()
@@ -213,7 +213,7 @@ async def test_levels_and_heatmap_mark_clusters_real_liquidations_are_eating(
     dots = [a for a in ax.collections if a.get_gid() == "tape"]
     assert len(dots) == 1 and len(dots[0].get_offsets()) == 2
     labels = [t.get_text() for t in ax.texts if t.get_gid() == "cluster"]
-    assert sum(label.endswith("· LIVE") for label in labels) == 1
+    assert sum("· LIVE" in label for label in labels) == 1
     store.close()
 
 
