@@ -28,7 +28,6 @@ from bot.outpath import check_out_dir
 from bot.progress import LinesAbove, Progress
 from bot.wiring import make_service, open_store
 
-
 BUNDLED_CANDLES = 20_111  # rows of the bundled hourly file
 MAX_DAYS = 800.0  # replayed at most; the rest (38 days) is the first estimate's history
 

@@ -10,7 +10,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from estimator.candles import Candles, FloatArray, IntArray
 from estimator.grid import PriceGrid

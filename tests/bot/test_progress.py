@@ -20,7 +20,7 @@ import pytest
 
 from bot.cli import main
 from bot.progress import LinesAbove, Progress
-from tests.bot.test_calibrate_cli import files  # noqa: F401  (fixture)
+from tests.bot.test_calibrate_cli import files as calibration_files  # noqa: F401 (a fixture)
 
 BUNDLED = Path(__file__).resolve().parents[2] / "bot" / "data" / "btcusd_coinbase_1h.csv"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -118,8 +118,8 @@ def test_lines_above_a_hidden_bar_pass_through(capsys):
     assert capsys.readouterr().out == "one\ntwo\n"
 
 
-def test_calibrate_bar_on_a_terminal_only(files, tmp_path, capsys):
-    candles, liq, _ = files
+def test_calibrate_bar_on_a_terminal_only(calibration_files, tmp_path, capsys):  # noqa: F811
+    candles, liq, _ = calibration_files
     args = ["calibrate", "--candles", str(candles), "--liquidations", str(liq), "--json"]
     raw = in_terminal(args, tmp_path)
     assert "calibrate:" in raw and "%|" in raw
