@@ -80,7 +80,8 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     ax.set_xlim(float(_days(int(win.timestamp[0]))), float(x_end))
     _draw_tape(ax, tape, float(_days(int(win.timestamp[0]))), float(x_end))
     _draw_current(ax, last)
-    _draw_clusters(fig, ax, visible_zones(clusters, ylo, yhi, top_n), ylo, yhi, live)
+    zones = visible_zones(clusters, ylo, yhi, top_n)
+    _draw_clusters(fig, ax, zones, ylo, yhi, _live_zones(zones, clusters, live))
     _axes_labels(ax)
     if i0 * step_ms < int(win.timestamp[-1]) + step_ms - int(win.timestamp[0]):
         _note_short_history(ax, int(candles.timestamp[0]))
@@ -205,6 +206,17 @@ def _draw_tape(ax: Axes, tape: Sequence[Liquidation], x0: float, x1: float) -> N
     ax.scatter(_days([e.timestamp for e in shown]), [e.price for e in shown], s=area,
                c=colours, edgecolors=style.TEXT, linewidths=0.6, alpha=0.9, zorder=4,
                label="real liquidations (tape)", gid="tape")
+
+
+def _live_zones(zones: Sequence[Cluster], clusters: Sequence[Cluster],
+                live: Collection[str]) -> set[str]:
+    """Ids of the zones that are live: named in ``live`` themselves or through a member."""
+    out = {z.id for z in zones if z.id in live}
+    for c in clusters:
+        if c.id in live:
+            out.update(z.id for z in zones
+                       if z.side == c.side and z.low <= c.low and c.high <= z.high)
+    return out
 
 
 def _draw_clusters(fig: Figure, ax: Axes, zones: Sequence[Cluster], ylo: float, yhi: float,

@@ -205,3 +205,14 @@ def test_window_with_a_map_is_a_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--window" in err and "heatmap" in err
     assert not out.exists()
+
+
+def test_a_zone_is_live_when_any_of_its_clusters_is(bundled):
+    candles, params, clusters = bundled
+    members = [c for c in clusters if c.side == "short" and 8_800 < c.price < 9_200]
+    smallest = min(members, key=lambda c: c.notional_usd)
+    assert len(members) == 3
+    fig = heatmap_figure(candles, window_heatmap(candles, params, "30d"), clusters,
+                         window_label="30d", live={smallest.id}, **LABELS)
+    (live,) = [t for t in by_gid(fig, "cluster") if "· LIVE" in t]
+    assert "$6.0M shorts · LIVE\n8,826–9,168" in live

@@ -204,10 +204,11 @@ async def test_levels_and_heatmap_mark_clusters_real_liquidations_are_eating(
     text = (await core.handle("/levels", private())).text
     assert "🔥 live: $2.5M of real long liquidations here in the last 60 min (1)" in text
     assert text.count("🔥 live") == 1
-    heat = await core.handle("/heatmap 24h", private())
+    heat = await core.handle("/heatmap 7d", private())
     assert heat.png is not None and not heat.error
-    fig = heatmap_figure(est.snapshot.candles, est.heatmap("24h"), est.clusters,
-                         symbol=SYMBOL, exchange="x", timeframe="1h", window_label="24h",
+    # 7d: the chart labels zones on it, and this cluster is below the 24h chart's range.
+    fig = heatmap_figure(est.snapshot.candles, est.heatmap("7d"), est.clusters,
+                         symbol=SYMBOL, exchange="x", timeframe="1h", window_label="7d",
                          tape=store.liquidations(SYMBOL, 0), live={c.id})
     ax = fig.axes[0]
     dots = [a for a in ax.collections if a.get_gid() == "tape"]
