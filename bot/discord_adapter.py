@@ -188,11 +188,15 @@ async def ifbreak(interaction: discord.Interaction, symbol: str, price: str) -> 
 
 @app_commands.describe(symbol="Symbol, e.g. BTC", side="Your position's side",
                        entry="Entry price, e.g. 95k", leverage="Leverage, e.g. 10x",
-                       size_usd="Optional position size (notional), e.g. 50k: picks the tier")
+                       size_usd="Optional position size (notional), e.g. 50k: picks the tier",
+                       watch_pct="Optional: watch it here, alert within this % of your "
+                                 "liquidation")
 @app_commands.choices(side=[app_commands.Choice(name=s, value=s) for s in ("long", "short")])
 async def mypos(interaction: discord.Interaction, symbol: str, side: str, entry: str,
-                leverage: str, size_usd: str | None = None) -> None:
-    await run_command(interaction, "mypos", symbol, side, entry, leverage, size_usd)
+                leverage: str, size_usd: str | None = None,
+                watch_pct: float | None = None) -> None:
+    watch = ("watch", f"{watch_pct:g}") if watch_pct is not None else (None, None)
+    await run_command(interaction, "mypos", symbol, side, entry, leverage, size_usd, *watch)
 
 
 @app_commands.describe(symbol="Symbol to alert on, e.g. BTC",
@@ -239,8 +243,8 @@ async def level(interaction: discord.Interaction, symbol: str, price: str,
     await run_command(interaction, "level", symbol, price, rest=note)
 
 
-@app_commands.describe(level_id="The level's ID from /alerts")
-async def unlevel(interaction: discord.Interaction, level_id: int) -> None:
+@app_commands.describe(level_id="The level's ID from /alerts (w3 for a position watch)")
+async def unlevel(interaction: discord.Interaction, level_id: str) -> None:
     await run_command(interaction, "unlevel", level_id)
 
 

@@ -25,7 +25,8 @@ ALERT_TITLE = {EventKind.APPROACH: "Approaching a liquidation cluster",
                EventKind.INSIDE: "Price inside a liquidation cluster",
                EventKind.BREAK: "Cluster broken", EventKind.NEW_CLUSTER: "New liquidation cluster",
                EventKind.LEVEL_CROSS: "Your level was crossed",
-               EventKind.LIQUIDATIONS: "Real liquidations"}
+               EventKind.LIQUIDATIONS: "Real liquidations",
+               EventKind.POSITION: "Your position (watch)"}
 
 
 def clip(text: str, n: int) -> str:
@@ -63,6 +64,8 @@ def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
     source = DISCLAIMER
     if ev.kind is EventKind.LEVEL_CROSS:
         embed.add_field(name="Level", value=price_text(ev.level_price or 0.0))
+    elif ev.kind is EventKind.POSITION:
+        embed.add_field(name="Your liquidation", value=price_text(ev.level_price or 0.0))
     elif ev.kind is EventKind.LIQUIDATIONS:
         source = TAPE_SOURCE
         embed.add_field(name="Events", value=str(ev.tape_count or 0))

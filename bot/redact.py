@@ -5,7 +5,8 @@ their bot tokens) and anything shaped like a token: Telegram bot tokens (``12345
 Discord bot tokens (three dot-separated base64 parts), Discord interaction / webhook tokens in
 URLs (``/interactions/<id>/<token>/callback``, ``/webhooks/<app>/<token>``), ``"token": "…"``
 fields of logged payloads (discord.py's DEBUG gateway events) and ``Authorization`` values;
-also a ``/mypos`` command and its answer (a user's position is private).
+also a ``/mypos`` command, its answer, its /alerts line and a watch alert (a position is
+private).
 :data:`FILTER` applies it to every log record; :func:`install` puts it on the root handlers
 (every record that reaches a handler passes there) and on the loggers that already exist.
 """
@@ -37,11 +38,13 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization: Bot … / Bearer …
     (re.compile(r"(?i)(authorization(?:\"|')?\s*[:=]\s*(?:\"|')?(?:bot|bearer)\s+)[^\s\"',}]+"),
      r"\1" + SECRET),
-    # A user's position is private: a /mypos command and its answer ("BTC long from 95,000
-    # at 10x …") are cut from there to the end of the record (PTB's DEBUG lines carry every
-    # update's text and every reply).
+    # A user's position is private: a /mypos command, its answer ("BTC long from 95,000 at
+    # 10x …"), its line in /alerts ("long 10x from 95,000 …") and a watch alert ("🛡 …") are
+    # cut from there to the end of the record (PTB's DEBUG lines carry every update's text
+    # and every reply).
     (re.compile(r"(?s)(/mypos)\b.*"), r"\1 " + POSITION),
-    (re.compile(r"(?s)\b(?:long|short) from [0-9][0-9,.]* at [0-9.]+x\b.*"), POSITION),
+    (re.compile(r"(?s)(?:\b(?:long|short) (?:from [0-9][0-9,.]* at [0-9.]+x\b|[0-9.]+x from "
+                r"[0-9])|🛡).*"), POSITION),
 )
 
 _secrets: dict[str, str] = {}

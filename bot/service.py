@@ -45,6 +45,7 @@ from bot.errors import LiqBotError, MarketDataError
 from bot.estimates import EstimateBoard, compute_estimate
 from bot.market.base import MarketSource
 from bot.market.replay import ReplaySource
+from bot.position_watch import tick_watches
 from bot.store import Store, now_ms
 from bot.tape.alerts import seen_in
 from bot.tape.feed import TapeDesk
@@ -162,6 +163,10 @@ class Service:
         # give-up; the tick's own time (virtual in replay) only drives the engine's cooldown.
         result.queued = self.store.commit_tick(symbol, new_state, None, events,
                                                now=self.dispatcher.clock())
+        if not stale:  # /mypos watches: their own rows, arming state committed with them
+            result.queued += tick_watches(self.store, symbol, state.last_price, pt.price,
+                                          pt.high, pt.low, pt.timestamp, est.clusters,
+                                          now=self.dispatcher.clock())
         self._states[symbol] = new_state
         result.events = events
         if stale:

@@ -14,6 +14,8 @@ Public API (all methods synchronous; use from one thread at a time):
   :meth:`mark_failed`, :meth:`recover_inflight`, :meth:`prune_outbox`.
 - alert threads (:class:`bot.alerts.threads.AlertThreads`): the message each (chat,
   cluster) approach / inside / break updates.
+- quiet subscriptions (:class:`bot.alerts.digest.DigestTables`): :meth:`set_quiet`,
+  :meth:`quiet_symbols`, :meth:`held_count`; news held for their digest.
 - liquidation tape (:class:`bot.tape.tables.TapeTables`): ``/subscribe_liqs`` subscriptions,
   recorded liquidations, and each symbol's last alerted window.
 - status: :meth:`subscriber_counts`, :meth:`pending_count`, :meth:`outbox_counts`,
@@ -36,8 +38,11 @@ import sqlite_utils
 
 from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
 from bot.alerts.events import AlertEvent
+from bot.alerts import digest
+from bot.alerts.digest import DigestTables
 from bot.alerts.threads import AlertThreads
 from bot.errors import LimitExceededError, StoreError, UserInputError
+from bot import position_watch
 from bot.redact import redact
 from bot import store_file
 from bot.tape.tables import TapeTables
@@ -136,6 +141,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_ms INTEGER NOT NULL,
             PRIMARY KEY (chat, ref))""",
     ),
+    digest.MIGRATION,  # v4: quiet subscriptions and their held news (bot.alerts.digest)
+    position_watch.MIGRATION,  # /mypos watches (bot.position_watch)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -179,7 +186,7 @@ def _chat(row: dict[str, Any]) -> Chat:
                 active=bool(row["active"]), timezone=row["timezone"], language=row["language"])
 
 
-class Store(TapeTables, AlertThreads):
+class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatchTables):
     """liqbot's SQLite store. ``Store(path)`` for a file, ``Store(memory=True)`` for tests."""
 
     def __init__(self, path: str | Path | None = None, *, memory: bool = False,
@@ -445,10 +452,13 @@ class Store(TapeTables, AlertThreads):
 
     def commit_tick(self, symbol: str, new_state: SymbolState,
                     clusters: Sequence[Cluster] | None, events: Iterable[AlertEvent],
-                    now: int | None = None) -> int:
+                    now: int | None = None,
+                    digest_hours: float = digest.DEFAULT_DIGEST_HOURS) -> int:
         """Write the engine state, the clusters (when given) and one outbox row per event in
         ONE transaction. Rows whose (chat, kind, ref, epoch) exists are ignored, as are events
-        for inactive chats. Returns the number of new outbox rows.
+        for inactive chats. News for quiet subscriptions are held for their digest, and
+        digests whose ``digest_hours`` slot ended by the tick's time are queued
+        (:mod:`bot.alerts.digest`). Returns the number of new outbox rows.
 
         ``now`` (ms) becomes the rows' creation and first-try time and must be on the
         dispatcher's clock (wall clock by default), not the market timestamp of a replayed
@@ -462,7 +472,12 @@ class Store(TapeTables, AlertThreads):
                 (symbol, new_state.to_json(), t))
             if clusters is not None:
                 self._put_clusters(symbol, clusters, t)
-            return self._insert_outbox(events, t)
+            period = digest.digest_ms(digest_hours)
+            n = self._insert_outbox(self._hold_quiet(symbol, list(events), period), t)
+            if new_state.last_ms is not None and new_state.last_price is not None:
+                n += self._flush_digests(symbol, new_state.last_ms, new_state.last_price,
+                                         period, t)
+            return n
 
     def _insert_outbox(self, events: Iterable[AlertEvent], t: int) -> int:
         """Outbox rows for ``events`` (inside the caller's transaction); rows whose key exists

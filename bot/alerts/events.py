@@ -19,6 +19,8 @@ class EventKind(StrEnum):
     NEW_CLUSTER = "new_cluster"
     LEVEL_CROSS = "level_cross"
     LIQUIDATIONS = "liquidations"
+    DIGEST = "digest"  # a quiet subscription's bundled news (bot.alerts.digest)
+    POSITION = "position"  # a /mypos watch (bot.position_watch): private chats only
 
 
 class AlertEvent(NamedTuple):
@@ -36,7 +38,10 @@ class AlertEvent(NamedTuple):
     ``distance_pct`` is signed: (near edge − price) / price × 100.
 
     Real liquidations: ``tape_usd`` / ``tape_count`` on a break are the liquidations the tape
-    saw inside the broken cluster while price crossed it. A ``liquidations`` event (ref
+    saw inside the broken cluster while price crossed it.
+
+    Digest (ref ``digest:<symbol>``, epoch = its slot's start ms, ``ts_ms`` its end): ``items``
+    are the bundled news events, as :meth:`to_dict` dicts (:mod:`bot.alerts.digest`). A ``liquidations`` event (ref
     ``<symbol>@<window start ms>``) is one window of the tape: ``tape_count`` events, ``long_usd``
     / ``short_usd`` per side, ``low``–``high`` their prices, ``notional_usd`` / ``level_price``
     / ``side`` the largest one, ``note`` the exchanges.
@@ -62,6 +67,7 @@ class AlertEvent(NamedTuple):
     tape_count: int | None = None
     long_usd: float | None = None
     short_usd: float | None = None
+    items: list[dict[str, object]] | None = None
 
     @property
     def dedupe_key(self) -> str:

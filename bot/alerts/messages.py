@@ -24,6 +24,10 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
                 f"{arrow}{note} {tail}")
     if event.kind is EventKind.LIQUIDATIONS:
         return f"{tape_text(event)} {tail} · {TAPE_SOURCE}"
+    if event.kind is EventKind.POSITION:
+        from bot.position_watch import watch_text
+
+        return f"{watch_text(event)} {tail}"
     size = money(event.notional_usd or 0.0)
     rng = f"{price_text(event.low or 0.0)}–{price_text(event.high or 0.0)}"
     dist = pct_text(event.distance_pct or 0.0)

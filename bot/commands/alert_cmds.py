@@ -115,7 +115,9 @@ async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
     subs = core.store.list_subscriptions(chat.id) if chat else []
     levels = core.store.list_levels(chat.id) if chat else []
     liqs = core.store.list_liq_subscriptions(chat.id) if chat else []
-    if not subs and not levels and not liqs:
+    # Position watches exist in private chats only; never listed in a group.
+    watches = core.store.list_position_watches(chat.id) if chat and not caller.is_group else []
+    if not subs and not levels and not liqs and not watches:
         return Reply("No alerts in this chat yet. Try /subscribe BTC 100m 0.5 or "
                      "/level BTC 94k.")
     lines = []
@@ -131,6 +133,11 @@ async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
         lines.append("Price levels (remove with /unlevel ID):")
         lines += [f"  #{lv.id} {lv.symbol} {price_text(lv.price)}"
                   f"{' — ' + lv.note if lv.note else ''}" for lv in levels]
+    if watches:
+        lines.append("Position watches (private; remove with /unlevel wID):")
+        lines += [f"  #w{w.id} {w.symbol} {w.side} {w.leverage:g}x from {price_text(w.entry)}: "
+                  f"liquidation {price_text(w.liq_price)}, alert within {w.within_pct:g} %"
+                  for w in watches]
     if chat is not None and not chat.active:
         lines.append("⚠ This chat was deactivated (the bot could not post here); any command "
                      "re-activates it.")
@@ -161,6 +168,13 @@ async def unlevel(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
     """/unlevel ID."""
     if len(args) != 1:
         raise UserInputError("Give the level's ID from /alerts, e.g. /unlevel 12")
+    if args[0].lstrip("#")[:1].lower() == "w":  # a position watch: /unlevel w3
+        watch_id = parse_int(args[0].lstrip("#")[1:], "watch ID")
+        chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
+        if chat is None or not core.store.remove_position_watch(chat.id, watch_id):
+            return Reply(f"This chat has no position watch #w{watch_id} (see /alerts).",
+                         error=True)
+        return Reply(f"Position watch #w{watch_id} removed.")
     level_id = parse_int(args[0], "level ID")
     chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
     if chat is None or not core.store.remove_level(chat.id, level_id):

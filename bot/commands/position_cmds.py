@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from bot.commands.parse import clip, parse_amount
+from bot.commands.parse import clip, parse_amount, parse_percent
 from bot.commands.reply import Button, Caller, Reply
 from bot.errors import UserInputError
 from bot.fmt import money, price_text
+from bot.position_watch import DEFAULT_WITHIN_PCT
 from estimator import BINANCE_BTCUSDT, MAX_DISTANCE_PCT, Cascade, Tier, TierTable, cascade_path
 from estimator.cascade import side_for
 
@@ -127,14 +128,21 @@ class Position:
     entry: float
     leverage: float
     size_usd: float | None
+    watch_pct: float | None = None  # "watch [PCT]": alert within PCT % of the liquidation
 
 
 def parse_position(args: tuple[str, ...]) -> Position:
-    """``long|short ENTRY LEVERAGE [SIZE_USD]`` (after the symbol)."""
+    """``long|short ENTRY LEVERAGE [SIZE_USD] [watch [PCT]]`` (after the symbol)."""
     if len(args) < 3:
         raise UserInputError("Give side, entry and leverage, e.g. /mypos BTC long 95k 10x")
-    if len(args) > 4:
-        raise UserInputError("Too many arguments.")
+    rest = list(args[3:])
+    size_text = rest.pop(0) if rest and rest[0].lower() != "watch" else None
+    watch_pct = None
+    if rest:
+        if rest[0].lower() != "watch" or len(rest) > 2:
+            raise UserInputError("Too many arguments.")
+        watch_pct = (parse_percent(rest[1], "watch distance", 0.1, 20.0) if len(rest) == 2
+                     else DEFAULT_WITHIN_PCT)
     side = args[0].lower()
     if side not in ("long", "short"):
         raise UserInputError(f"'{clip(args[0])}' is not a side: long or short.")
@@ -142,8 +150,8 @@ def parse_position(args: tuple[str, ...]) -> Position:
     m = _LEVERAGE.match(args[2].strip())
     if not m or not 1 <= float(m.group(1)) <= 125:
         raise UserInputError(f"'{clip(args[2])}' is not a leverage (1x to 125x, e.g. 10x).")
-    size = parse_amount(args[3], "position size") if len(args) == 4 else None
-    return Position(side, entry, float(m.group(1)), size)
+    size = parse_amount(size_text, "position size") if size_text is not None else None
+    return Position(side, entry, float(m.group(1)), size, watch_pct)
 
 
 def tier_for(pos: Position, table: TierTable) -> Tier:
@@ -179,8 +187,8 @@ def mypos_text(symbol: str, pos: Position, lp: float, tier: Tier, tiers_label: s
     price = est.price
     size = f", {money(pos.size_usd)}" if pos.size_usd is not None else ""
     lines = [f"{symbol} {pos.side} from {price_text(pos.entry)} at {pos.leverage:g}x{size}: "
-             f"liquidation ≈ {price_text(lp)} (isolated margin, exact formula; {tiers_label} "
-             f"tier up to {tier.max_leverage:g}x, maintenance {tier.mmr * 100:.2f} %).",]
+             f"liquidation ≈ {price_text(lp)} (isolated margin, exact formula; tier up to "
+             f"{tier.max_leverage:g}x, maintenance {tier.mmr * 100:.2f} %, {tiers_label}).",]
     past = lp >= price if pos.side == "long" else lp <= price
     if past:
         lines.append(f"Price {price_text(price)} is already past it: this position would be "
@@ -220,6 +228,30 @@ async def mypos(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Rep
     est = _estimate(core, symbol)
     table = est.snapshot.tiers or BINANCE_BTCUSDT
     label = (est.snapshot.tiers_source if est.snapshot.tiers is not None
-             and est.snapshot.tiers_source != "default table" else "Binance BTCUSDT default")
+             and est.snapshot.tiers_source != "default table" else "Binance BTCUSDT default table")
     lp, tier = position_liquidation(pos, table)
-    return Reply(mypos_text(symbol, pos, lp, tier, label, est, source_label(est)))
+    text = mypos_text(symbol, pos, lp, tier, label, est, source_label(est))
+    if pos.watch_pct is not None:
+        return _watch(core, caller, symbol, pos, lp, text)
+    line = (f"/mypos {symbol.split('/')[0]} {pos.side} {pos.entry:.10g} {pos.leverage:g}"
+            + (f" {pos.size_usd:.10g}" if pos.size_usd is not None else "") + " watch")
+    buttons = (Button(f"Watch it (alert within {DEFAULT_WITHIN_PCT:g} %)", line),) if (
+        len(line.encode()) <= 64) else ()  # Telegram's callback_data limit
+    return Reply(text, buttons=buttons)
+
+
+def _watch(core: CommandCore, caller: Caller, symbol: str, pos: Position, lp: float,
+           text: str) -> Reply:
+    """Store the watch (private chats only: the caller checked) and say how to stop it."""
+    from bot.commands.alert_cmds import _chat
+    from bot.store import now_ms
+
+    assert pos.watch_pct is not None
+    chat = _chat(core, caller)
+    w = core.store.add_position_watch(chat.id, symbol, pos.side, pos.entry, pos.leverage,
+                                      pos.size_usd, lp, pos.watch_pct, now=now_ms())
+    return Reply(f"{text}\nWatching it as #w{w.id} (this private chat only): an alert when "
+                 f"price comes within {w.within_pct:g} % of your liquidation at "
+                 f"{price_text(lp)}, and when an estimated cluster between price and it "
+                 f"breaks. /alerts lists it; /unlevel w{w.id} removes it.",
+                 buttons=(Button("Stop watching", f"/unlevel w{w.id}"),))

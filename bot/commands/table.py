@@ -47,9 +47,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("ifbreak", "/ifbreak SYM PRICE",
             "If price breaks PRICE: estimated liquidations on the way, clusters in order",
             position_cmds.ifbreak),
-    Command("mypos", "/mypos SYM long|short ENTRY LEVERAGE [SIZE_USD]",
-            "Your liquidation price and the estimated clusters between price and it "
-            "(private chats)", position_cmds.mypos),
+    Command("mypos", "/mypos SYM long|short ENTRY LEVERAGE [SIZE_USD] [watch [PCT]]",
+            "Your liquidation price, the estimated clusters between price and it; optional "
+            "watch (private chats)", position_cmds.mypos),
     Command("subscribe", "/subscribe SYM [MIN_USD] [PCT]",
             "Alert when price nears (within PCT %) or breaks a cluster ≥ MIN_USD",
             alert_cmds.subscribe, admin_in_groups=True),
@@ -64,7 +64,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("alerts", "/alerts", "This chat's subscriptions and price levels", alert_cmds.alerts),
     Command("level", "/level SYM PRICE [NOTE]", "Alert when price crosses your own level",
             alert_cmds.level, admin_in_groups=True),
-    Command("unlevel", "/unlevel ID", "Remove one of your price levels (ID from /alerts)",
+    Command("unlevel", "/unlevel ID", "Remove one of your price levels or position watches "
+            "(ID from /alerts)",
             alert_cmds.unlevel, admin_in_groups=True),
     Command("status", "/status", "Data freshness, last recompute, source and subscribers",
             market_cmds.status),

@@ -118,7 +118,7 @@ async def test_mypos_bad_input(parts, args, message):
     assert reply.error
     first, usage = reply.text.split("\n")
     assert message in first
-    assert usage == "Usage: /mypos SYM long|short ENTRY LEVERAGE [SIZE_USD]"
+    assert usage == "Usage: /mypos SYM long|short ENTRY LEVERAGE [SIZE_USD] [watch [PCT]]"
 
 
 async def test_mypos_past_the_liquidation_says_so(parts):
@@ -167,7 +167,7 @@ async def test_map_with_a_price_draws_the_path_and_reads_the_curve_at_it(parts):
     assert fig.axes[0].get_xlim()[1] >= far.target
 
 
-# --- the CLI ---------------------------------------------------------------------------------------
+# --- the CLI -------------------------------------------------------------------------------------
 def bundled_cascade(target: float):
     from bot.config import Config, model_params
     from bot.market.replay import BUNDLED_CSV, load_csv

@@ -24,7 +24,7 @@ READS = {"active_levels", "active_liq_subscriptions", "active_subscriptions", "d
          "list_levels", "list_liq_subscriptions", "list_subscriptions", "load_clusters",
          "load_state", "oldest_pending", "outbox_counts", "pending_count", "subscriber_counts",
          "tape_flushed", "watch_version", "watched_symbols", "close",
-         "thread"}
+         "list_position_watches", "active_position_watches", "thread"}
 
 
 def event(chat: int, ref: str, kind: EventKind = EventKind.APPROACH) -> AlertEvent:
@@ -46,6 +46,10 @@ def writes(s: Store) -> dict[str, Callable[[], Any]]:
 
     def level() -> None:
         st["level"] = s.add_level(st["chat"], SYM, 95_000.0).id
+
+    def watch() -> None:
+        st["watch"] = s.add_position_watch(st["chat"], SYM, "long", 95_000.0, 10.0, None,
+                                           86_000.0, 2.0, now=T0).id
 
     return {
         "upsert_chat": chat,
@@ -73,6 +77,11 @@ def writes(s: Store) -> dict[str, Callable[[], Any]]:
         "unsubscribe_liqs": lambda: s.unsubscribe_liqs(st["chat"], SYM),
         "remove_level": lambda: s.remove_level(st["chat"], st["level"]),
         "unsubscribe": lambda: s.unsubscribe(st["chat"], SYM),
+        "add_position_watch": watch,
+        "commit_watches": lambda: s.commit_watches(
+            s.list_position_watches(st["chat"]),
+            [event(st["chat"], f"pos:{st['watch']}:near", EventKind.POSITION)], now=T0),
+        "remove_position_watch": lambda: s.remove_position_watch(st["chat"], st["watch"]),
         "deactivate_chat": lambda: s.deactivate_chat(st["chat"], "blocked", now=T0),
     }
 
