@@ -141,8 +141,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_ms INTEGER NOT NULL,
             PRIMARY KEY (chat, ref))""",
     ),
-    digest.MIGRATION,  # v4: quiet subscriptions and their held news (bot.alerts.digest)
     position_watch.MIGRATION,  # /mypos watches (bot.position_watch)
+    digest.MIGRATION,  # v5: quiet subscriptions and their held news (bot.alerts.digest)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -24,6 +24,8 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
                 f"{arrow}{note} {tail}")
     if event.kind is EventKind.LIQUIDATIONS:
         return f"{tape_text(event)} {tail} · {TAPE_SOURCE}"
+    if event.kind is EventKind.DIGEST:
+        return digest_text(event, tz)
     if event.kind is EventKind.POSITION:
         from bot.position_watch import watch_text
 
@@ -63,3 +65,23 @@ def tape_text(event: AlertEvent) -> str:
     return (f"🔥 {event.symbol} {event.tape_count} liquidations{where}: {sides} between "
             f"{price_text(event.low or 0.0)} and {price_text(event.high or 0.0)}; largest "
             f"{largest}")
+
+
+DIGEST_LINES = 10  # news listed in one digest; the rest are counted
+
+
+def digest_text(event: AlertEvent, tz: str = "UTC") -> str:
+    """A quiet subscription's digest: a header, one line per bundled news (oldest first),
+    the price at the end of the slot."""
+    items = [AlertEvent.from_dict(d) for d in event.items or []]
+    start, end = time_text(event.epoch, tz), time_text(event.ts_ms, tz)
+    n = len(items)
+    lines = [f"🗞 {event.symbol} digest {start[:16]}–{end[11:]}: {n} cluster "
+             f"update{'s' if n != 1 else ''}"]
+    for item in items[:DIGEST_LINES]:
+        head = render(item, tz).split(" — price ")[0]
+        lines.append(f"· {time_text(item.ts_ms, tz)[11:16]} {head.split(' ', 2)[2]}")
+    if n > DIGEST_LINES:
+        lines.append(f"· … and {n - DIGEST_LINES} more")
+    lines.append(f"price {price_text(event.price)} · {DISCLAIMER}")
+    return "\n".join(lines)

@@ -24,7 +24,8 @@ READS = {"active_levels", "active_liq_subscriptions", "active_subscriptions", "d
          "list_levels", "list_liq_subscriptions", "list_subscriptions", "load_clusters",
          "load_state", "oldest_pending", "outbox_counts", "pending_count", "subscriber_counts",
          "tape_flushed", "watch_version", "watched_symbols", "close",
-         "list_position_watches", "active_position_watches", "thread"}
+         "list_position_watches", "active_position_watches", "thread",
+         "quiet_symbols", "held_count"}
 
 
 def event(chat: int, ref: str, kind: EventKind = EventKind.APPROACH) -> AlertEvent:
@@ -68,6 +69,7 @@ def writes(s: Store) -> dict[str, Callable[[], Any]]:
         "mark_sent_thread": lambda: s.mark_sent_thread(
             st["rows"][0], T0, st["chat"], "a", "m1", (("approach", T0, 94_000.0),), False),
         "prune_threads": lambda: s.prune_threads(T0 + 1),
+        "set_quiet": lambda: s.set_quiet(st["chat"], SYM, False),
         "subscribe_liqs": lambda: s.subscribe_liqs(st["chat"], SYM, 1e5, 1e6, now=T0),
         "add_liquidations": lambda: s.add_liquidations(
             [Liquidation("binanceusdm", T0, SYM, "long", 94_000.0, 1.0, 94_000.0)]),
