@@ -75,9 +75,12 @@ class Heatmap:
         return self.grid.centre(np.arange(self.k0, self.k0 + self.long.shape[1]))
 
 
-def _bucket_range(bucket: IntArray, fallback_price: float, grid: PriceGrid) -> tuple[int, int]:
-    if len(bucket):
-        return int(bucket.min()), int(bucket.max()) + 1
+def _bucket_range(buckets: list[IntArray], fallback_price: float,
+                  grid: PriceGrid) -> tuple[int, int]:
+    """Buckets k0..k1 (exclusive) spanning every bucket in ``buckets``."""
+    present = [b for b in buckets if len(b)]
+    if present:
+        return min(int(b.min()) for b in present), max(int(b.max()) for b in present) + 1
     k = int(grid.index(fallback_price))
     return k, k + 1
 
@@ -154,7 +157,7 @@ def _book_of_rows(model: LevelModel, alive: list[IntArray], t: int, start: int, 
     """The book at ``t`` of the live rows ``alive`` (longs, shorts), each in birth order."""
     rows = model.rows
     bucket = [model.bucket_of(idx) for idx in alive]
-    k0, k1 = _bucket_range(np.concatenate(bucket), float(c.close[t]), params.grid)
+    k0, k1 = _bucket_range(bucket, float(c.close[t]), params.grid)
     width = k1 - k0
     n_lev = len(params.leverages)
     sides = []
@@ -192,7 +195,7 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
         keep = np.flatnonzero(first_col < end_col)
         shown.append((lo + keep, first_col[keep], end_col[keep]))
     buckets = [model.bucket_of(idx) for idx, _, _ in shown]
-    k0, k1 = _bucket_range(np.concatenate(buckets), float(c.close[-1]), p.grid)
+    k0, k1 = _bucket_range(buckets, float(c.close[-1]), p.grid)
     width = k1 - k0
     # Survival between consecutive columns.
     gain = np.ones(n_cols)

@@ -57,7 +57,8 @@ class LevelModel:
                 factor = np.exp(log_f[tt - start] - log_f[born - start])
             else:
                 factor = np.exp(self.log_f[tt] - self.log_f[born])
-            factor[self.zeros[born] < self.zeros[tt]] = 0.0
+            if self.zeros[tt]:  # else no factor up to tt was zero: nothing to wipe out
+                factor[self.zeros[born] < self.zeros[tt]] = 0.0
         else:
             t_arr = np.broadcast_to(np.asarray(t, dtype=np.int64), born.shape)
             factor = np.exp(self.log_f[t_arr] - self.log_f[born])
