@@ -98,6 +98,11 @@ class TelegramNotifier:
         self.app = app
         self.started = False
 
+    @property
+    def _rl_args(self) -> str | None:
+        """ALERT for our limiter; nothing for another (or none: the bench's baselines)."""
+        return ALERT if isinstance(self.app.bot.rate_limiter, ChatRateLimiter) else None
+
     def wait_s(self, chat: Chat) -> float:
         """Seconds before ``chat`` could receive without waiting (its group's 20 msg/min)."""
         limiter = self.app.bot.rate_limiter
@@ -116,7 +121,7 @@ class TelegramNotifier:
                 msg = await self.app.bot.send_message(_chat_id(chat.chat_id), chunk,
                                                       parse_mode=ParseMode.HTML,
                                                       message_thread_id=thread,
-                                                      rate_limit_args=ALERT)
+                                                      rate_limit_args=self._rl_args)
                 first = first or str(msg.message_id)
         return first
 
@@ -128,7 +133,7 @@ class TelegramNotifier:
         assert alert.updates is not None
         text = split_html(alert.text)[0]
         target = {"chat_id": _chat_id(chat.chat_id), "message_id": int(alert.updates),
-                  "parse_mode": ParseMode.HTML, "rate_limit_args": ALERT}
+                  "parse_mode": ParseMode.HTML, "rate_limit_args": self._rl_args}
         with _delivery_errors(chat, editing=True):
             try:
                 await self.app.bot.edit_message_text(text, **target)
