@@ -32,8 +32,10 @@ class Progress:
                  quiet: bool = False, file: TextIO | None = None) -> None:
         self.file = file if file is not None else sys.stderr
         self.shown = not quiet and _is_terminal(self.file)
+        # delay > 0: nothing is drawn before the first update, so lines printed before the
+        # work starts (a command's header) do not run into an empty bar.
         self.bar = tqdm(total=total, desc=desc, unit=unit, file=self.file, leave=False,
-                        dynamic_ncols=True, disable=not self.shown)
+                        dynamic_ncols=True, disable=not self.shown, delay=1e-9)
 
     def update_to(self, done: int, total: int | None = None) -> None:
         """``done`` of ``total`` (the total may become known only once the work starts)."""

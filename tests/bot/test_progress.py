@@ -78,6 +78,7 @@ def test_demo_on_a_terminal_shows_a_bar_with_alerts_on_their_own_lines(tmp_path)
     raw = in_terminal(["demo", "--days", "3", "--out", str(tmp_path / "o")], tmp_path)
     assert "replay" in raw and "candle" in raw  # the bar was drawn
     shown = screen_lines(raw)
+    assert any(line.startswith("liqbot demo · replaying") for line in shown), shown[:3]
     alerts = [line for line in shown if "ALERT" in line]
     assert len(alerts) >= 3
     assert all(line.startswith("ALERT ") for line in alerts), alerts
