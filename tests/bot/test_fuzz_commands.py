@@ -23,7 +23,7 @@ from bot.commands.reply import Caller
 from bot.commands.table import COMMANDS
 from bot.errors import UserInputError
 from bot.store import MAX_LEVELS, MAX_SUBSCRIPTIONS
-from tests.bot.helpers import group, private, started_service, tape_config, write_liqs
+from tests.bot.helpers import SYMBOL, group, private, started_service, tape_config, write_liqs
 from tests.conftest import scaled
 
 FULL = 10_000
@@ -131,7 +131,8 @@ PARTS: dict[str, object] = {}
 
 def _state(store) -> tuple:
     return (tuple(store.active_subscriptions()), tuple(store.active_levels()),
-            tuple(store.active_liq_subscriptions()))
+            tuple(store.active_liq_subscriptions()),
+            tuple(store.active_position_watches(SYMBOL)))
 
 
 def command_lines(name: str) -> st.SearchStrategy[str]:
@@ -167,6 +168,8 @@ def test_every_command_answers_fuzzed_input_without_exceptions_or_side_effects(
         assert len(store.list_subscriptions(chat)) <= MAX_SUBSCRIPTIONS
         assert len(store.list_levels(chat)) <= MAX_LEVELS
         assert len(store.list_liq_subscriptions(chat)) <= MAX_SUBSCRIPTIONS
+    watches = store.active_position_watches(SYMBOL)
+    assert not any(store.get_chat(w.chat).is_group for w in watches)  # private chats only
 
 
 @pytest.fixture(scope="module", autouse=True)
