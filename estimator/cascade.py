@@ -4,8 +4,8 @@ A move from the last price to ``target`` passes the buckets in between: a move d
 liquidates longs, a move up shorts. ``cumulative_usd`` is the whole side's book summed over the
 buckets whose centre lies between the last price and the target (both ends included), added
 outward from the price, so a farther target never gives less. The clusters passed are listed
-in order with the band of the book they cover (clipped to the path) and the running sum up to
-their far edge.
+in order (touching ones as one zone, as /levels shows them) with the band of the book they
+cover (clipped to the path) and the running sum up to their far edge.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from estimator.book import Book
 from estimator.candles import FloatArray
-from estimator.clusters import Cluster
+from estimator.clusters import Cluster, merge_touching
 
 #: Targets farther than this from the last price (in %) are refused: the book is a model of
 #: positions near price, not of a halving or a doubling.
@@ -110,7 +110,8 @@ def cascade_path(book: Book, clusters: Iterable[Cluster], target: float) -> Casc
     values = book.long_usd if side == "long" else book.short_usd
     on_path = (all_centres >= lo) & (all_centres <= hi)
     bands = []
-    passed = sorted((c for c in clusters if c.side == side and c.high > lo and c.low < hi),
+    passed = sorted((c for c in merge_touching(clusters)  # touching clusters: one band
+                     if c.side == side and c.high > lo and c.low < hi),
                     key=lambda c: -c.high if side == "long" else c.low)
     for c in passed:
         b_lo, b_hi = max(c.low, lo), min(c.high, hi)

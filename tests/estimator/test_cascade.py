@@ -84,6 +84,18 @@ def test_a_cluster_cut_by_the_target_is_clipped_to_the_path():
     assert bh.cumulative_usd == half.cumulative_usd
 
 
+def test_touching_clusters_are_one_band():
+    from tests.synthetic import random_walk
+
+    book = build_book(random_walk(2000, start=30_000.0, step_ms=3_600_000, vol=0.01,
+                                  wick=0.004, oi_usd=1e9))
+    price = book.last_price
+    a = estimator.Cluster("L1", "long", price * 0.95, price * 0.96, price * 0.955, 1e6, -4.5)
+    b = estimator.Cluster("L2", "long", price * 0.96, price * 0.97, price * 0.965, 2e6, -3.5)
+    [band] = cascade_path(book, [a, b], price * 0.9).bands
+    assert (band.low, band.high) == (a.low, b.high)
+
+
 @pytest.mark.parametrize(("target", "message"), [
     (100.0, "equals the current price"),
     (49.0, "51.0 % from the current price"),
