@@ -280,3 +280,12 @@ async def test_discord_ifbreak_and_mypos():
         payload = fake.callbacks[2].payload
         assert reply_embed(payload)["description"].startswith("Send /mypos to me")
         assert int(payload.get("data", payload).get("flags") or 0) & 64
+        # The watch option, in a DM; /unlevel takes its wID.
+        await b.call("mypos", {"symbol": "BTC", "side": "short", "entry": f"{price:.0f}",
+                               "leverage": "20x", "watch_pct": 1.5}, guild_id=None)
+        assert "Watching it as #w1" in reply_embed(fake.callbacks[3].payload)["description"]
+        [w] = b.store.active_position_watches(SYMBOL)
+        assert (w.side, w.leverage, w.within_pct) == ("short", 20.0, 1.5)
+        await b.call("unlevel", {"level_id": "w1"}, guild_id=None)
+        assert reply_embed(fake.callbacks[4].payload)["description"] == (
+            "Position watch #w1 removed.")
