@@ -8,7 +8,14 @@ from estimator.book import Book, Heatmap, book_at, books_at, build_book, build_h
 from estimator.calibrate import LadderFit, fit_ladder, predicted_liquidations
 from estimator.candles import Candles
 from estimator.cascade import MAX_DISTANCE_PCT, Band, Cascade, cascade_path, cumulative_curve
-from estimator.clusters import Cluster, ClusterRule, assign_ids, find_clusters, top
+from estimator.clusters import (
+    Cluster,
+    ClusterRule,
+    assign_ids,
+    find_clusters,
+    top,
+    top_clusters,
+)
 from estimator.grid import PriceGrid
 from estimator.levels import LevelModel, level_model
 from estimator.params import ModelParams
@@ -43,4 +50,5 @@ __all__ = [
     "liquidation_price",
     "predicted_liquidations",
     "top",
+    "top_clusters",
 ]

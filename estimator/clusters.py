@@ -87,9 +87,22 @@ def find_clusters(book: Book, rule: ClusterRule | None = None,
     return found
 
 
+def top_clusters(book: Book, n: int, rule: ClusterRule | None = None) -> list[Cluster]:
+    """``top(find_clusters(book, rule), n)``, faster: only the ``n`` largest clusters of each
+    side are built."""
+    r = rule if rule is not None else ClusterRule()
+    found: list[Cluster] = []
+    for side, values in (("long", book.long_usd), ("short", book.short_usd)):
+        found.extend(_side_clusters(side, values, book.k0, book.grid, book.last_price,
+                                    book.timestamp, r, limit=n))
+    return found
+
+
 def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last_price: float,
-                   asof: int, rule: ClusterRule,
-                   known: Sequence[tuple[float, float]] = ()) -> list[Cluster]:
+                   asof: int, rule: ClusterRule, known: Sequence[tuple[float, float]] = (),
+                   limit: int | None = None) -> list[Cluster]:
+    """Clusters of one side in price order, or (``limit``) the ``limit`` largest by notional,
+    largest first (ties in price order), as :func:`top` orders them."""
     total = float(values.sum())
     if total <= 0:
         return []
@@ -114,11 +127,16 @@ def _side_clusters(side: str, values: FloatArray, k0: int, grid: PriceGrid, last
     centres = grid.centre(hot + k0)
     hot_values = values[hot]
     starts = _split_points(lows, highs, last_price, rule)
-    ends = [*starts[1:], len(hot)]
+    runs = list(zip(starts, [*starts[1:], len(hot)], strict=True))
+    totals = [hot_values[s:e].sum() for s, e in runs]
+    picked: Iterable[int] = range(len(runs))
+    if limit is not None:
+        picked = sorted(picked, key=lambda i: -float(totals[i]))[:limit]
     out = []
-    for s, e in zip(starts, ends, strict=True):
+    for i in picked:
+        s, e = runs[i]
         w = hot_values[s:e]
-        total_w = w.sum()
+        total_w = totals[i]
         centre = float((centres[s:e] * w).sum() / total_w)
         low, high = float(lows[s]), float(highs[e - 1])
         out.append(Cluster(

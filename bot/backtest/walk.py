@@ -27,9 +27,8 @@ from estimator import (
     ModelParams,
     books_at,
     build_book,
-    find_clusters,
     level_model,
-    top,
+    top_clusters,
 )
 
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -98,7 +97,7 @@ def estimate_at(c: Candles, t: int, params: ModelParams, rule: ClusterRule, top_
 
 def _top_rows(book: Book, rule: ClusterRule,
               top_n: int) -> tuple[list[tuple[str, float, float, float]], float, bool]:
-    rows = [(k.side, k.low, k.high, k.notional_usd) for k in top(find_clusters(book, rule), top_n)]
+    rows = [(k.side, k.low, k.high, k.notional_usd) for k in top_clusters(book, top_n, rule)]
     return rows, book.last_price, book.proxy
 
 
