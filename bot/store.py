@@ -18,6 +18,8 @@ Public API (all methods synchronous; use from one thread at a time):
   :meth:`quiet_symbols`, :meth:`held_count`; news held for their digest.
 - liquidation tape (:class:`bot.tape.tables.TapeTables`): ``/subscribe_liqs`` subscriptions,
   recorded liquidations, and each symbol's last alerted window.
+- audit (:class:`bot.audit.tables.AuditTables`): breaks waiting for their receipt,
+  recorded evaluations and their scores, the price path.
 - status: :meth:`subscriber_counts`, :meth:`pending_count`, :meth:`outbox_counts`,
   :meth:`integrity_ok`.
 
@@ -41,6 +43,7 @@ from bot.alerts.events import AlertEvent
 from bot.alerts import digest
 from bot.alerts.digest import DigestTables
 from bot.alerts.threads import AlertThreads
+from bot.audit import tables as audit_tables
 from bot.errors import LimitExceededError, StoreError, UserInputError
 from bot import position_watch
 from bot.redact import redact
@@ -143,6 +146,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     position_watch.MIGRATION,  # /mypos watches (bot.position_watch)
     digest.MIGRATION,  # v5: quiet subscriptions and their held news (bot.alerts.digest)
+    audit_tables.MIGRATION,  # v6: receipts, evaluations, price path (bot.audit.tables)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -186,7 +190,8 @@ def _chat(row: dict[str, Any]) -> Chat:
                 active=bool(row["active"]), timezone=row["timezone"], language=row["language"])
 
 
-class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatchTables):
+class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatchTables,
+            audit_tables.AuditTables):
     """liqbot's SQLite store. ``Store(path)`` for a file, ``Store(memory=True)`` for tests."""
 
     def __init__(self, path: str | Path | None = None, *, memory: bool = False,

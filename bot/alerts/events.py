@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     LIQUIDATIONS = "liquidations"
     DIGEST = "digest"  # a quiet subscription's bundled news (bot.alerts.digest)
     POSITION = "position"  # a /mypos watch (bot.position_watch): private chats only
+    RECEIPT = "receipt"  # what the tape saw in a broken cluster (bot.audit.receipts)
 
 
 class AlertEvent(NamedTuple):
@@ -68,6 +69,8 @@ class AlertEvent(NamedTuple):
     long_usd: float | None = None
     short_usd: float | None = None
     items: list[dict[str, object]] | None = None
+    control_usd: float | None = None
+    since_ms: int | None = None
 
     @property
     def dedupe_key(self) -> str:

@@ -26,6 +26,10 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
         return f"{tape_text(event)} {tail} · {TAPE_SOURCE}"
     if event.kind is EventKind.DIGEST:
         return digest_text(event, tz)
+    if event.kind is EventKind.RECEIPT:
+        from bot.audit.receipts import receipt_text
+
+        return receipt_text(event, tz)
     if event.kind is EventKind.POSITION:
         from bot.position_watch import watch_text
 

@@ -1,0 +1,91 @@
+"""Sweep receipts, without I/O: ``receipt_minutes`` after a break, what the real liquidation
+tape saw inside the broken cluster, next to what the estimate said and a control band.
+
+The control band has the cluster's width and sits at the same distance on the other side of the
+pre-break price P: [2P − high, 2P − low]. Both bands count liquidations of the cluster's side
+(the same measurement, mirrored), with the tape's usual slack (:func:`bot.tape.alerts.seen_in`).
+Tape figures are exchange data; the cluster's size is the estimate (USD, or proxy units).
+
+Example: ``🧾 Receipt BTC/USDT:USDT 91,000–91,400 long (broke 14:05): tape saw $3.0M of long
+liquidations (41) in 15 min; estimate $120M (proxy units); control band above: $0.2M · tape =
+exchange data; estimate = …``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.alerts.events import AlertEvent, EventKind
+from bot.fmt import money, price_text, time_text
+from bot.tape.alerts import seen_in
+from bot.tape.events import Liquidation
+
+TAPE_LABEL = "tape = exchange data"
+ESTIMATE_LABEL = "estimate = the model's estimate, not exchange data"
+UNDER_REPORTS = "Liquidation streams under-report (Binance sends at most one per second)."
+
+
+@dataclass(frozen=True)
+class DueReceipt:
+    """A break waiting for its receipt (one per chat and break: the break's chat, ref, epoch).
+
+    ``since_ms``: tape events from here count (the tick before the break); ``due_ms``: when the
+    receipt is due (break time + receipt minutes), on the tick clock."""
+
+    chat: int
+    ref: str
+    epoch: int
+    symbol: str
+    side: str
+    low: float
+    high: float
+    pre_price: float
+    break_ms: int
+    since_ms: int
+    due_ms: int
+    estimate_usd: float
+    proxy: bool
+
+
+def due_from_break(e: AlertEvent, pre_price: float, since_ms: int, minutes: float,
+                   proxy: bool) -> DueReceipt:
+    """The receipt a break event asks for."""
+    assert e.kind is EventKind.BREAK and e.side and e.low is not None and e.high is not None
+    return DueReceipt(e.chat, e.ref, e.epoch, e.symbol, e.side, e.low, e.high, pre_price,
+                      e.ts_ms, since_ms, e.ts_ms + int(round(minutes * 60_000)),
+                      float(e.notional_usd or 0.0), proxy)
+
+
+def control_band(low: float, high: float, pre_price: float) -> tuple[float, float]:
+    """The same-width band at the same distance on the other side of ``pre_price``."""
+    return 2 * pre_price - high, 2 * pre_price - low
+
+
+def receipt_event(r: DueReceipt, events: Iterable[Liquidation], price: float) -> AlertEvent:
+    """The receipt alert for ``r`` from the tape ``events`` of its symbol between its
+    ``since_ms`` and ``due_ms``. ``tape_usd``/``tape_count``: inside the cluster;
+    ``control_usd``: inside the control band."""
+    evs = [e for e in events if r.since_ms <= e.timestamp < r.due_ms]
+    usd, n = seen_in(evs, r.side, r.low, r.high)
+    c_lo, c_hi = control_band(r.low, r.high, r.pre_price)
+    control, _ = seen_in(evs, r.side, c_lo, c_hi)
+    return AlertEvent(EventKind.RECEIPT, r.chat, r.symbol, r.ref, r.epoch, price=price,
+                      ts_ms=r.due_ms, side=r.side, low=r.low, high=r.high,
+                      notional_usd=r.estimate_usd, tape_usd=usd, tape_count=n,
+                      level_price=r.pre_price, control_usd=control, since_ms=r.break_ms,
+                      note="proxy" if r.proxy else "usd")
+
+
+def receipt_text(e: AlertEvent, tz: str = "UTC") -> str:
+    """The receipt's wording (see the module docstring)."""
+    rng = f"{price_text(e.low or 0.0)}–{price_text(e.high or 0.0)}"
+    broke = time_text(e.since_ms or e.ts_ms, tz)[11:16]
+    minutes = round(((e.ts_ms - (e.since_ms or e.ts_ms)) / 60_000))
+    units = "proxy units" if e.note == "proxy" else "USD"
+    where = "below" if (e.low or 0.0) >= (e.level_price or 0.0) else "above"
+    return (f"🧾 Receipt {e.symbol} {rng} {e.side} (broke {broke}): tape saw "
+            f"{money(e.tape_usd or 0.0)} of {e.side} liquidations ({e.tape_count or 0}) in "
+            f"{minutes} min; estimate {money(e.notional_usd or 0.0)} ({units}); control band "
+            f"{where}: {money(e.control_usd or 0.0)} · {TAPE_LABEL}; {ESTIMATE_LABEL}. "
+            f"{UNDER_REPORTS}")
