@@ -192,7 +192,7 @@ def _draw_current(ax: Axes, last: float) -> None:
                 xytext=(4, 0), textcoords="offset points", ha="left", va="center",
                 color=style.BG, fontsize=style.FONT_PT["tick"], fontweight="bold",
                 bbox={"boxstyle": "round,pad=0.25", "fc": style.PRICE, "ec": "none"},
-                gid="current-price")
+                zorder=8, gid="current-price")  # over the right price ticks and leader lines
 
 
 def _draw_tape(ax: Axes, tape: Sequence[Liquidation], x0: float, x1: float) -> None:
