@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from functools import partial
 from io import BytesIO
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
@@ -211,6 +211,13 @@ async def subscribe(interaction: discord.Interaction, symbol: str, min_usd: str 
     await run_command(interaction, "subscribe", symbol, min_usd, pct)
 
 
+@app_commands.describe(symbol="Subscribed symbol, e.g. BTC",
+                       mode="on: new / grown clusters in one digest; off: one message each")
+async def quiet(interaction: discord.Interaction, symbol: str,
+                mode: Literal["on", "off"]) -> None:
+    await run_command(interaction, "quiet", symbol, mode)
+
+
 @app_commands.describe(symbol="Symbol to stop alerts for, e.g. BTC")
 async def unsubscribe(interaction: discord.Interaction, symbol: str) -> None:
     await run_command(interaction, "unsubscribe", symbol)
@@ -259,7 +266,8 @@ async def symbols(interaction: discord.Interaction) -> None:
 CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "start": start, "help": help_, "levels": levels, "heatmap": heatmap, "map": map_,
     "ifbreak": ifbreak, "mypos": mypos,
-    "subscribe": subscribe, "unsubscribe": unsubscribe, "subscribe_liqs": subscribe_liqs,
+    "subscribe": subscribe, "quiet": quiet, "unsubscribe": unsubscribe,
+    "subscribe_liqs": subscribe_liqs,
     "unsubscribe_liqs": unsubscribe_liqs, "alerts": alerts, "level": level,
     "unlevel": unlevel, "status": status, "symbols": symbols,
 }

@@ -26,7 +26,8 @@ ALERT_TITLE = {EventKind.APPROACH: "Approaching a liquidation cluster",
                EventKind.BREAK: "Cluster broken", EventKind.NEW_CLUSTER: "New liquidation cluster",
                EventKind.LEVEL_CROSS: "Your level was crossed",
                EventKind.LIQUIDATIONS: "Real liquidations",
-               EventKind.POSITION: "Your position (watch)"}
+               EventKind.POSITION: "Your position (watch)",
+               EventKind.DIGEST: "Cluster news digest"}
 
 
 def clip(text: str, n: int) -> str:
@@ -66,6 +67,8 @@ def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
         embed.add_field(name="Level", value=price_text(ev.level_price or 0.0))
     elif ev.kind is EventKind.POSITION:
         embed.add_field(name="Your liquidation", value=price_text(ev.level_price or 0.0))
+    elif ev.kind is EventKind.DIGEST:
+        embed.add_field(name="Updates", value=str(len(ev.items or [])))
     elif ev.kind is EventKind.LIQUIDATIONS:
         source = TAPE_SOURCE
         embed.add_field(name="Events", value=str(ev.tape_count or 0))

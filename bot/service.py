@@ -162,7 +162,8 @@ class Service:
         # Outbox rows are stamped with the dispatcher's (wall) clock, which drives retries and
         # give-up; the tick's own time (virtual in replay) only drives the engine's cooldown.
         result.queued = self.store.commit_tick(symbol, new_state, None, events,
-                                               now=self.dispatcher.clock())
+                                               now=self.dispatcher.clock(),
+                                               digest_hours=self.cfg.alerts.digest_hours)
         if not stale:  # /mypos watches: their own rows, arming state committed with them
             result.queued += tick_watches(self.store, symbol, state.last_price, pt.price,
                                           pt.high, pt.low, pt.timestamp, est.clusters,

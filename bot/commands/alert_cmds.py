@@ -55,13 +55,42 @@ async def subscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) ->
     return Reply(
         f"Subscribed to {symbol}: clusters ≥ {money(sub.min_usd)}, alert within "
         f"{sub.approach_pct:g} % and on breaks. Estimates from a model, not exchange data.\n"
+        f"{_quiet_note(core, chat.id, symbol)}"
         f"/alerts lists this chat's alerts; /unsubscribe {symbol.split('/')[0]} stops them.")
+
+
+async def quiet(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/quiet SYM on|off: new / grown cluster news in one digest per ``digest_hours``."""
+    if len(args) != 2 or args[1].lower() not in ("on", "off"):
+        raise UserInputError("Say on or off, e.g. /quiet BTC off")
+    symbol = await core.resolve_symbol(args[0])
+    chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
+    short = symbol.split("/")[0]
+    if chat is None or symbol not in {s.symbol for s in core.store.list_subscriptions(chat.id)}:
+        return Reply(f"This chat is not subscribed to {symbol}: /subscribe {short} first.",
+                     error=True)
+    on = args[1].lower() == "on"
+    core.store.set_quiet(chat.id, symbol, on)
+    if on:
+        return Reply(f"Quiet on for {symbol}: new and grown clusters come in one digest every "
+                     f"{core.config.alerts.digest_hours:g} h; approach, break and level alerts "
+                     "stay immediate.")
+    return Reply(f"Quiet off for {symbol}: every new or grown cluster is a message of its own.")
 
 
 async def unsubscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
     """/unsubscribe SYM."""
     return await _stop(core, caller, args, core.store.unsubscribe,
                        "Unsubscribed from {}.", "This chat was not subscribed to {}.")
+
+
+def _quiet_note(core: CommandCore, chat: int, symbol: str) -> str:
+    short = symbol.split("/")[0]
+    if symbol in core.store.quiet_symbols(chat):
+        return (f"New and grown clusters come in one digest every "
+                f"{core.config.alerts.digest_hours:g} h (/quiet {short} off: one message "
+                "each).\n")
+    return ""
 
 
 async def _stop(core: CommandCore, caller: Caller, args: tuple[str, ...],
@@ -123,8 +152,10 @@ async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
     lines = []
     if subs:
         lines.append("Cluster alerts:")
+        quiet = core.store.quiet_symbols(chat.id) if chat else set()
+        digest = f"; quiet: news in a {core.config.alerts.digest_hours:g} h digest"
         lines += [f"  {s.symbol}: clusters ≥ {money(s.min_usd)}, within {s.approach_pct:g} %"
-                  for s in subs]
+                  f"{digest if s.symbol in quiet else ''}" for s in subs]
     if liqs:
         lines.append("Liquidation alerts (real, from the tape):")
         lines += [f"  {s.symbol}: each ≥ {money(s.min_usd)}, or all when ≥ "
