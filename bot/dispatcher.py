@@ -32,10 +32,11 @@ nothing is left 'sending' by a clean stop.
 
 Guarantee: at-least-once. A crash after the platform accepted a message but before 'sent' is
 committed leaves the row 'sending'; :meth:`Dispatcher.recover` (call once at start-up) puts it
-back to pending, so that one message per crash may be sent twice. The window is one awaited
-send plus one SQLite commit; notifiers receive the dedupe key so a platform with idempotent
-sends (Discord's ``enforce_nonce``) can close it. Telegram's sendMessage has no such key. A send
-cancelled at stop or cut off by ``send_timeout_s`` is in the same window.
+back to pending, so the messages in flight at a crash — at most one per chat, ``concurrency``
+in all — may be sent twice. The window is one awaited send plus one SQLite commit; notifiers
+receive the dedupe key so a platform with idempotent sends (Discord's ``enforce_nonce``) can
+close it. Telegram's sendMessage has no such key. A send cancelled at stop or cut off by
+``send_timeout_s`` is in the same window.
 """
 
 from __future__ import annotations
