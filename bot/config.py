@@ -147,6 +147,16 @@ class DiscordSection:
 
 
 @dataclass(frozen=True)
+class WebSection:
+    """The read-only web view / Telegram Mini App (issue 23): off by default, nothing listens."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""  # how chat users reach it (https:// for a Telegram Mini App)
+
+
+@dataclass(frozen=True)
 class Config:
     bot: BotSection = field(default_factory=BotSection)
     source: SourceSection = field(default_factory=SourceSection)
@@ -158,6 +168,7 @@ class Config:
     console: ConsoleSection = field(default_factory=ConsoleSection)
     telegram: TelegramSection = field(default_factory=TelegramSection)
     discord: DiscordSection = field(default_factory=DiscordSection)
+    web: WebSection = field(default_factory=WebSection)
     path: str = "<defaults>"
 
 
@@ -166,6 +177,7 @@ _SECTIONS: dict[str, type] = {
     "alerts": AlertsSection, "model": ModelSection, "tape": TapeSection,
     "limits": LimitsSection,
     "console": ConsoleSection, "telegram": TelegramSection, "discord": DiscordSection,
+    "web": WebSection,
 }
 _NOT_IN_FILE = {"token"}
 _ITEM_TYPES = {("model", "leverage"): "number", ("model", "weights"): "number",
@@ -252,6 +264,11 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("telegram", "token_env"): _env_name,
     ("telegram", "stale_command_minutes"): _positive,
     ("discord", "token_env"): _env_name,
+    ("web", "listen"): lambda v: None if v.strip() else "must be an address (e.g. 127.0.0.1)",
+    ("web", "port"): lambda v: None if 1 <= v <= 65535 else "must be in [1, 65535]",
+    ("web", "public_url"): lambda v: None if v == "" or re.fullmatch(
+        r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?", v) else
+        "must be an http(s) URL without query or fragment (e.g. https://liq.example.org)",
 }
 
 
@@ -390,7 +407,18 @@ def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
         if without:
             raise ConfigError(f"{source}:{lines.key('source', 'timeframe')}: source.timeframe "
                               f"{tf!r} is not offered by {', '.join(without)}")
-    return _tape_checks(cfg, source, lines)
+    return _web_checks(_tape_checks(cfg, source, lines), source, lines)
+
+
+def _web_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
+    """Chat buttons open ``public_url``: Telegram opens Mini Apps from https URLs only."""
+    w = cfg.web
+    if w.enabled and w.public_url and cfg.telegram.enabled \
+            and not w.public_url.startswith("https://"):
+        raise ConfigError(f"{source}:{lines.key('web', 'public_url')}: web.public_url must be "
+                          "https:// when telegram is enabled (Telegram opens Mini Apps from "
+                          "https URLs only)")
+    return replace(cfg, web=replace(w, public_url=w.public_url.rstrip("/")))
 
 
 def _replay_symbol_check(cfg: Config, source: str, lines: _KeyLines) -> None:
