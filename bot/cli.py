@@ -1,4 +1,4 @@
-"""The ``liqbot`` command line: run, demo, levels, chart, ifbreak, backtest, record,
+"""The ``liqbot`` command line: run, demo, levels, chart, ifbreak, serve, backtest, record,
 calibrate, check-config."""
 
 from __future__ import annotations
@@ -23,24 +23,22 @@ def _levels(args: argparse.Namespace) -> int:
     from bot.finite import finite_json
     from bot.fmt import money, price_text
     from bot.market.replay import BUNDLED_CSV, load_csv, replay_symbol
-    from estimator import build_book, find_clusters, top
-    from estimator.clusters import merge_touching
+    from bot.web.api import levels_rows  # the same rows as the web view's /api/v1/levels
+    from estimator import build_book, find_clusters
 
     symbol = replay_symbol(args.symbol, args.data)
     candles = load_csv(args.data or BUNDLED_CSV)
     book = build_book(candles, _params(args))
-    clusters = top(merge_touching(find_clusters(book)), args.top)  # touching ones: one zone
-    keys = ("side", "low", "high", "price", "notional_usd", "distance_pct")
-    rows = [{k: c.as_dict()[k] for k in keys} | {"id": c.id} for c in clusters]
+    rows = levels_rows(find_clusters(book), args.top)  # touching ones: one zone
     text = finite_json(rows, f"levels {symbol}")  # NaN is an error, in text as in JSON
     if args.json:
         print(text)
         return 0
     print(f"{symbol} · price {price_text(book.last_price)} · estimate from a model, not "
           f"exchange data{' (volume proxy: no open interest in the data)' if book.proxy else ''}")
-    for c in clusters:
-        print(f"  {c.side:<5}  {price_text(c.low)}–{price_text(c.high)}  "
-              f"{money(c.notional_usd):>7}  {c.distance_pct:+.1f} %")
+    for c in rows:
+        print(f"  {c['side']:<5}  {price_text(c['low'])}–{price_text(c['high'])}  "
+              f"{money(c['notional_usd']):>7}  {c['distance_pct']:+.1f} %")
     return 0
 
 
@@ -195,6 +193,30 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(run(cfg))
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from bot.config import Config, load_config
+    from bot.market.replay import replay_symbol
+    from bot.web.server import serve_replay
+
+    cfg = load_config(args.config) if args.config else Config()
+    symbol = replay_symbol(args.symbol, args.data)
+    web = replace(cfg.web, listen=args.listen or cfg.web.listen,
+                  port=cfg.web.port if args.port is None else args.port)
+    try:
+        return asyncio.run(serve_replay(replace(cfg, web=web), args.data, symbol))
+    except OSError as exc:  # the address is taken or not ours
+        raise UsageError(f"cannot listen on {web.listen}:{web.port}: "
+                         f"{exc.strerror or exc}") from exc
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, got {text!r}")
+    return int(text)
+
+
 def _record(args: argparse.Namespace) -> int:
     from bot.errors import UserInputError
     from bot.progress import Progress
@@ -292,6 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML config for the model parameters")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_ifbreak)
+
+    p = sub.add_parser("serve", help="the interactive web view (heatmap, map, levels) on a "
+                                     "replay CSV, alone; `liqbot run` serves it beside the bot")
+    p.add_argument("--data", help="replay CSV (default: the bundled BTC candles)")
+    p.add_argument("--symbol", default="BTC", help="symbol label, e.g. BTC (default BTC)")
+    p.add_argument("--config", help="TOML config: model parameters and [web] listen/port")
+    p.add_argument("--listen", help="address to listen on (default: [web] listen, 127.0.0.1)")
+    p.add_argument("--port", type=_port, help="port (default: [web] port, 8080; 0 = any free)")
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("backtest", help="walk-forward backtest: are the top clusters touched "
                                         "more than levels at the same distance on a random side?")
