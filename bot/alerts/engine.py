@@ -27,8 +27,12 @@ Semantics (one symbol per call):
   seen, and clusters first seen on that tick are a silent baseline too: no "grew ×1.5" for
   an exchange's return.
 - ``level_cross``: a user level strictly between the previous price and the tick's traded
-  extreme ('up': prev < level ≤ high; 'down': low ≤ level < prev; 'any': either). Re-arms on
-  a later tick whose price is ≥ ``level_rearm_pct`` away from the level. Its epoch is the
+  extreme ('up': prev < level ≤ high; 'down': low ≤ level < prev; 'any': either). Re-arms only
+  after a real move away: a later tick whose price is ≥ ``level_rearm_pct`` beyond the level
+  on the side it was crossed to (price really went through), or ≥ ``level_away_pct`` from it
+  on either side. A wick through the level while price stays on its side (high touched it,
+  price back below) therefore alerts once, not on every wick, until price has moved 1 % away
+  or really crossed. Its epoch is the
   firing tick's time (ms): unique per fire without any per-level memory, so the state holds
   only the levels disarmed now (a deleted level leaves nothing behind).
 
@@ -62,7 +66,8 @@ class EngineConfig:
     cooldown_ms: int = 60 * 60_000  # per (chat, kind, ref)
     growth: float = 1.5  # re-announce a cluster that grew by this factor
     rearm_pct: float = 0.25  # extra distance (%) before approach/break re-arm
-    level_rearm_pct: float = 0.1  # distance (%) from a user level before it re-arms
+    level_rearm_pct: float = 0.1  # beyond a user level, on the side crossed to, to re-arm (%)
+    level_away_pct: float = 1.0  # or this far from it on either side (%)
     new_cluster_range_pct: float = 10.0  # new/growth news only within this distance of price
     forget_after_ms: int = 72 * 3_600_000  # drop a vanished cluster's memory (> 48 h id memory)
 
@@ -179,7 +184,8 @@ class SymbolState:
     # cid → [peak, base, epoch]; peak = base = -1: re-base when next seen (OI mix changed)
     sizes: dict[str, list[float]] = field(default_factory=dict)
     oi_mix: str | None = None  # OI composition the sizes were measured under (None: unknown)
-    levels_off: dict[str, float] = field(default_factory=dict)  # disarmed level id → price
+    # disarmed level id → [price, +1 crossed up / -1 down] (a bare price: either side, old state)
+    levels_off: dict[str, list[float] | float] = field(default_factory=dict)
     cooldown: dict[str, int] = field(default_factory=dict)  # "chat|kind|ref" → last fire ms
     seen: dict[str, int] = field(default_factory=dict)  # cid → last tick ms it was present
     pruned_ms: int = 0
@@ -238,7 +244,7 @@ class _Emitter:
             self.events.append(AlertEvent(
                 kind=EventKind.LEVEL_CROSS, chat=chat, symbol=self.symbol, ref=ref, epoch=epoch,
                 price=price, ts_ms=self.tick.ts_ms, level_price=level_price,
-                direction=direction, note=note or None,
+                direction=direction, note=note or None, low=self.tick.low, high=self.tick.high,
                 distance_pct=(level_price - price) / price * 100.0))
 
     def _cooled(self, key: str) -> bool:
@@ -410,17 +416,20 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
                 lid = sid[i]
                 if lid in levels_off:
                     continue  # disarmed: fired before, price has not moved away yet
-                levels_off[lid] = lp
+                levels_off[lid] = [lp, 1.0 if direction == "up" else -1.0]
                 fired.add(lid)
                 # Epoch = this tick's time: a returning level (chat re-activated) or a
                 # re-armed one can never meet a dedupe key it already used.
                 emit.level(chat, lid, lp, direction, notes[i], tick.ts_ms)
     if levels_off:
-        rearm = config.level_rearm_pct / 100.0
-        for lid, lp in list(levels_off.items()):
+        rearm, away = config.level_rearm_pct / 100.0, config.level_away_pct / 100.0
+        for lid, rec in list(levels_off.items()):
+            lp, side = (rec, 0.0) if isinstance(rec, (int, float)) else (rec[0], rec[1])
+            moved = (price - lp) / lp  # + above the level
+            through = moved * side >= rearm if side else abs(moved) >= rearm
             if lid not in watch.level_ids:
                 del levels_off[lid]  # deleted, or its chat deactivated: stop tracking
-            elif lid not in fired and abs(price - lp) >= lp * rearm:
+            elif lid not in fired and (through or abs(moved) >= away):
                 del levels_off[lid]
 
     new_state = SymbolState(

@@ -1,13 +1,14 @@
 """Neutral wording of an alert as plain text; adapters add platform formatting, not words.
 
-Example: ``⚠️ BTC/USDT:USDT approaching $1.0B short cluster 94,000–94,400 (+1.2 %) — price
-92,900 · 2026-11-25 12:00 UTC · estimate, not exchange data``.
+Example: ``⚠️ BTC/USDT:USDT approaching $1.0B short cluster 94,000–94,400 (1.2 % above price)
+— price 92,900 · 2026-11-25 12:00 UTC · estimate, not exchange data``. Distances are labelled
+("above price" / "below price"), never a bare signed %, which reads like growth.
 """
 
 from __future__ import annotations
 
 from bot.alerts.events import AlertEvent, EventKind
-from bot.fmt import money, pct_text, price_text, time_text
+from bot.fmt import money, price_text, time_text
 
 DISCLAIMER = "estimate, not exchange data"
 TAPE_SOURCE = "exchange data (liquidation tape)"
@@ -18,10 +19,7 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
     when = time_text(event.ts_ms, tz)
     tail = f"— price {price_text(event.price)} · {when}"
     if event.kind is EventKind.LEVEL_CROSS:
-        arrow = "↑" if event.direction == "up" else "↓"
-        note = f" ({event.note})" if event.note else ""
-        return (f"🔔 {event.symbol} crossed your level {price_text(event.level_price or 0.0)} "
-                f"{arrow}{note} {tail}")
+        return level_text(event, when, tail)
     if event.kind is EventKind.LIQUIDATIONS:
         return f"{tape_text(event)} {tail} · {TAPE_SOURCE}"
     if event.kind is EventKind.DIGEST:
@@ -36,7 +34,7 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
         return f"{watch_text(event)} {tail}"
     size = money(event.notional_usd or 0.0)
     rng = f"{price_text(event.low or 0.0)}–{price_text(event.high or 0.0)}"
-    dist = pct_text(event.distance_pct or 0.0)
+    dist = distance_text(event.distance_pct or 0.0)
     if event.kind is EventKind.INSIDE or (event.kind is EventKind.APPROACH
                                           and not event.distance_pct):
         head = f"⚠️ {event.symbol} price is inside a {size} {event.side} cluster {rng}"
@@ -50,10 +48,33 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
     elif event.grown_from_usd:
         factor = (event.notional_usd or 0.0) / event.grown_from_usd
         head = (f"📈 {event.symbol} {event.side} cluster {rng} grew to {size} "
-                f"(×{factor:.1f} from {money(event.grown_from_usd)}, {dist})")
+                f"(×{factor:.1f} from {money(event.grown_from_usd)}; {dist})")
     else:
         head = f"🆕 {event.symbol} new {size} {event.side} cluster {rng} ({dist})"
     return f"{head} {tail} · {DISCLAIMER}"
+
+
+def level_text(event: AlertEvent, when: str, tail: str) -> str:
+    """A level crossing; a wick (the extreme touched it, price is back on the side it came
+    from) says so: ``low 60,790 touched your level 60,853 ↓; price back at 60,963``."""
+    level = event.level_price or 0.0
+    arrow = "↑" if event.direction == "up" else "↓"
+    note = f" ({event.note})" if event.note else ""
+    up = event.direction == "up"
+    extreme = event.high if up else event.low
+    wick = extreme is not None and (event.price < level if up else event.price > level)
+    if wick:
+        return (f"🔔 {event.symbol} {'high' if up else 'low'} {price_text(extreme or 0.0)} "
+                f"touched your level {price_text(level)} {arrow}{note}; price back at "
+                f"{price_text(event.price)} · {when}")
+    return f"🔔 {event.symbol} crossed your level {price_text(level)} {arrow}{note} {tail}"
+
+
+def distance_text(pct: float) -> str:
+    """A signed distance (% of price, + = above) as words: ``1.2 % above price``."""
+    if round(abs(pct), 1) == 0:
+        return "at price"
+    return f"{abs(pct):.1f} % {'above' if pct > 0 else 'below'} price"
 
 
 def tape_text(event: AlertEvent) -> str:

@@ -38,11 +38,13 @@ def split_command(text: str) -> CommandText | None:
 
 
 def parse_amount(text: str, what: str = "amount") -> float:
-    """A positive USD amount or price: ``100m`` → 1e8, ``1.5b``, ``94k``, ``94,000``, ``$2.5M``."""
+    """A positive USD amount or price: ``100m`` → 1e8, ``1.5b``, ``94k``, ``94,000``, ``$2.5M``.
+    Errors for a price (``what`` names one) suggest prices, not the dollar shorthand of sizes."""
     m = _AMOUNT.match(text.strip())
     if not m:
-        raise UserInputError(f"'{clip(text)}' is not a valid {what} (try 100m, 1.5b, 94k or "
-                             "94,000).")
+        hint = ("a positive price like 94k, 94,000 or 0.35" if "price" in what
+                else "try 100m, 1.5b, 94k or 94,000")
+        raise UserInputError(f"'{clip(text)}' is not a valid {what} ({hint}).")
     digits = m.group(1).replace(",", "").replace("_", "")
     value = float(digits) * _SUFFIX[(m.group(2) or "").lower()]
     if not math.isfinite(value) or value <= 0:

@@ -1,6 +1,7 @@
 """level_cross: user levels crossed within the traded range, per direction, with re-arm."""
 
 import json
+from dataclasses import replace
 
 from bot.alerts import EngineConfig, EventKind, SymbolWatch, UserLevel
 from tests.bot.engine_helpers import MIN, SYM, Run
@@ -67,7 +68,7 @@ def test_level_leaving_the_watch_comes_back_with_a_fresh_epoch() -> None:
     run = Run(levels=[lv], config=NOCOOL)
     run.tick(99)
     first = crosses(run.tick(100.05))
-    assert run.state.levels_off == {"1": 100.0}
+    assert run.state.levels_off == {"1": [100.0, 1.0]}
     run.watch = type(run.watch)(SYM, [], [])
     run.tick(100.02)
     assert run.state.levels_off == {}
@@ -90,3 +91,31 @@ def test_deleted_levels_leave_nothing_in_the_state() -> None:
     state = json.loads(run.state.to_json())
     assert state["levels_off"] == {}
     assert len(run.state.to_json()) < 400, run.state.to_json()
+
+
+def test_wicks_through_a_level_alert_once_until_a_real_move_away() -> None:
+    """Three wicks above a level while price stays below used to alert three times; now the
+    level re-arms only once price really went through it (≥ 0.1 % beyond, on the side it was
+    crossed to) or moved ≥ 1 % away from it."""
+    hour = 2 * 60 * 60_000  # past the cooldown each time
+    run = Run(levels=[UserLevel(1, 1, SYM, 100.0, "any")])
+    run.tick(99.5)
+    for _ in range(3):
+        run.tick(99.6, high=100.2, dt=hour)  # a wick: high touched it, price back below
+        run.tick(99.5, dt=hour)
+    assert [e.direction for e in run.events] == ["up"]
+    run.tick(98.9, dt=hour)  # 1.1 % away: re-armed
+    run.tick(99.6, high=100.2, dt=hour)
+    assert [e.direction for e in run.events] == ["up", "up"]
+    run.tick(100.3, high=100.3, dt=hour)  # now really through (still disarmed: no alert) …
+    run.tick(99.7, low=99.7, dt=hour)  # … so the way back down alerts
+    assert [e.direction for e in run.events] == ["up", "up", "down"]
+
+
+def test_a_level_disarmed_by_an_older_state_still_rearms() -> None:
+    """States written before the side was kept hold a bare price: either side re-arms."""
+    run = Run(levels=[UserLevel(1, 1, SYM, 100.0, "any")], config=NOCOOL)
+    run.tick(100.5)
+    run.state = replace(run.state, levels_off={"1": 100.0})
+    run.tick(100.2)  # 0.2 % away on either side: re-armed (the old rule)
+    assert run.state.levels_off == {}

@@ -28,6 +28,7 @@ from tests.bot.test_telegram import pending_row_for, running
 # A valid call of every command (the tape is off here, so the _liqs ones answer "tape off").
 CALLS = {"start": "/start", "help": "/help", "levels": "/levels", "heatmap": "/heatmap",
          "map": "/map", "subscribe": "/subscribe BTC", "unsubscribe": "/unsubscribe BTC",
+         "quiet": "/quiet BTC off",
          "subscribe_liqs": "/subscribe_liqs BTC", "unsubscribe_liqs": "/unsubscribe_liqs BTC",
          "alerts": "/alerts", "level": "/level BTC 90k", "unlevel": "/unlevel 1",
          "status": "/status", "symbols": "/symbols", "ifbreak": "/ifbreak BTC 9k",
