@@ -20,6 +20,8 @@ Public API (all methods synchronous; use from one thread at a time):
   recorded liquidations, and each symbol's last alerted window.
 - audit (:class:`bot.audit.tables.AuditTables`): breaks waiting for their receipt,
   recorded evaluations and their scores, the price path.
+- Hyperliquid wallets (:class:`bot.hyperliquid.wallets.WalletTables`): discovered addresses,
+  last seen / last scan, the last state (the confirmed book).
 - status: :meth:`subscriber_counts`, :meth:`pending_count`, :meth:`outbox_counts`,
   :meth:`integrity_ok`.
 
@@ -46,6 +48,7 @@ from bot.alerts.threads import AlertThreads
 from bot.audit import tables as audit_tables
 from bot.errors import LimitExceededError, StoreError, UserInputError
 from bot import position_watch
+from bot.hyperliquid import wallets as hl_wallets
 from bot.redact import redact
 from bot import store_file
 from bot.tape.tables import TapeTables
@@ -147,6 +150,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     position_watch.MIGRATION,  # /mypos watches (bot.position_watch)
     digest.MIGRATION,  # v5: quiet subscriptions and their held news (bot.alerts.digest)
     audit_tables.MIGRATION,  # v6: receipts, evaluations, price path (bot.audit.tables)
+    hl_wallets.MIGRATION,  # v7: Hyperliquid wallets and their last scan (bot.hyperliquid.wallets)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -191,7 +195,7 @@ def _chat(row: dict[str, Any]) -> Chat:
 
 
 class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatchTables,
-            audit_tables.AuditTables):
+            audit_tables.AuditTables, hl_wallets.WalletTables):
     """liqbot's SQLite store. ``Store(path)`` for a file, ``Store(memory=True)`` for tests."""
 
     def __init__(self, path: str | Path | None = None, *, memory: bool = False,
