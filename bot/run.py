@@ -7,6 +7,7 @@ import logging
 import signal
 
 from bot.config import Config
+from bot.errors import ConfigError
 from bot.wiring import make_service, open_store
 
 log = logging.getLogger(__name__)
@@ -21,17 +22,29 @@ async def run(cfg: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     service, core = make_service(cfg, store)
     started = []
+    view = None
     try:
         await service.start()
         for adapter in service.adapters:
             await adapter.start(core)
             started.append(adapter)
+        if cfg.web.enabled:  # the web view, in this loop, on the service's estimates
+            from bot.web.server import WebView, bot_token
+
+            view = WebView(core, bot_token(cfg))
+            try:
+                await view.start(cfg.web.listen, cfg.web.port)
+            except OSError as exc:  # the port is taken, the address not ours
+                raise ConfigError(f"{cfg.path}: [web] cannot listen on {cfg.web.listen}:"
+                                  f"{cfg.web.port}: {exc.strerror or exc}") from exc
         log.info("liqbot running: %s from %s via %s; Ctrl-C stops",
                  ", ".join(cfg.bot.symbols), cfg.source.kind,
                  ", ".join(a.platform for a in service.adapters) or "no adapter")
         await stop.wait()
         log.info("stopping: finishing running jobs")
     finally:
+        if view is not None:
+            await view.stop()
         await service.stop()
         for adapter in reversed(started):
             try:

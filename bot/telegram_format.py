@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import html
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 
-from bot.commands.reply import Button
+from bot.commands.reply import WEB_LABEL, Button
 
 MESSAGE_LIMIT = 4096  # characters of one text message
 CAPTION_LIMIT = 1024  # characters of a photo caption
@@ -68,9 +68,15 @@ def caption_and_rest(text: str) -> tuple[str, list[str]]:
     return split_html(text.split("\n")[0], CAPTION_LIMIT)[0], split_html(text)
 
 
-def keyboard(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
+def keyboard(buttons: tuple[Button, ...], web_url: str = "",
+             private: bool = True) -> InlineKeyboardMarkup | None:
     """One row of inline buttons; callback_data is the command text. Buttons whose command
-    does not fit Telegram's 64-byte callback_data are left out rather than truncated."""
+    does not fit Telegram's 64-byte callback_data are left out rather than truncated.
+    ``web_url``: an "Interactive" button opening it, as a Mini App (web_app) in a private chat;
+    in groups a plain link (Telegram allows web_app buttons in private chats only)."""
     fitting = [InlineKeyboardButton(b.label, callback_data=b.command) for b in buttons
                if len(b.command.encode("utf-8")) <= CALLBACK_DATA_LIMIT]
+    if web_url:
+        fitting.append(InlineKeyboardButton(WEB_LABEL, web_app=WebAppInfo(web_url)) if private
+                       else InlineKeyboardButton(WEB_LABEL, url=web_url))
     return InlineKeyboardMarkup([fitting]) if fitting else None

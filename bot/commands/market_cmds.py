@@ -14,6 +14,7 @@ from bot.fmt import money, price_text, utc_text
 from bot.market.replay import replay_is_spot, replay_label
 from bot.tape.alerts import live_clusters
 from bot.tape.events import Liquidation
+from bot.web import page_url
 from estimator import top
 from estimator.clusters import merge_touching
 
@@ -136,7 +137,8 @@ async def heatmap(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
     png = await core.render(ChartKey(symbol, "heatmap", window, version), render)
     return Reply(f"{symbol} liquidation heatmap, {window} · {DISCLAIMER}"
                  f"{' (volume proxy)' if est.proxy else ''}", png=png,
-                 filename=f"heatmap-{window}.png")
+                 filename=f"heatmap-{window}.png",
+                 web_url=page_url(core.config.web, symbol, window))
 
 
 async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
@@ -158,7 +160,8 @@ async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
         f": break {price_text(path.target)} → {money(path.cumulative_usd)} of "
         f"{'longs' if path.side == 'long' else 'shorts'} on the way")
     return Reply(f"{symbol} liquidation map{what} · {DISCLAIMER}"
-                 f"{' (volume proxy)' if est.proxy else ''}", png=png, filename="map.png")
+                 f"{' (volume proxy)' if est.proxy else ''}", png=png, filename="map.png",
+                 web_url=page_url(core.config.web, symbol))
 
 
 def live_tape(core: CommandCore, symbol: str, est: Estimate,

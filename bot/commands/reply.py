@@ -19,6 +19,9 @@ class Caller:
     display_name: str = ""
 
 
+WEB_LABEL = "Interactive chart"  # the button under a chart that opens its web view (bot.web)
+
+
 @dataclass(frozen=True)
 class Button:
     """An inline action: a label and the command text it runs."""
@@ -38,3 +41,4 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     followups: tuple[Reply, ...] = ()
     error: bool = False
+    web_url: str = ""  # the chart's interactive page (bot.web), shown as a button; "" = none

@@ -113,7 +113,8 @@ class WebView:
 
     # -- pages ----------------------------------------------------------------------------------
     async def _index(self, request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound(f"/s/{page_name(self.core.symbols[0])}")
+        where = f"/s/{page_name(self.core.symbols[0])}"
+        return web.Response(status=302, headers={"Location": where})
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -201,11 +202,9 @@ def bot_token(cfg: Config) -> str | None:
     return tok.reveal() if cfg.telegram.enabled and tok is not None else None
 
 
-async def serve_replay(cfg: Config, data: str | None, symbol: str,
-                       ready: Callable[[list[str]], None] | None = None,
-                       stop: asyncio.Event | None = None) -> int:
-    """``liqbot serve``: the web view alone, on the estimate of a whole replay CSV (the one
-    ``liqbot levels`` computes), until ``stop`` is set (default: SIGINT/SIGTERM)."""
+async def replay_view(cfg: Config, data: str | None, symbol: str) -> WebView:
+    """A web view on the estimate of a whole replay CSV (the one ``liqbot levels`` computes);
+    its store lives in memory (``view.core.store``)."""
     from dataclasses import replace
 
     from bot.charts import ChartCache
@@ -220,8 +219,15 @@ async def serve_replay(cfg: Config, data: str | None, symbol: str,
     board = EstimateBoard(cfg.bot.symbols)
     snapshot = await source.fetch(symbol)
     board.put(await asyncio.to_thread(compute_estimate, snapshot, model_params(cfg)))
-    store = Store(memory=True)
-    view = WebView(CommandCore(cfg, board, source, store, ChartCache()), bot_token(cfg))
+    core = CommandCore(cfg, board, source, Store(memory=True), ChartCache())
+    return WebView(core, bot_token(cfg))
+
+
+async def serve_replay(cfg: Config, data: str | None, symbol: str,
+                       ready: Callable[[list[str]], None] | None = None,
+                       stop: asyncio.Event | None = None) -> int:
+    """``liqbot serve``: :func:`replay_view` until ``stop`` is set (default: SIGINT/SIGTERM)."""
+    view = await replay_view(cfg, data, symbol)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -233,7 +239,7 @@ async def serve_replay(cfg: Config, data: str | None, symbol: str,
         await stop.wait()
     finally:
         await view.stop()
-        store.close()
+        view.core.store.close()
     return 0
 
 
