@@ -12,13 +12,17 @@ from __future__ import annotations
 import logging
 import math
 import re
+from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from bot.errors import BadSymbolError, DataFileError, UsageError
 from bot.market.base import MarketSnapshot, PriceTick, is_stale
+from bot.market.csv_numbers import parse_block
 from bot.market.symbols import normalise
 from estimator import Candles
 from estimator.candles import WICK_FACTOR, clip_bad_wicks
@@ -89,6 +93,16 @@ def _parse_cells(path: Path, cells: list[str], rows: list[str], linenos: list[in
     raise _fail(path, None, "could not parse numbers")  # pragma: no cover - unreachable
 
 
+CHUNK_BYTES = 2 << 20
+"""The loader reads this much at a time (whole rows): memory stays at the final arrays plus
+a few blocks, whatever the file's size."""
+
+
+class _Irregular(Exception):
+    """A lone carriage return or non-UTF-8 bytes: the whole-file reader numbers the lines
+    (and words the error) as an editor would."""
+
+
 def load_csv(path: str | Path, clip_wicks: bool = True) -> Candles:
     """Load and validate a candle CSV (format in the module docstring); bad-print wicks are
     clipped with a warning unless ``clip_wicks`` is False.
@@ -96,8 +110,57 @@ def load_csv(path: str | Path, clip_wicks: bool = True) -> Candles:
     Raises DataFileError naming the file and line (1-based, header = line 1) for: missing
     columns, wrong field counts, non-numeric values, non-integer/unsorted/duplicate timestamps,
     high < low, non-positive prices, negative volume/OI. Gaps are allowed (see find_gaps).
+
+    Read in blocks of whole rows: a block of plain decimals is parsed vectorised
+    (:mod:`bot.market.csv_numbers`, equal bit for bit to ``float``), any other block line by
+    line, which accepts it the same way or names its bad line.
     """
     path = Path(path)
+    try:
+        with path.open("rb") as f:
+            header, col, line_of = _read_blocks(path, f)
+    except OSError as exc:
+        raise _fail(path, None, f"cannot read: {exc}") from exc
+    except _Irregular:
+        header, col, line_of = _read_text(path)
+    return _validated(path, col, line_of, clip_wicks)
+
+
+LineOf = Callable[[int], int]
+
+
+def _header(path: Path, line: str) -> list[str]:
+    if not line.strip():
+        raise _fail(path, 1, "empty file or header line")
+    header = [h.strip().lower() for h in line.split(",")]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise _fail(path, 1, f"missing column(s) {', '.join(missing)}; header is {line!r}")
+    if len(set(header)) != len(header):
+        raise _fail(path, 1, "duplicate column name in header")
+    return header
+
+
+def _parse_lines(path: Path, lines: list[str], first_line: int,
+                 header: list[str]) -> tuple[np.ndarray, list[int]]:
+    """The exact reader: text lines (numbered from ``first_line``; blank ones skipped) → float
+    matrix and the line number of each row."""
+    width = len(header)
+    linenos = [first_line + i for i, line in enumerate(lines) if line.strip()]
+    rows = [lines[n - first_line] for n in linenos]
+    if not rows:
+        return np.empty((0, width)), linenos
+    # Row by row: a short row and a long one elsewhere add up to the right total (and would
+    # shift every cell in between).
+    for row, lineno in zip(rows, linenos, strict=True):
+        if row.count(",") + 1 != width:
+            raise _fail(path, lineno, f"expected {width} fields, got {row.count(',') + 1}")
+    cells = ",".join(rows).split(",")
+    return _parse_cells(path, cells, rows, linenos, width, header), linenos
+
+
+def _read_text(path: Path) -> tuple[list[str], dict[str, np.ndarray], LineOf]:
+    """The whole file as text, line by line (files with lone carriage returns, bad bytes)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -105,36 +168,89 @@ def load_csv(path: str | Path, clip_wicks: bool = True) -> Candles:
     # read_text already turned \r\n and \r into \n; split on that only, as editors number
     # lines (str.splitlines() would also break on \v, \f, \x1c… and miscount).
     lines = text.split("\n")
-    if not lines or not lines[0].strip():
-        raise _fail(path, 1, "empty file or header line")
-    header = [h.strip().lower() for h in lines[0].split(",")]
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise _fail(path, 1, f"missing column(s) {', '.join(missing)}; header is {lines[0]!r}")
-    if len(set(header)) != len(header):
-        raise _fail(path, 1, "duplicate column name in header")
+    header = _header(path, lines[0])
+    mat, linenos = _parse_lines(path, lines[1:], 2, header)
+    if not linenos:
+        raise _fail(path, None, "no data rows")
+    col = {name: mat[:, header.index(name)] for name in (*REQUIRED, *OPTIONAL) if name in header}
+    return header, col, linenos.__getitem__
+
+
+def _read_blocks(path: Path, f: BinaryIO) -> tuple[list[str], dict[str, np.ndarray], LineOf]:
+    first = f.readline().removeprefix(b"\xef\xbb\xbf")
+    if first.endswith(b"\r\n"):
+        first = first[:-2]
+    if b"\r" in first:
+        raise _Irregular
+    try:
+        header = _header(path, first.decode("utf-8").removesuffix("\n"))
+    except UnicodeDecodeError as exc:
+        raise _Irregular from exc
     width = len(header)
-    linenos = [i + 1 for i, line in enumerate(lines) if i and line.strip()]
-    rows = [lines[i - 1] for i in linenos]
+    keep = {name: header.index(name) for name in (*REQUIRED, *OPTIONAL) if name in header}
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in keep}
+    # Where each block's rows start, and its first line (rows 1:1 with lines) or, for a block
+    # with blank lines, the line of each row.
+    seg_rows: list[int] = []
+    seg_lines: list[int | list[int]] = []
+    rows = 0
+    line = 2
+    rest = b""
+    while True:
+        data = f.read(CHUNK_BYTES)
+        if data:
+            block = rest + data
+            cut = block.rfind(b"\n") + 1
+            block, rest = block[:cut], block[cut:]
+            if not block:
+                continue
+        elif rest:
+            block, rest = rest + b"\n", b""
+        else:
+            break
+        if b"\r" in block:
+            block = block.replace(b"\r\n", b"\n")
+            if b"\r" in block:
+                raise _Irregular
+        mat = parse_block(block, width)
+        if mat is None:
+            try:
+                text = block.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Irregular from exc
+            mat, linenos = _parse_lines(path, text.split("\n")[:-1], line, header)
+            seg_lines.append(linenos)
+        else:
+            seg_lines.append(line)
+        seg_rows.append(rows)
+        for name, j in keep.items():
+            pieces[name].append(mat[:, j].copy())
+        rows += len(mat)
+        line += block.count(b"\n")
     if not rows:
         raise _fail(path, None, "no data rows")
-    cells = ",".join(rows).split(",")
-    # Row by row: a short row and a long one elsewhere add up to the right total (and would
-    # shift every cell in between).
-    for row, lineno in zip(rows, linenos, strict=True):
-        if row.count(",") + 1 != width:
-            raise _fail(path, lineno, f"expected {width} fields, got {row.count(',') + 1}")
-    mat = _parse_cells(path, cells, rows, linenos, width, header)
-    col = {name: mat[:, header.index(name)] for name in (*REQUIRED, *OPTIONAL) if name in header}
+    col = {}
+    for name in keep:
+        col[name] = np.concatenate(pieces[name])
+        del pieces[name][:]
 
     def line_of(row: int) -> int:
-        return linenos[row]
+        k = bisect_right(seg_rows, row) - 1
+        where = seg_lines[k]
+        return where[row - seg_rows[k]] if isinstance(where, list) else where + row - seg_rows[k]
 
-    ts_f = col["timestamp"]
+    return header, col, line_of
+
+
+def _validated(path: Path, col: dict[str, np.ndarray], line_of: LineOf,
+               clip_wicks: bool) -> Candles:
+    """The rows' rules (module docstring) on the parsed columns; the candles, wicks clipped."""
+    ts_f = col.pop("timestamp")
     bad = np.nonzero((ts_f != np.round(ts_f)) | (ts_f < 0) | (ts_f > 2**53))[0]
     if len(bad):
         raise _fail(path, line_of(int(bad[0])), "timestamp must be a whole number of ms")
     ts = ts_f.astype(np.int64)
+    del ts_f
     if len(ts) > 1:
         d = np.diff(ts)
         bad = np.nonzero(d <= 0)[0]
@@ -143,6 +259,7 @@ def load_csv(path: str | Path, clip_wicks: bool = True) -> Candles:
             kind = "duplicate" if d[r - 1] == 0 else "unsorted"
             raise _fail(path, line_of(r), f"{kind} timestamp {ts[r]} (previous row has "
                         f"{ts[r - 1]}); timestamps must be strictly ascending")
+        del d
     for name in ("open", "high", "low", "close"):
         bad = np.nonzero(col[name] <= 0)[0]
         if len(bad):
