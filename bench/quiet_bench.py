@@ -5,8 +5,9 @@ per ``digest_hours``), and proof that no approach, break or level crossing is lo
 The demo's replay (the bundled hourly candles, the last ``--days`` days, recompute every 4
 candles, the demo's thresholds and cooldown) through the real Service, Store and Dispatcher;
 with ``--levels N`` the chat also has N price levels 1 % apart around the first price, so
-level crossings are part of the comparison. A recording notifier stands in for the chat platform: it keeps
-every delivered alert with the replayed time it arrived at. Both runs replay the same candles.
+level crossings are part of the comparison. A recording notifier stands in for the chat
+platform: it keeps every delivered alert with the replayed time it arrived at. Both runs
+replay the same candles.
 
 Printed: the messages the same events made before issue 19 (one per event); alerts delivered
 by kind in each run; *messages* (new messages, the ones that buzz a phone; edits of a

@@ -74,11 +74,15 @@ class DigestTables:
 
     def _hold_quiet(self, symbol: str, events: list[AlertEvent], period_ms: int
                     ) -> list[AlertEvent]:
-        """Inside the caller's transaction: news for quiet subscriptions go to
+        """Inside the caller's transaction: a "grew" about a cluster the chat was never told
+        about becomes "new" (:meth:`_first_sight`); news for quiet subscriptions go to
         ``digest_items``; returns the events to send now."""
         news = [e for e in events if e.kind in HELD]
         if not news:
             return events
+        if any(e.grown_from_usd for e in news):
+            events = self._first_sight(events)
+            news = [e for e in events if e.kind in HELD]
         quiet = {r[0] for r in self.db.execute(
             "SELECT chat FROM subscriptions WHERE symbol = ? AND quiet = 1", (symbol,))}
         held = [e for e in news if e.chat in quiet]
@@ -91,6 +95,28 @@ class DigestTables:
               json.dumps(e.to_dict())) for e in held])
         keep = set(map(id, held))
         return [e for e in events if id(e) not in keep]
+
+    def _first_sight(self, events: list[AlertEvent]) -> list[AlertEvent]:
+        """A chat's first sight of a cluster is "new" for that chat: growth news ("grew ×2.9
+        from …") for a cluster the chat has no alert about — none queued or sent (approach,
+        inside, break, news, digests) and none held — lose their ``grown_from_usd``. Rows
+        older than the outbox's keep time (7 days) are pruned, so a cluster last mentioned
+        before that is "new" again."""
+        out = []
+        for e in events:
+            if e.grown_from_usd and not self._told(e.chat, e.ref):
+                e = e._replace(grown_from_usd=None)
+            out.append(e)
+        return out
+
+    def _told(self, chat: int, ref: str) -> bool:
+        return self.db.execute(
+            "SELECT 1 FROM outbox WHERE chat = ? AND ref = ? AND status != 'failed'"
+            " UNION ALL SELECT 1 FROM digest_items WHERE chat = ? AND ref = ?"
+            " UNION ALL SELECT 1 FROM outbox o, json_each(o.payload, '$.items') j"
+            " WHERE o.chat = ? AND o.kind = 'digest' AND o.status != 'failed'"
+            " AND json_extract(j.value, '$.ref') = ? LIMIT 1",
+            (chat, ref, chat, ref, chat, ref)).fetchone() is not None
 
     def _flush_digests(self, symbol: str, tick_ms: int, price: float, period_ms: int,
                        t: int) -> int:

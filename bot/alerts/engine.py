@@ -423,8 +423,8 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
                 emit.level(chat, lid, lp, direction, notes[i], tick.ts_ms)
     if levels_off:
         rearm, away = config.level_rearm_pct / 100.0, config.level_away_pct / 100.0
-        for lid, rec in list(levels_off.items()):
-            lp, side = (rec, 0.0) if isinstance(rec, (int, float)) else (rec[0], rec[1])
+        for lid, off in list(levels_off.items()):
+            lp, side = (off, 0.0) if isinstance(off, (int, float)) else (off[0], off[1])
             moved = (price - lp) / lp  # + above the level
             through = moved * side >= rearm if side else abs(moved) >= rearm
             if lid not in watch.level_ids:

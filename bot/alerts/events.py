@@ -39,13 +39,14 @@ class AlertEvent(NamedTuple):
     ``distance_pct`` is signed: (near edge − price) / price × 100.
 
     Real liquidations: ``tape_usd`` / ``tape_count`` on a break are the liquidations the tape
-    saw inside the broken cluster while price crossed it.
-
-    Digest (ref ``digest:<symbol>``, epoch = its slot's start ms, ``ts_ms`` its end): ``items``
-    are the bundled news events, as :meth:`to_dict` dicts (:mod:`bot.alerts.digest`). A ``liquidations`` event (ref
+    saw inside the broken cluster while price crossed it. A ``liquidations`` event (ref
     ``<symbol>@<window start ms>``) is one window of the tape: ``tape_count`` events, ``long_usd``
     / ``short_usd`` per side, ``low``–``high`` their prices, ``notional_usd`` / ``level_price``
     / ``side`` the largest one, ``note`` the exchanges.
+
+    Digest (ref ``digest:<symbol>``, epoch = its slot's start ms, ``ts_ms`` its end): ``items``
+    are the bundled news events, as :meth:`to_dict` dicts (:mod:`bot.alerts.digest`). A level
+    cross also carries the tick's ``low`` / ``high`` (a wick is worded as one).
     """
 
     kind: EventKind

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,15 +14,17 @@ from typing import Any
 
 import pytest
 
-from bot.alerts import AlertEvent, EventKind, Subscription
-from bot.alerts import lifecycle
+with warnings.catch_warnings():  # discord.py's voice support imports audioop (unused here)
+    warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
+    from discord.http import Route
+
+from bot.alerts import AlertEvent, EventKind, Subscription, lifecycle
 from bot.config import Secret, TelegramSection
 from bot.console import ConsoleNotifier
-from bot.discord_adapter import DiscordNotifier, LiqClient  # imports discord quietly
+from bot.discord_adapter import DiscordNotifier, LiqClient
 from bot.dispatcher import Dispatcher, Notifier
 from bot.store import MIGRATIONS, SCHEMA_VERSION, Store
 from bot.telegram_adapter import TelegramAdapter
-from discord.http import Route  # noqa: E402  (after bot.discord_adapter)
 from tests.bot.engine_helpers import SYM, T0, Run, short
 from tests.bot.fake_discord import TOKEN as DISCORD_TOKEN
 from tests.bot.fake_discord import FakeDiscord

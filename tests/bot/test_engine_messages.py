@@ -45,8 +45,8 @@ def test_level_cross_wording_and_time_zone() -> None:
 
 def test_a_level_touched_by_a_wick_says_so() -> None:
     """A low that touched the level while price closed back above it is not a "cross"."""
-    from tests.bot.engine_helpers import Run
     from bot.alerts import UserLevel
+    from tests.bot.engine_helpers import Run
 
     run = Run(levels=[UserLevel(7, 1, SYM, 60_853.0, "any")])
     run.tick(61_000)

@@ -19,8 +19,9 @@ H = 3_600_000
 SLOT = 1_764_072_000_000 - 1_764_072_000_000 % (4 * H)  # a 4 h slot start
 
 
-def news(chat: int, ref: str, t: int, grown: float | None = None) -> AlertEvent:
-    return AlertEvent(kind=EventKind.NEW_CLUSTER, chat=chat, symbol=SYM, ref=ref, epoch=0,
+def news(chat: int, ref: str, t: int, grown: float | None = None, epoch: int = 0
+         ) -> AlertEvent:
+    return AlertEvent(kind=EventKind.NEW_CLUSTER, chat=chat, symbol=SYM, ref=ref, epoch=epoch,
                       price=93_000.0, ts_ms=t, side="short", low=94_000.0, high=94_400.0,
                       notional_usd=1.2e8, distance_pct=1.08, grown_from_usd=grown)
 
@@ -50,7 +51,7 @@ def test_quiet_news_wait_for_one_digest_per_slot_the_rest_goes_at_once(tmp_path:
     assert store.quiet_symbols(quiet) == {SYM} and store.quiet_symbols(loud) == set()
     first = [news(c, "S1", SLOT + H) for c in (quiet, loud)] + [approach(quiet, SLOT + H)]
     assert tick(store, SLOT + H, first) == 2  # the loud chat's news and the approach
-    assert tick(store, SLOT + 2 * H, [news(quiet, "S2", SLOT + 2 * H, grown=7e7)]) == 0
+    assert tick(store, SLOT + 2 * H, [news(quiet, "S1", SLOT + 2 * H, grown=7e7, epoch=1)]) == 0
     assert store.held_count(quiet) == 2
     store.close()  # a restart while news are held keeps them
     store = Store(path)
@@ -133,3 +134,35 @@ def test_digest_hours_is_checked(tmp_path: Path, hours: float) -> None:
     path.write_text(f"[alerts]\ndigest_hours = {hours}\n")
     with pytest.raises(ConfigError, match=r"digest_hours.*must be in \(0, 168\] hours"):
         load_config(path)
+
+
+def test_a_chats_first_sight_of_a_cluster_is_new_for_that_chat() -> None:
+    """The engine announces growth ("grew ×1.6 from …") to every chat whose minimum the
+    cluster met before; one that subscribed since (or was never told for another reason)
+    gets "new" instead, whether its news are held for a digest or not."""
+    from bot.alerts import Subscription
+    from tests.bot.engine_helpers import Run, short
+
+    store = Store(memory=True)
+    old, late, quiet_late = (store.upsert_chat("console", c).id for c in ("o", "l", "q"))
+    for chat in (old, late, quiet_late):
+        store.subscribe(chat, SYM, min_usd=1e6)
+    store.set_quiet(old, SYM, False)
+    store.set_quiet(late, SYM, False)
+    run = Run([Subscription(old, SYM, min_usd=1e6)])
+    run.tick(93_000, [])
+    [first] = run.tick(93_000, [short(usd=5e7)])
+    assert first.kind is EventKind.NEW_CLUSTER and first.grown_from_usd is None
+    assert tick(store, SLOT, [first]) == 1
+    run.watch = type(run.watch)(SYM, [Subscription(c, SYM, min_usd=1e6)
+                                      for c in (old, late, quiet_late)])
+    grown = run.tick(93_000, [short(usd=8e7)], dt=2 * H)  # past the news cooldown
+    assert {e.chat: e.grown_from_usd for e in grown} == {old: 5e7, late: 5e7, quiet_late: 5e7}
+    assert tick(store, SLOT + H, grown) == 2
+    texts = {r.chat.chat_id: render(r.event) for r in store.due(10**15)}
+    assert "grew to $80.0M (×1.6 from $50.0M" in texts["o"]
+    assert "new $80.0M short cluster" in texts["l"] and "grew" not in texts["l"]
+    assert tick(store, SLOT + 4 * H, []) == 1  # the quiet chat's digest
+    [digest] = [r for r in store.due(10**15) if r.chat.chat_id == "q"]
+    assert "new $80.0M short cluster" in render(digest.event)
+    store.close()
