@@ -111,6 +111,20 @@ class TapeSection:
     keep_hours: float = 48.0
     ws_url: str = ""  # binanceusdm or bybit alone: another websocket base (relay, tests)
     rest_url: str = ""  # and REST base
+    receipt_minutes: float = 15.0  # a break's receipt (bot.audit.receipts) this long after it
+
+
+@dataclass(frozen=True)
+class AccuracySection:
+    """The live scoreboard (bot.audit): what each recorded evaluation is scored on."""
+
+    enabled: bool = True
+    every_minutes: float = 60.0  # at most one recorded evaluation per symbol this often
+    top: int = 5  # clusters per side
+    horizon: str = "24h"
+    reaction: str = "6h"
+    min_evaluations: int = 30  # below this: "not enough data yet"
+    keep_days: float = 400.0
 
 
 @dataclass(frozen=True)
@@ -164,6 +178,7 @@ class Config:
     alerts: AlertsSection = field(default_factory=AlertsSection)
     model: ModelSection = field(default_factory=ModelSection)
     tape: TapeSection = field(default_factory=TapeSection)
+    accuracy: AccuracySection = field(default_factory=AccuracySection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)
     telegram: TelegramSection = field(default_factory=TelegramSection)
@@ -175,6 +190,7 @@ class Config:
 _SECTIONS: dict[str, type] = {
     "bot": BotSection, "source": SourceSection, "schedule": ScheduleSection,
     "alerts": AlertsSection, "model": ModelSection, "tape": TapeSection,
+    "accuracy": AccuracySection,
     "limits": LimitsSection,
     "console": ConsoleSection, "telegram": TelegramSection, "discord": DiscordSection,
     "web": WebSection,
@@ -203,6 +219,16 @@ def _timezone(v: Any) -> str | None:
         ZoneInfo(v)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. name too long
         return "is not an IANA time zone (e.g. UTC, Europe/Berlin)"
+    return None
+
+
+def _duration(v: Any) -> str | None:
+    from bot.backtest.walk import parse_duration
+
+    try:
+        parse_duration(v)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -258,6 +284,13 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("tape", "min_usd"): _positive,
     ("tape", "live_minutes"): _up_to(10_080, "minutes (a week)"),
     ("tape", "keep_hours"): _up_to(8760, "hours (a year)"),
+    ("tape", "receipt_minutes"): _up_to(1440, "minutes (a day)"),
+    ("accuracy", "every_minutes"): _up_to(10_080, "minutes (a week)"),
+    ("accuracy", "top"): lambda v: None if 1 <= v <= 50 else "must be in [1, 50]",
+    ("accuracy", "horizon"): _duration,
+    ("accuracy", "reaction"): _duration,
+    ("accuracy", "min_evaluations"): lambda v: None if v >= 1 else "must be ≥ 1",
+    ("accuracy", "keep_days"): _up_to(3660, "days (ten years)"),
     ("limits", "charts_per_minute"): _positive,
     ("limits", "subscriptions_per_chat"): _positive,
     ("limits", "levels_per_chat"): _positive,

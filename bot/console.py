@@ -41,7 +41,8 @@ class ConsoleNotifier:
         """Print the alert on one line; its id is its number in this process."""
         self.sent.append(alert)
         self.count += 1
-        print(f"ALERT {one_line(alert.text)}", file=self.out, flush=True)
+        reply = f"(reply to alert {alert.reply_to}) " if alert.reply_to is not None else ""
+        print(f"ALERT {reply}{one_line(alert.text)}", file=self.out, flush=True)
         return str(self.count)
 
     async def edit(self, chat: Chat, alert: Alert) -> None:

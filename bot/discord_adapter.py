@@ -313,6 +313,10 @@ class DiscordNotifier:
         with _delivery_errors(chat):
             msg = await channel.send(embed=embed, nonce=alert_nonce(alert.dedupe_key), **kwargs)
         return str(msg.id)
+        if alert.reply_to is not None:  # a receipt replies to its break message
+            kwargs["reference"] = discord.MessageReference(
+                message_id=int(alert.reply_to), channel_id=int(chat.chat_id),
+                fail_if_not_exists=False)
 
     async def edit(self, chat: Chat, alert: Alert) -> None:
         """Replace the embed of message ``alert.updates`` (PATCH; an attached map stays as a

@@ -27,7 +27,8 @@ ALERT_TITLE = {EventKind.APPROACH: "Approaching a liquidation cluster",
                EventKind.LEVEL_CROSS: "Your level was crossed",
                EventKind.LIQUIDATIONS: "Real liquidations",
                EventKind.POSITION: "Your position (watch)",
-               EventKind.DIGEST: "Cluster news digest"}
+               EventKind.DIGEST: "Cluster news digest",
+               EventKind.RECEIPT: "Receipt: what the tape saw in a broken cluster"}
 
 
 def clip(text: str, n: int) -> str:
@@ -69,6 +70,12 @@ def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
         embed.add_field(name="Your liquidation", value=price_text(ev.level_price or 0.0))
     elif ev.kind is EventKind.DIGEST:
         embed.add_field(name="Updates", value=str(len(ev.items or [])))
+    elif ev.kind is EventKind.RECEIPT:
+        source = "tape = exchange data; estimate = estimate, not exchange data"
+        embed.add_field(name="Tape in range", value=f"{money(ev.tape_usd or 0.0)} "
+                                                    f"({ev.tape_count or 0})")
+        embed.add_field(name="Control band", value=money(ev.control_usd or 0.0))
+        embed.add_field(name="Estimate", value=money(ev.notional_usd or 0.0))
     elif ev.kind is EventKind.LIQUIDATIONS:
         source = TAPE_SOURCE
         embed.add_field(name="Events", value=str(ev.tape_count or 0))

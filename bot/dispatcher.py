@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot.alerts import lifecycle
-from bot.alerts.events import AlertEvent
+from bot.alerts.events import AlertEvent, EventKind
 from bot.alerts.messages import render
 from bot.errors import (
     EditFailedError,
@@ -64,12 +64,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Alert:
     """What a notifier sends: the neutral text, the typed event and its dedupe key;
-    ``updates``: the platform id of the message this alert edits (None: a new message)."""
+    ``updates``: the platform id of the message this alert edits (None: a new message);
+    ``reply_to``: the message a new one replies to, where the platform threads replies."""
 
     text: str
     event: AlertEvent
     dedupe_key: str
     updates: str | None = None
+    reply_to: str | None = None  # a receipt: the platform id of the break message it answers
 
 
 class Notifier(Protocol):
@@ -239,7 +241,8 @@ class Dispatcher:
             text = lifecycle.text(row.event, step.timeline, row.chat.timezone)
         else:
             text = render(row.event, row.chat.timezone)
-        alert = Alert(text=text, event=row.event, dedupe_key=row.dedupe_key)
+        alert = Alert(text=text, event=row.event, dedupe_key=row.dedupe_key,
+                      reply_to=self._break_message(row))
         try:
             async with asyncio.timeout(self.send_timeout_s):
                 message_id = await self._deliver(notifier, row, alert, step)
@@ -274,6 +277,16 @@ class Dispatcher:
             self.store.mark_sent(row.id, self.clock())
         stats.sent += 1
         return True
+    def _break_message(self, row: OutboxRow) -> str | None:
+        """A receipt answers the break message of its cluster (the thread's message while
+        the thread ends with that break)."""
+        if row.event.kind is not EventKind.RECEIPT:
+            return None
+        thread = self.store.thread(row.chat.id, row.event.ref)
+        if thread is None or not thread.closed or not thread.timeline:
+            return None
+        return thread.message_id if thread.timeline[-1][0] == EventKind.BREAK.value else None
+
 
     async def _deliver(self, notifier: Notifier, row: OutboxRow, alert: Alert,
                        step: lifecycle.Plan | None) -> str | None:

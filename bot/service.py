@@ -39,11 +39,12 @@ from bot.adapters import ChatAdapter
 from bot.alerts import EngineConfig, SymbolState, SymbolWatch, Tick, evaluate
 from bot.alerts.events import AlertEvent, EventKind
 from bot.alerts.threads import THREAD_KEEP_MS
+from bot.audit import evaluations, receipts
 from bot.config import Config, model_params
 from bot.dispatcher import Dispatcher, Notifier
 from bot.errors import LiqBotError, MarketDataError
-from bot.estimates import EstimateBoard, compute_estimate
-from bot.market.base import MarketSource
+from bot.estimates import Estimate, EstimateBoard, compute_estimate
+from bot.market.base import MarketSource, timeframe_ms
 from bot.market.replay import ReplaySource
 from bot.position_watch import tick_watches
 from bot.store import Store, now_ms
@@ -129,6 +130,7 @@ class Service:
             return
         self.board.put(est)
         self.store.save_clusters(symbol, est.clusters, est.computed_ms)
+        self._audit(est)
         log.info("recompute %s: %d clusters, %.0f ms%s", symbol, len(est.clusters),
                  est.compute_s * 1000, " (stale data)" if snapshot.stale else "")
 
@@ -159,6 +161,14 @@ class Service:
                                      config=self.engine)
         if self.tape is not None and any(e.kind is EventKind.BREAK for e in events):
             events = self._with_tape(events, symbol, state.last_ms, pt.timestamp)
+            # Before the break's row: a crash in between leaves a receipt whose break is
+            # not queued, which waits for it (the re-played tick queues the same break).
+            self.store.add_receipts_due(
+                receipts.due_from_break(e, state.last_price or pt.price,
+                                        state.last_ms if state.last_ms is not None
+                                        else pt.timestamp, self.cfg.tape.receipt_minutes,
+                                        est.proxy)
+                for e in events if e.kind is EventKind.BREAK and e.side)
         # Outbox rows are stamped with the dispatcher's (wall) clock, which drives retries and
         # give-up; the tick's own time (virtual in replay) only drives the engine's cooldown.
         result.queued = self.store.commit_tick(symbol, new_state, None, events,
@@ -168,6 +178,8 @@ class Service:
             result.queued += tick_watches(self.store, symbol, state.last_price, pt.price,
                                           pt.high, pt.low, pt.timestamp, est.clusters,
                                           now=self.dispatcher.clock())
+        if self.tape is not None:
+            result.queued += self._receipts(symbol, pt.timestamp, pt.price)
         self._states[symbol] = new_state
         result.events = events
         if stale:
@@ -189,6 +201,37 @@ class Service:
                 e = e._replace(tape_usd=usd, tape_count=n) if n else e
             out.append(e)
         return out
+
+    def _receipts(self, symbol: str, now: int, price: float) -> int:
+        """Queue the receipts due by ``now`` (tick clock) from the stored tape."""
+        assert self.tape is not None
+        due = self.store.receipts_due(symbol, now)
+        if not due:
+            return 0
+        self.tape.ingest(now)
+        tape = self.tape.recent(symbol, min(r.since_ms for r in due), now + 1)
+        return self.store.commit_receipts([receipts.receipt_event(r, tape, price) for r in due],
+                                          self.dispatcher.clock())
+
+    def _audit(self, est: Estimate) -> None:
+        """Record the estimate as an evaluation and score those whose horizon has passed
+        (:mod:`bot.audit.evaluations`); never stops a recompute."""
+        acc = self.cfg.accuracy
+        if not acc.enabled:
+            return
+        try:
+            replay = self.replay
+            step = replay.step_ms if replay is not None else timeframe_ms(est.snapshot.timeframe)
+            settings = evaluations.Settings.of(acc, step)
+            interval = (self._recompute_every * replay.candles_per_tick * step
+                        if replay is not None else int(self.cfg.schedule.recompute_seconds * 1000))
+            evaluations.record(self.store, est, settings, max(settings.every_ms, interval))
+            if self.tape is not None:
+                self.tape.ingest(est.snapshot.now_ms)
+            evaluations.score_due(self.store, est.symbol, settings, est.snapshot.now_ms,
+                                  self.tape is not None)
+        except Exception:  # the scoreboard must never cost an estimate
+            log.exception("accuracy: recording %s failed", est.symbol)
 
     async def tape_job(self) -> int:
         """Live tape: store new liquidations, alert the windows that closed."""
@@ -312,9 +355,11 @@ class Service:
         self.store.prune_threads(self.dispatcher.clock() - THREAD_KEEP_MS)
         if n:
             log.info("pruned %d old outbox rows", n)
+        replay = self.replay
+        data_now = replay.now_ms if replay is not None else self.dispatcher.clock()
         if self.tape is not None:
-            replay = self.replay
-            self.tape.prune(replay.now_ms if replay is not None else self.dispatcher.clock())
+            self.tape.prune(data_now)
+        self.store.prune_audit(data_now - int(self.cfg.accuracy.keep_days * 86_400_000))
 
     async def _last_dispatch(self) -> None:
         try:

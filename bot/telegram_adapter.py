@@ -24,7 +24,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from telegram import BotCommand, InputFile, Message, Update, User
+from telegram import BotCommand, InputFile, Message, ReplyParameters, Update, User
 from telegram import Chat as TgChat
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import (
@@ -116,11 +116,16 @@ class TelegramNotifier:
             raise TransientDeliveryError("the Telegram adapter is not running yet")
         thread = int(chat.thread_id) if chat.thread_id else None
         first: str | None = None
+        # A receipt replies to its break message (sent even if that one was deleted).
+        reply = (ReplyParameters(int(alert.reply_to), allow_sending_without_reply=True)
+                 if alert.reply_to is not None else None)
         with _delivery_errors(chat):
             for chunk in split_html(alert.text):
                 msg = await self.app.bot.send_message(_chat_id(chat.chat_id), chunk,
                                                       parse_mode=ParseMode.HTML,
                                                       message_thread_id=thread,
+                                                      reply_parameters=reply if first is None
+                                                      else None,
                                                       rate_limit_args=self._rl_args)
                 first = first or str(msg.message_id)
         return first

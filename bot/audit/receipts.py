@@ -2,7 +2,7 @@
 tape saw inside the broken cluster, next to what the estimate said and a control band.
 
 The control band has the cluster's width and sits at the same distance on the other side of the
-pre-break price P: [2P − high, 2P − low]. Both bands count liquidations of the cluster's side
+pre-break price P: [2P − high, 2P − low], moved out to the cluster's edge when it would overlap it. Both bands count liquidations of the cluster's side
 (the same measurement, mirrored), with the tape's usual slack (:func:`bot.tape.alerts.seen_in`).
 Tape figures are exchange data; the cluster's size is the estimate (USD, or proxy units).
 
@@ -57,9 +57,17 @@ def due_from_break(e: AlertEvent, pre_price: float, since_ms: int, minutes: floa
                       float(e.notional_usd or 0.0), proxy)
 
 
-def control_band(low: float, high: float, pre_price: float) -> tuple[float, float]:
-    """The same-width band at the same distance on the other side of ``pre_price``."""
-    return 2 * pre_price - high, 2 * pre_price - low
+def control_band(low: float, high: float, pre_price: float,
+                 side: str | None = None) -> tuple[float, float]:
+    """The same-width band at the same distance on the other side of ``pre_price``: the
+    mirror [2P − high, 2P − low], moved out so it never overlaps the cluster (when P was inside
+    the cluster it starts at the cluster's edge). Long clusters lie below price, short above."""
+    width = high - low
+    if side == "long" if side else high <= pre_price:
+        start = max(2 * pre_price - high, high)
+        return start, start + width
+    end = min(2 * pre_price - low, low)
+    return end - width, end
 
 
 def receipt_event(r: DueReceipt, events: Iterable[Liquidation], price: float) -> AlertEvent:
@@ -68,7 +76,7 @@ def receipt_event(r: DueReceipt, events: Iterable[Liquidation], price: float) ->
     ``control_usd``: inside the control band."""
     evs = [e for e in events if r.since_ms <= e.timestamp < r.due_ms]
     usd, n = seen_in(evs, r.side, r.low, r.high)
-    c_lo, c_hi = control_band(r.low, r.high, r.pre_price)
+    c_lo, c_hi = control_band(r.low, r.high, r.pre_price, r.side)
     control, _ = seen_in(evs, r.side, c_lo, c_hi)
     return AlertEvent(EventKind.RECEIPT, r.chat, r.symbol, r.ref, r.epoch, price=price,
                       ts_ms=r.due_ms, side=r.side, low=r.low, high=r.high,
@@ -83,7 +91,7 @@ def receipt_text(e: AlertEvent, tz: str = "UTC") -> str:
     broke = time_text(e.since_ms or e.ts_ms, tz)[11:16]
     minutes = round(((e.ts_ms - (e.since_ms or e.ts_ms)) / 60_000))
     units = "proxy units" if e.note == "proxy" else "USD"
-    where = "below" if (e.low or 0.0) >= (e.level_price or 0.0) else "above"
+    where = "above" if e.side == "long" else "below"
     return (f"🧾 Receipt {e.symbol} {rng} {e.side} (broke {broke}): tape saw "
             f"{money(e.tape_usd or 0.0)} of {e.side} liquidations ({e.tape_count or 0}) in "
             f"{minutes} min; estimate {money(e.notional_usd or 0.0)} ({units}); control band "

@@ -18,6 +18,8 @@ from bot.backtest.walk import Estimates
 from bot.errors import DataFileError
 
 _SIDES = {"long": False, "sell": False, "short": True, "buy": True}
+BANDS = (0.005, 0.01)
+"""Capture bands: a liquidation within ±0.5 % / ±1 % of a zone's edges counts as captured."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def load_liquidations(path: str | Path) -> Liquidations:
 
 def score_liquidations(liq: Liquidations, est: Estimates, close_ms: NDArray[np.int64],
                        valid_ms: int, up_draws: NDArray[np.bool_],
-                       bands: tuple[float, ...] = (0.005, 0.01)) -> dict[str, object]:
+                       bands: tuple[float, ...] = BANDS) -> dict[str, object]:
     """Share of liquidation notional within ±band of a zone standing just before it, vs b1.
 
     The standing zones of a liquidation at time ``ts`` are the top clusters of the latest
@@ -81,7 +83,7 @@ def score_liquidations(liq: Liquidations, est: Estimates, close_ms: NDArray[np.i
     out: dict[str, object] = {"n_scored": int(ok.sum()), "n_total": len(liq.timestamp),
                               "notional_scored_usd": total}
     if total <= 0 or len(est) == 0:
-        return out | {f"within_{_pct(b)}": None for b in bands}
+        return out | {band_key(b): None for b in bands}
     # Clusters of each evaluation as a padded (evaluations × slots) table.
     n_eval = len(est.times)
     counts = np.bincount(est.eval_idx, minlength=n_eval)
@@ -97,8 +99,7 @@ def score_liquidations(liq: Liquidations, est: Estimates, close_ms: NDArray[np.i
         return t[e]
 
     def share(lo: NDArray[np.float64], hi: NDArray[np.float64], band: float) -> float:
-        near = (price[:, None] >= lo * (1 - band)) & (price[:, None] <= hi * (1 + band))
-        return float(notional[near.any(axis=1)].sum() / total)
+        return float(notional[near(price, lo, hi, band).any(axis=1)].sum() / total)
 
     result: dict[str, object] = {}
     for band in bands:
@@ -110,12 +111,42 @@ def score_liquidations(liq: Liquidations, est: Estimates, close_ms: NDArray[np.i
             hi = np.where(flip, -lo_rel, hi_rel)
             b1.append(share(table(p * (1 + lo)), table(p * (1 + hi)), band))
         base = float(np.mean(b1))
-        result[f"within_{_pct(band)}"] = {
+        result[band_key(band)] = {
             "share": model, "baseline_share": base,
             "lift": model / base if base > 0 else None,
         }
     return out | result
 
 
-def _pct(band: float) -> str:
-    return f"{band * 100:g}pct"
+def near(price: NDArray[np.float64], lo: NDArray[np.float64], hi: NDArray[np.float64],
+         band: float) -> NDArray[np.bool_]:
+    """liquidations × zones: the liquidation's price is within ±``band`` of the zone
+    (``lo``/``hi``: one row per liquidation, or one row broadcast to all)."""
+    return np.asarray((price[:, None] >= lo * (1 - band)) & (price[:, None] <= hi * (1 + band)))
+
+
+def capture_sums(price: NDArray[np.float64], notional: NDArray[np.float64], est: Estimates,
+                 band: float) -> dict[str, float]:
+    """USD of the liquidations within ±``band`` of the zones of ONE evaluation (``est``), as
+    the model placed them (``model_usd``) and as a random side per zone would on average
+    (``baseline_usd``, the exact expectation over the sides the b1 draws of
+    :func:`score_liquidations` sample)."""
+    if len(price) == 0 or len(est) == 0:
+        return {"model_usd": 0.0, "baseline_usd": 0.0}
+    p = est.price[est.eval_idx]
+    lo_rel, hi_rel = est.low / p - 1.0, est.high / p - 1.0
+    up = (lo_rel + hi_rel) > 0
+    mirror_lo, mirror_hi = p * (1 - hi_rel), p * (1 - lo_rel)
+    model = near(price, est.low[None, :], est.high[None, :], band).any(axis=1)
+    above = near(price, np.where(up, est.low, mirror_lo)[None, :],
+                 np.where(up, est.high, mirror_hi)[None, :], band)
+    below = near(price, np.where(up, mirror_lo, est.low)[None, :],
+                 np.where(up, mirror_hi, est.high)[None, :], band)
+    miss = np.prod(1.0 - (above.astype(np.float64) + below) / 2.0, axis=1)
+    return {"model_usd": float(notional[model].sum()),
+            "baseline_usd": float((notional * (1.0 - miss)).sum())}
+
+
+def band_key(band: float) -> str:
+    """0.005 → ``within_0.5pct`` (the JSON key of a capture band)."""
+    return f"within_{band * 100:g}pct"

@@ -152,6 +152,9 @@ class FakeDiscord:
             "tts": False, "timestamp": "2026-11-25T12:00:00+00:00", "edited_timestamp": None,
             "flags": p.get("flags", 0), "components": [], "nonce": p.get("nonce"),
         }
+        if p.get("message_reference"):  # a reply: Discord echoes the reference
+            msg["message_reference"] = {"type": 0, "channel_id": str(channel),
+                                        **p["message_reference"]}
         if webhook:
             msg["webhook_id"] = str(APP_ID)
         return msg

@@ -252,6 +252,8 @@ class FakeTelegram:
                   "thread": None, "t": time.monotonic(),
                   "parse_mode": p.get("parse_mode"),
                   "reply_markup": json.loads(p["reply_markup"]) if "reply_markup" in p else None,
+                  "reply_to": (json.loads(p["reply_parameters"])["message_id"]
+                               if "reply_parameters" in p else None),
                   **extra}
         if "message_thread_id" in p:
             msg.update(message_thread_id=int(p["message_thread_id"]), is_topic_message=True)

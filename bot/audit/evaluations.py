@@ -1,0 +1,132 @@
+"""Recording and scoring the bot's own evaluations, with the backtest's definitions.
+
+At a recompute (at most one per ``accuracy.every_minutes`` of data time), the service records
+an *evaluation*: the close of the newest candle, the top ``accuracy.top`` clusters per side of
+that estimate's book (:func:`estimator.top_clusters`, as ``liqbot backtest`` takes them: no
+memory between evaluations), whether price rose over the last 24 h (the trend rule), and the
+candles it fetched (the price path). Once ``horizon + reaction`` complete candles follow an
+evaluation — and its liquidation window has closed — it is scored ONCE with
+:func:`bot.backtest.score.outcomes` (touch of the model's placement and of both placements)
+and :func:`bot.backtest.liquidations.capture_sums` (real liquidations within ±0.5 % / ±1 % of
+its zones, and what random sides would expect), and the per-evaluation sums are stored.
+A request (:mod:`bot.audit.scoreboard`) only adds stored sums up.
+
+b1 is the exact expectation of a random side, (touch above + touch below) / 2 per cluster;
+the backtest estimates the same expectation from 200 seeded draws.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bot.backtest.liquidations import BANDS, band_key, capture_sums
+from bot.backtest.score import outcomes
+from bot.backtest.walk import Estimates, parse_duration, to_candles
+from estimator import Candles, ClusterRule, top_clusters
+
+if TYPE_CHECKING:
+    from bot.config import AccuracySection
+    from bot.estimates import Estimate
+    from bot.store import Store
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Scoring settings in candles of ``step_ms``."""
+
+    top: int
+    horizon: int
+    reaction: int
+    every_ms: int
+    step_ms: int
+    beyond: float = 0.005
+
+    @classmethod
+    def of(cls, acc: AccuracySection, step_ms: int) -> Settings:
+        return cls(acc.top, to_candles(parse_duration(acc.horizon), step_ms),
+                   to_candles(parse_duration(acc.reaction), step_ms),
+                   int(round(acc.every_minutes * 60_000)), step_ms)
+
+
+def record(store: Store, est: Estimate, s: Settings, valid_ms: int,
+           now_ms: int | None = None) -> bool:
+    """Record ``est`` as an evaluation (and the candles it fetched); False when it is too soon
+    after the last one or already recorded."""
+    c = est.snapshot.candles
+    t_ms = int(c.timestamp[-1])
+    last = store.last_evaluation_ms(est.symbol)
+    step = s.step_ms
+    known = store.last_path_ms(est.symbol)
+    # The path: every candle newer than the stored ones (the last, possibly forming, again).
+    start = 0 if known is None else int(np.searchsorted(c.timestamp, known, side="left"))
+    store.add_path(est.symbol, zip(c.timestamp[start:].tolist(), c.high[start:].tolist(),
+                                   c.low[start:].tolist(), c.close[start:].tolist(),
+                                   strict=True))
+    if last is not None and t_ms - last < s.every_ms:
+        return False
+    i_day = int(np.searchsorted(c.timestamp, t_ms - DAY_MS, side="left"))
+    moved_up = bool(c.close[-1] >= c.close[min(i_day, len(c) - 1)])
+    rows = [(k.side == "short", k.low, k.high, k.notional_usd)
+            for k in top_clusters(est.book, s.top, ClusterRule())]
+    return store.add_evaluation(est.symbol, t_ms, t_ms + step, valid_ms, est.book.last_price,
+                                est.proxy, moved_up, rows)
+
+
+def score_due(store: Store, symbol: str, s: Settings, now_ms: int,
+              tape_on: bool) -> int:
+    """Score every evaluation of ``symbol`` whose horizon has passed by ``now_ms`` (data
+    time) and whose liquidation window closed; returns how many were scored."""
+    span = s.horizon + s.reaction
+    latest = now_ms - (span + 1) * s.step_ms
+    done: list[tuple[int, dict[str, Any]]] = []
+    for row in store.unscored(symbol, latest):
+        t = int(row["t_ms"])
+        if tape_on and int(row["close_ms"]) + int(row["valid_ms"]) > now_ms - s.step_ms:
+            continue
+        path = store.path(symbol, t, t + (span + 1) * s.step_ms)
+        if len(path) < span + 1 or path[0][0] != t:
+            continue  # a gap in what the bot fetched: wait (pruned with age if it stays)
+        liq = (store.liquidations(symbol, int(row["close_ms"]),
+                                  int(row["close_ms"]) + int(row["valid_ms"]))
+               if tape_on else None)
+        done.append((t, score_one(row, path, s, liq)))
+    if done:
+        store.set_scores(symbol, done)
+    return len(done)
+
+
+def score_one(row: dict[str, Any], path: Sequence[tuple[int, float, float, float]],
+              s: Settings, liq: Sequence[Any] | None) -> dict[str, Any]:
+    """Per-evaluation sums for one recorded evaluation (``path[0]`` is its own candle)."""
+    clusters = json.loads(row["clusters"])
+    price = float(row["price"])
+    n = len(clusters)
+    arr = np.asarray(clusters, dtype=np.float64).reshape(n, 4)
+    est = Estimates(times=np.zeros(1, dtype=np.int64), price=np.asarray([price]),
+                    eval_idx=np.zeros(n, dtype=np.int64), low=arr[:, 1].copy(),
+                    high=arr[:, 2].copy(), notional=arr[:, 3].copy(),
+                    is_short=arr[:, 0] > 0, proxy=bool(row["proxy"]))
+    p = np.asarray(path, dtype=np.float64)
+    candles = Candles(p[:, 0].astype(np.int64), p[:, 3], p[:, 1], p[:, 2], p[:, 3],
+                      np.ones(len(p)))
+    o = outcomes(candles, est, s.horizon, s.reaction, s.beyond)
+    up = bool(row["moved_up"])
+    out: dict[str, Any] = {
+        "n": n, "touch": int(o.model.touched.sum()), "above": int(o.above.touched.sum()),
+        "below": int(o.below.touched.sum()),
+        "oracle": int((o.above.touched | o.below.touched).sum()),
+        "rule": int((o.above.touched if up else o.below.touched).sum()),
+        "liq": None}
+    if liq is not None:
+        lp = np.asarray([e.price for e in liq], dtype=np.float64)
+        ln = np.asarray([e.notional_usd for e in liq], dtype=np.float64)
+        out["liq"] = {"total": float(ln.sum()), **{
+            band_key(b): capture_sums(lp, ln, est, b) for b in BANDS}}
+    return out
