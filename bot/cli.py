@@ -31,6 +31,15 @@ def _levels(args: argparse.Namespace) -> int:
     book = build_book(candles, _params(args))
     rows = levels_rows(find_clusters(book), args.top)  # touching ones: one zone
     text = finite_json(rows, f"levels {symbol}")  # NaN is an error, in text as in JSON
+    view = None
+    if args.positions:  # the confirmed layer (issue 17): beside the estimate, never in it
+        from bot.hyperliquid.confirmed import coin_of, levels_object, replay_view
+        from bot.hyperliquid.snapshots import SnapshotReplay
+        oi = candles.open_interest_usd
+        view = replay_view(SnapshotReplay.load(args.positions), coin_of(symbol),
+                           int(candles.timestamp[-1]), book.last_price, book.grid,
+                           None if oi is None else float(oi[-1]))
+        text = finite_json(levels_object(rows, view, args.top), f"levels {symbol}")
     if args.json:
         print(text)
         return 0
@@ -39,6 +48,9 @@ def _levels(args: argparse.Namespace) -> int:
     for c in rows:
         print(f"  {c['side']:<5}  {price_text(c['low'])}–{price_text(c['high'])}  "
               f"{money(c['notional_usd']):>7}  {c['distance_pct']:+.1f} %")
+    if view is not None:
+        from bot.hyperliquid.confirmed import confirmed_lines
+        print("\n".join(confirmed_lines(view, args.top)))
     return 0
 
 
@@ -298,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print a JSON list")
             p.add_argument("--top", type=_positive_int, default=5,
                            help="clusters per side (default 5)")
+            p.add_argument("--positions", help="Hyperliquid positions snapshots (JSON lines, "
+                                               "liqbot record --hyperliquid): add the confirmed "
+                                               "levels; --json prints one object")
             p.set_defaults(func=_levels)
         else:
             p.add_argument("--kind", choices=("heatmap", "map"), required=True)

@@ -1,0 +1,126 @@
+"""``liqbot levels --positions`` (and the other confirmed-layer commands) on the SYNTHETIC
+fixture made by tests/fixtures/hyperliquid/make_synthetic.py and on small hand-made files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.bot.fake_hyperliquid import address, position, state
+
+FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hyperliquid"
+CANDLES = FIX / "synthetic_btc_1h.csv"
+SNAPS = FIX / "synthetic_positions.jsonl"
+
+
+def test_the_synthetic_fixture_is_what_its_script_makes(tmp_path) -> None:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_synthetic", FIX / "make_synthetic.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(tmp_path)
+    for name in ("synthetic_positions.jsonl", "synthetic_btc_1h.csv"):
+        assert (tmp_path / name).read_bytes() == (FIX / name).read_bytes()
+
+
+def last_candle_ms() -> int:
+    return int(CANDLES.read_text().splitlines()[-1].split(",")[0])
+
+
+def totals_by_hand(path: Path, t_ms: int, coin: str = "BTC") -> dict[str, float | int]:
+    """The issue's definition, straight from the raw lines."""
+    latest: dict[str, dict] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if row["time"] <= t_ms and (row["user"] not in latest
+                                    or row["time"] >= latest[row["user"]]["time"]):
+            latest[row["user"]] = row
+    long_usd = short_usd = 0.0
+    n, wallets = 0, set()
+    for row in latest.values():
+        for entry in row["state"]["assetPositions"]:
+            p = entry["position"]
+            if p["coin"] != coin or p["liquidationPx"] is None or float(p["szi"]) == 0:
+                continue
+            n += 1
+            wallets.add(row["user"])
+            if float(p["szi"]) > 0:
+                long_usd += abs(float(p["positionValue"]))
+            else:
+                short_usd += abs(float(p["positionValue"]))
+    return {"long_usd": long_usd, "short_usd": short_usd, "positions": n,
+            "wallets": len(wallets)}
+
+
+def test_levels_positions_json_fields_and_exact_totals(capsys) -> None:
+    assert main(["levels", "BTC", "--data", str(CANDLES), "--positions", str(SNAPS),
+                 "--json", "--top", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == ["clusters", "confirmed", "confirmed_totals"]
+    # the estimated clusters are exactly what `levels --json` lists without --positions
+    assert main(["levels", "BTC", "--data", str(CANDLES), "--json", "--top", "3"]) == 0
+    assert out["clusters"] == json.loads(capsys.readouterr().out)
+    assert out["confirmed"]
+    for c in out["confirmed"]:
+        assert list(c) == ["side", "low", "high", "notional_usd", "wallets", "distance_pct"]
+        assert c["side"] in ("long", "short") and c["low"] < c["high"] and c["wallets"] >= 1
+    by_hand = totals_by_hand(SNAPS, last_candle_ms())
+    assert out["confirmed_totals"]["positions"] == by_hand["positions"] > 0
+    assert out["confirmed_totals"]["wallets"] == by_hand["wallets"]
+    for side in ("long_usd", "short_usd"):  # exact up to float summation order
+        assert math.isclose(out["confirmed_totals"][side], by_hand[side], rel_tol=1e-12)
+
+
+def test_levels_positions_small_file_totals_and_clusters(tmp_path, capsys) -> None:
+    t_last = last_candle_ms()
+    a, b, c = address(1), address(2), address(3)
+    lines = [
+        {"time": t_last - 10, "user": a, "state": state(position("BTC", 1.0, 100_000, 90_000))},
+        # a's later snapshot after the last candle is not used
+        {"time": t_last + 10, "user": a, "state": state()},
+        {"time": t_last - 5, "user": b, "state": state(
+            position("BTC", -2.0, 100_000, 120_000, 20, "isolated"),
+            position("ETH", 3.0, 4_000, 3_000))},
+        {"time": t_last - 5, "user": c, "state": state(position("BTC", 5.0, 100_000, None))},
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert main(["levels", "BTC", "--data", str(CANDLES), "--positions", str(path),
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["confirmed_totals"] == {"long_usd": 100_000.0, "short_usd": 200_000.0,
+                                       "positions": 2, "wallets": 2}
+    sides = sorted((x["side"], x["notional_usd"], x["wallets"]) for x in out["confirmed"])
+    assert sides == [("long", 100_000.0, 1), ("short", 200_000.0, 1)]
+    long_row = next(x for x in out["confirmed"] if x["side"] == "long")
+    assert long_row["low"] <= 90_000 < long_row["high"]
+    # the text output has its own section, never calling the confirmed levels an estimate
+    assert main(["levels", "BTC", "--data", str(CANDLES), "--positions", str(path)]) == 0
+    text = capsys.readouterr().out
+    section = text[text.index("Confirmed on Hyperliquid"):]
+    assert "estimate" not in section and "a sample of wallets on one venue" in section
+
+
+@pytest.mark.parametrize("body, message", [
+    ("not json\n", ":1: not JSON"),
+    ('{"time": 1, "user": "0x1"}\n', ':1: expected exactly the keys'),
+    (json.dumps({"time": 5, "user": "0x" + "a" * 40, "state": {"assetPositions": [
+        {"position": {"coin": "BTC", "szi": "1", "entryPx": "1", "positionValue": "NaN",
+                      "liquidationPx": None, "leverage": {"type": "cross", "value": 2}}}]}})
+     + "\n", ":1: clearinghouseState"),
+    ("", "no snapshots"),
+])
+def test_levels_positions_bad_file_is_one_line_exit_1(tmp_path, capsys, body: str,
+                                                      message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(body)
+    assert main(["levels", "BTC", "--data", str(CANDLES), "--positions", str(path),
+                 "--json"]) == 1
+    err = capsys.readouterr()
+    assert err.out == "" and message in err.err and "Traceback" not in err.err
+    assert len(err.err.strip().splitlines()) == 1
