@@ -335,7 +335,7 @@ class TelegramAdapter:
         """A core Reply as Telegram messages: photo with caption, or text; then follow-ups.
         Each message is retried on a 5xx or network error (:data:`REPLY_RETRY`)."""
         bot = self.app.bot
-        markup = keyboard(reply.buttons)
+        markup = keyboard(reply.buttons, reply.web_url, private=not str(chat_id).startswith("-"))
         if reply.png is not None:
             caption, rest = caption_and_rest(reply.text)
             photo = InputFile(reply.png, filename=reply.filename)
