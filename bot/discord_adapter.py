@@ -34,7 +34,7 @@ from discord import app_commands
 from bot.alerts.events import AlertEvent
 from bot.commands.core import APOLOGY, CommandCore
 from bot.commands.market_cmds import liq_map
-from bot.commands.reply import Caller, Reply
+from bot.commands.reply import WEB_LABEL, Caller, Reply
 from bot.commands.table import BY_NAME, COMMANDS
 from bot.config import DiscordSection
 from bot.discord_embeds import alert_embed, clip, reply_embed
@@ -113,6 +113,9 @@ async def send_reply(interaction: discord.Interaction, title: str, reply: Reply)
         kwargs: dict[str, Any] = {"embed": embed, "ephemeral": part.error}
         if file is not None:
             kwargs["file"] = file
+        if part.web_url:  # the chart's interactive page (bot.web) as a link button
+            kwargs["view"] = discord.ui.View().add_item(discord.ui.Button(
+                label=WEB_LABEL, url=part.web_url, style=discord.ButtonStyle.link))
         if i == 0 and not interaction.response.is_done():
             await interaction.response.send_message(**kwargs)
         else:
