@@ -1,0 +1,117 @@
+"""The web view in a real headless Chromium (tests/bot/browser.py): the page loaded from a
+replay draws a non-blank heatmap, hovering a bucket shows the API's value, the window
+selector changes the time axis, the levels table is the API's, and no CSP violation or
+script error happens on the way."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.config import Config
+from bot.web.server import WebView, replay_view
+from tests.bot.browser import chromium, open_page
+
+
+@pytest.fixture
+async def base() -> AsyncIterator[str]:
+    view: WebView = await replay_view(Config(), None, "BTC/USDT:USDT")
+    urls = await view.start("127.0.0.1", 0)
+    try:
+        yield urls[0]
+    finally:
+        await view.stop()
+        view.core.store.close()
+
+
+async def api(url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as s, s.get(url) as r:
+        assert r.status == 200
+        return dict(await r.json())
+
+
+def utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+async def test_heatmap_canvas_is_drawn_and_nothing_is_refused(base: str) -> None:
+    async with chromium() as browser:
+        page, log = await open_page(browser, f"{base}/s/BTC?window=7d")
+        stats = await page.evaluate("""(() => {
+            const c = document.querySelector('#heatmap canvas');
+            const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const colours = new Set(); let lit = 0;
+            for (let i = 0; i < px.length; i += 4) {
+                colours.add((px[i] << 16) | (px[i + 1] << 8) | px[i + 2]);
+                if (px[i] + px[i + 1] + px[i + 2] > 150) lit++;
+            }
+            return {colours: colours.size, lit: lit / (px.length / 4)};
+        })()""")
+        assert stats["colours"] > 200 and stats["lit"] > 0.3, stats
+        assert "not exchange data" in await page.inner_text("header")
+        assert log.errors == []
+
+
+async def test_hovering_a_bucket_shows_the_apis_value(base: str) -> None:
+    d = await api(f"{base}/api/v1/heatmap?symbol=BTC&window=7d")
+    nt, npr = d["shape"]
+    t = nt * 2 // 3
+    column = d["values"][t * npr:(t + 1) * npr]
+    j = max(range(npr), key=column.__getitem__)  # the column's biggest bucket
+    close, price = d["close"][t], d["prices"][j]
+    frm = min(range(npr), key=lambda k: abs(d["prices"][k] - close))
+    cumulative = sum(column[min(frm, j):max(frm, j) + 1])
+    async with chromium() as browser:
+        page, log = await open_page(browser, f"{base}/s/BTC?window=7d")
+        x, y = await page.evaluate(
+            f"liqbot.heatmap.convertToPixel({{gridIndex: 0}}, [{t}, {j}])")
+        box = await page.locator("#heatmap").bounding_box()
+        await page.mouse.move(box["x"] + x, box["y"] + y)
+        await page.wait_for_selector("#tip:not([hidden])")
+        text = await page.inner_text("#tip")
+    assert f"Bucket: ${column[j]:,}" in text
+    assert f"Distance from price: {(price / close - 1) * 100:+.1f} %" in text
+    assert f"Cumulative to this price: ${cumulative:,}" in text
+    assert text.startswith(f"{utc(d['time_ms'][t])} UTC · {price:,.2f}")
+    assert log.errors == []
+
+
+async def test_window_selector_changes_the_time_axis(base: str) -> None:
+    week = await api(f"{base}/api/v1/heatmap?symbol=BTC&window=7d")
+    half = await api(f"{base}/api/v1/heatmap?symbol=BTC&window=12h")
+    axis = "liqbot.heatmap.getOption().xAxis[0].data"
+    async with chromium() as browser:
+        page, log = await open_page(browser, f"{base}/s/BTC?window=7d")
+        assert await page.evaluate(axis) == [utc(ms) for ms in week["time_ms"]]
+        await page.select_option("#window", "12h")
+        await page.wait_for_selector("#heatmap[data-window='12h']")
+        assert await page.evaluate(axis) == [utc(ms) for ms in half["time_ms"]]
+        assert len(half["time_ms"]) < len(week["time_ms"])
+        assert (await page.inner_text("#range")).startswith(f"12h · {utc(half['time_ms'][0])}")
+    assert log.errors == []
+
+
+async def test_levels_table_is_the_apis(base: str) -> None:
+    levels = (await api(f"{base}/api/v1/levels?symbol=BTC"))["levels"]
+    async with chromium() as browser:
+        page, _ = await open_page(browser, f"{base}/s/BTC")
+        rows = await page.eval_on_selector_all(
+            "#levels tbody tr", "trs => trs.map(tr => [...tr.cells].map(td => td.textContent))")
+    assert rows == [[r["side"], f"{r['low']:,.2f}", f"{r['high']:,.2f}", f"{r['price']:,.2f}",
+                     f"${r['notional_usd']:,.0f}", f"{r['distance_pct']:+.1f} %", r["id"]]
+                    for r in levels]
+    assert len(rows) == 10
+
+
+async def test_an_untracked_symbol_page_is_a_404_without_script(base: str) -> None:
+    async with chromium() as browser:
+        page = await browser.new_page()
+        resp = await page.goto(f"{base}/s/ETH")
+        assert resp.status == 404
+        assert "not available in replay" in await page.inner_text("body")
+        assert await page.evaluate("typeof window.liqbot") == "undefined"
