@@ -57,9 +57,12 @@ def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def events_for(chat: int, round_: int) -> list[AlertEvent]:
-    """Two alerts per chat and round: a cluster approach and a level cross."""
+    """Two alerts per chat and round: a cluster approach and a level cross. Each round's
+    approach is to another cluster: a second approach to the same one would edit the first
+    message (bot.alerts.lifecycle), and this test counts new messages."""
     return [
-        AlertEvent(kind=EventKind.APPROACH, chat=chat, symbol=SYMBOL, ref="S1", epoch=round_,
+        AlertEvent(kind=EventKind.APPROACH, chat=chat, symbol=SYMBOL, ref=f"S{round_}",
+                   epoch=round_,
                    price=93_700.0, ts_ms=T0, side="short", low=94_000.0, high=94_400.0,
                    notional_usd=1.04e9, distance_pct=0.32),
         AlertEvent(kind=EventKind.LEVEL_CROSS, chat=chat, symbol=SYMBOL, ref="level:1",
