@@ -154,6 +154,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     from bot.finite import finite_json
     from bot.progress import Progress
 
+    if args.positions:  # the ladder read off real Hyperliquid positions (issue 17)
+        return _calibrate_positions(args)
+    if not (args.candles and args.liquidations):
+        raise UsageError("give --candles and --liquidations, or --positions")
     # A file it cannot use is a DataFileError: main() prints it and exits 1, as backtest does.
     with Progress("calibrate", unit="share", quiet=args.quiet) as bar:
         cal = calibrate(args.candles, args.liquidations, _params(args), bar.update_to)
@@ -166,6 +170,23 @@ def _calibrate(args: argparse.Namespace) -> int:
         print(format_report(cal))
         if args.out:
             print(f"wrote {args.out}")
+    return 0
+
+
+def _calibrate_positions(args: argparse.Namespace) -> int:
+    from bot.finite import finite_json
+    from bot.hyperliquid import ladder
+
+    if args.candles or args.liquidations:
+        raise UsageError("--positions fits from the positions alone: drop --candles and "
+                         "--liquidations")
+    fit = ladder.fit_positions(args.positions, _params(args))
+    text = finite_json(fit.as_dict() | {"out": args.out}, "calibrate")  # before writing
+    if args.out:
+        ladder.write_ladder(fit, args.out)
+    print(text if args.json else ladder.format_report(fit))
+    if args.out and not args.json:
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -375,10 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="fit the leverage ladder and long/short split to "
                                          "recorded liquidations; write a ladder file")
-    p.add_argument("--candles", required=True, help="candle CSV, ideally with open_interest_usd "
-                                                    "(e.g. from liqbot record)")
-    p.add_argument("--liquidations", required=True, help="liquidation CSV: timestamp,side,price,"
-                                                         "notional_usd")
+    p.add_argument("--candles", help="candle CSV, ideally with open_interest_usd "
+                                     "(e.g. from liqbot record)")
+    p.add_argument("--liquidations", help="liquidation CSV: timestamp,side,price,"
+                                          "notional_usd")
+    p.add_argument("--positions", help="instead: Hyperliquid positions snapshots (JSON lines); "
+                                       "the ladder is read off their leverage")
     p.add_argument("--out", help="ladder TOML file to write ([model] leverage, weights, "
                                  "dominant_share)")
     p.add_argument("--config", help="TOML config for the base model (half-life, ladder compared "

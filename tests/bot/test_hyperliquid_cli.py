@@ -124,3 +124,38 @@ def test_levels_positions_bad_file_is_one_line_exit_1(tmp_path, capsys, body: st
     err = capsys.readouterr()
     assert err.out == "" and message in err.err and "Traceback" not in err.err
     assert len(err.err.strip().splitlines()) == 1
+
+
+def test_calibrate_positions_recovers_the_synthetic_ladder(tmp_path, capsys) -> None:
+    from bot.calibration import load_ladder
+
+    spec = importlib_spec()
+    cfg = tmp_path / "liqbot.toml"
+    levs = list(spec.LADDER)
+    cfg.write_text(f"[model]\nleverage = {levs}\nweights = {[0.2] * len(levs)}\n")
+    out = tmp_path / "ladder.toml"
+    assert main(["calibrate", "--positions", str(SNAPS), "--config", str(cfg), "--out",
+                 str(out), "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert fit["leverages"] == levs
+    for got, want in zip(fit["weights"], spec.LADDER.values(), strict=True):
+        assert abs(got - want) <= 0.05  # 40x is under-counted: liquidated before a scan
+    assert abs(fit["long_share"] - spec.LONG_SHARE) <= 0.03
+    leverages, weights, share = load_ladder(out)  # the file the bot reads
+    assert list(leverages) == levs and list(weights) == fit["weights"]
+    assert share == 0.75  # dominant_share is the base model's, not fitted from snapshots
+
+
+def test_calibrate_needs_positions_or_both_csvs(capsys) -> None:
+    assert main(["calibrate"]) == 2
+    assert "give --candles and --liquidations, or --positions" in capsys.readouterr().err
+    assert main(["calibrate", "--positions", str(SNAPS), "--candles", str(CANDLES)]) == 2
+
+
+def importlib_spec():  # the generator's constants, from its own file
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("make_synthetic", FIX / "make_synthetic.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
