@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -213,9 +213,10 @@ class Service:
         return self.store.commit_receipts([receipts.receipt_event(r, tape, price) for r in due],
                                           self.dispatcher.clock())
 
-    def _audit(self, est: Estimate) -> None:
-        """Record the estimate as an evaluation and score those whose horizon has passed
-        (:mod:`bot.audit.evaluations`); never stops a recompute."""
+    def _audit(self, est: Estimate, record: bool = True) -> None:
+        """Record the estimate as an evaluation (``record``; else only its candles) and score
+        those whose horizon has passed (:mod:`bot.audit.evaluations`); never stops a
+        recompute."""
         acc = self.cfg.accuracy
         if not acc.enabled:
             return
@@ -225,13 +226,25 @@ class Service:
             settings = evaluations.Settings.of(acc, step)
             interval = (self._recompute_every * replay.candles_per_tick * step
                         if replay is not None else int(self.cfg.schedule.recompute_seconds * 1000))
-            evaluations.record(self.store, est, settings, max(settings.every_ms, interval))
+            if record:
+                evaluations.record(self.store, est, settings, max(settings.every_ms, interval))
+            else:
+                evaluations.record_path(self.store, est.symbol, est.snapshot.candles)
             if self.tape is not None:
                 self.tape.ingest(est.snapshot.now_ms)
             evaluations.score_due(self.store, est.symbol, settings, est.snapshot.now_ms,
                                   self.tape is not None)
         except Exception:  # the scoreboard must never cost an estimate
             log.exception("accuracy: recording %s failed", est.symbol)
+
+    async def _audit_tail(self, symbol: str) -> None:
+        """End of a replay: the candles after the last recompute complete the horizons of
+        the last evaluations; store them and score what is due."""
+        est = self.board.get(symbol)
+        if not self.cfg.accuracy.enabled or est is None or self.replay is None:
+            return
+        snapshot = await self.source.fetch(symbol)
+        self._audit(replace(est, snapshot=snapshot), record=False)
 
     async def tape_job(self) -> int:
         """Live tape: store new liquidations, alert the windows that closed."""
@@ -265,6 +278,8 @@ class Service:
         if replay is not None and not await self._advance_replay(replay):
             if not self.replay_done.is_set():
                 log.info("replay finished: every candle has been played")
+                for symbol in self.cfg.bot.symbols:
+                    await self._audit_tail(symbol)
                 self.replay_done.set()
             return
         if replay is not None and self.tape is not None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.backtest.liquidations import BANDS, band_key, capture_sums
-from bot.backtest.score import outcomes
+from bot.backtest.score import outcomes, rule_sides
 from bot.backtest.walk import Estimates, parse_duration, to_candles
 from estimator import Candles, ClusterRule, top_clusters
 
@@ -55,44 +55,50 @@ class Settings:
                    int(round(acc.every_minutes * 60_000)), step_ms)
 
 
-def record(store: Store, est: Estimate, s: Settings, valid_ms: int,
-           now_ms: int | None = None) -> bool:
+def record_path(store: Store, symbol: str, c: Candles) -> None:
+    """Store every candle newer than the stored ones (the newest stored one again: a live
+    candle may have been fetched while it was still forming)."""
+    known = store.last_path_ms(symbol)
+    start = 0 if known is None else int(np.searchsorted(c.timestamp, known, side="left"))
+    store.add_path(symbol, zip(c.timestamp[start:].tolist(), c.high[start:].tolist(),
+                               c.low[start:].tolist(), c.close[start:].tolist(), strict=True))
+
+
+def record(store: Store, est: Estimate, s: Settings, valid_ms: int) -> bool:
     """Record ``est`` as an evaluation (and the candles it fetched); False when it is too soon
     after the last one or already recorded."""
     c = est.snapshot.candles
+    record_path(store, est.symbol, c)
     t_ms = int(c.timestamp[-1])
     last = store.last_evaluation_ms(est.symbol)
-    step = s.step_ms
-    known = store.last_path_ms(est.symbol)
-    # The path: every candle newer than the stored ones (the last, possibly forming, again).
-    start = 0 if known is None else int(np.searchsorted(c.timestamp, known, side="left"))
-    store.add_path(est.symbol, zip(c.timestamp[start:].tolist(), c.high[start:].tolist(),
-                                   c.low[start:].tolist(), c.close[start:].tolist(),
-                                   strict=True))
     if last is not None and t_ms - last < s.every_ms:
         return False
-    i_day = int(np.searchsorted(c.timestamp, t_ms - DAY_MS, side="left"))
-    moved_up = bool(c.close[-1] >= c.close[min(i_day, len(c) - 1)])
+    # The trend rule's side at this evaluation, as the backtest takes it (rule_sides).
+    here = Estimates(times=np.asarray([len(c) - 1]), price=np.asarray([est.book.last_price]),
+                     eval_idx=np.zeros(1, dtype=np.int64), low=np.zeros(1), high=np.zeros(1),
+                     notional=np.zeros(1), is_short=np.zeros(1, dtype=bool), proxy=est.proxy)
+    moved_up = bool(rule_sides(c, here, to_candles(DAY_MS, s.step_ms))["last_24h_move"][0])
     rows = [(k.side == "short", k.low, k.high, k.notional_usd)
             for k in top_clusters(est.book, s.top, ClusterRule())]
-    return store.add_evaluation(est.symbol, t_ms, t_ms + step, valid_ms, est.book.last_price,
-                                est.proxy, moved_up, rows)
+    return store.add_evaluation(est.symbol, t_ms, t_ms + s.step_ms, valid_ms,
+                                est.book.last_price, est.proxy, moved_up, rows)
 
 
 def score_due(store: Store, symbol: str, s: Settings, now_ms: int,
               tape_on: bool) -> int:
-    """Score every evaluation of ``symbol`` whose horizon has passed by ``now_ms`` (data
-    time) and whose liquidation window closed; returns how many were scored."""
+    """Score every evaluation of ``symbol`` followed by ``horizon + reaction`` complete
+    stored candles by ``now_ms`` (data time) — and, with the tape on, whose liquidation
+    window has closed; returns how many were scored. Candles count by position, as in the
+    backtest (a gap in the data is skipped, not waited for)."""
     span = s.horizon + s.reaction
-    latest = now_ms - (span + 1) * s.step_ms
     done: list[tuple[int, dict[str, Any]]] = []
-    for row in store.unscored(symbol, latest):
+    for row in store.unscored(symbol, now_ms - (span + 1) * s.step_ms):
         t = int(row["t_ms"])
         if tape_on and int(row["close_ms"]) + int(row["valid_ms"]) > now_ms - s.step_ms:
             continue
-        path = store.path(symbol, t, t + (span + 1) * s.step_ms)
-        if len(path) < span + 1 or path[0][0] != t:
-            continue  # a gap in what the bot fetched: wait (pruned with age if it stays)
+        path = store.path(symbol, t, limit=span + 1)
+        if len(path) < span + 1 or path[0][0] != t or path[-1][0] + s.step_ms > now_ms:
+            continue  # not complete yet
         liq = (store.liquidations(symbol, int(row["close_ms"]),
                                   int(row["close_ms"]) + int(row["valid_ms"]))
                if tape_on else None)

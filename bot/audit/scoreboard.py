@@ -19,9 +19,10 @@ import numpy as np
 
 from bot.backtest.bootstrap import BlockBootstrap, default_block, interval
 from bot.backtest.liquidations import BANDS, band_key
-from bot.backtest.walk import parse_duration
+from bot.backtest.walk import parse_duration, to_candles
 
 if TYPE_CHECKING:
+    from bot.config import AccuracySection
     from bot.store import Store
 
 WINDOWS = ("7d", "30d", "all")
@@ -36,6 +37,24 @@ def window_ms(window: str) -> int | None:
     if window not in WINDOWS:
         raise ValueError(f"window {window!r}: expected one of {', '.join(WINDOWS)}")
     return parse_duration(window)
+
+
+def for_config(store: Store, acc: AccuracySection, symbol: str | None,
+               window: str = "30d") -> dict[bool, dict[str, Any]]:
+    """:func:`scoreboards` with the bootstrap's horizon and spacing in candles taken from the
+    config and the stored data (candle step: the price path; spacing: the evaluations)."""
+    where = "WHERE ? IS NULL OR symbol = ?"
+    ts = [r[0] for r in store.db.execute(
+        f"SELECT ts FROM price_path {where} ORDER BY symbol, ts LIMIT 1000", (symbol, symbol))]
+    ev = [r[0] for r in store.db.execute(
+        f"SELECT t_ms FROM evaluations {where} ORDER BY symbol, t_ms LIMIT 1000",
+        (symbol, symbol))]
+    pos = [d for d in np.diff(ts) if d > 0]
+    step = int(np.median(pos)) if pos else 60_000
+    gaps = [d for d in np.diff(ev) if d > 0]
+    every = to_candles(int(np.median(gaps)), step) if gaps else 1
+    return scoreboards(store, symbol, window, horizon=to_candles(parse_duration(acc.horizon), step),
+                       every=every, min_n=acc.min_evaluations)
 
 
 def scoreboards(store: Store, symbol: str | None, window: str, *, horizon: int, every: int,

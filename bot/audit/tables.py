@@ -173,11 +173,11 @@ class AuditTables:
         return None if row[0] is None else int(row[0])
 
     def path(self, symbol: str, since_ms: int,
-             until_ms: int | None = None) -> list[tuple[int, float, float, float]]:
+             limit: int = -1) -> list[tuple[int, float, float, float]]:
+        """The first ``limit`` (all: -1) stored candles at or after ``since_ms``."""
         return [(int(r[0]), r[1], r[2], r[3]) for r in self.db.execute(
             "SELECT ts, high, low, close FROM price_path WHERE symbol = ? AND ts >= ?"
-            " AND (? IS NULL OR ts < ?) ORDER BY ts",
-            (symbol, since_ms, until_ms, until_ms)).fetchall()]
+            " ORDER BY ts LIMIT ?", (symbol, since_ms, limit)).fetchall()]
 
     def prune_audit(self, before_ms: int) -> int:
         """Forget evaluations, price path and receipts older than ``before_ms``."""
