@@ -147,8 +147,8 @@ class Dispatcher:
     async def run_once(self, max_batches: int = 10) -> DispatchStats:
         """One pass: send the rows due now, and those that become due while sends are still
         in flight, until nothing is in flight or due (at most ``max_batches × batch`` rows
-        started, so one pass cannot run forever). Cancelling the pass cancels its sends; their
-        rows go back to 'pending'."""
+        started, so a pass ends even while new rows keep coming). Cancelling the pass cancels
+        its sends; their rows go back to 'pending'."""
         stats = DispatchStats()
         budget = max_batches * self.batch
         ready: list[list[OutboxRow]] = []  # per chat, oldest row first
@@ -158,9 +158,8 @@ class Dispatcher:
                 if not ready and budget > 0 and not self._closed:
                     fetched = self._fetch(min(self.batch, budget))
                     ready = self._ready(fetched, stats)
-                    settled = len(fetched) - sum(len(rows) for rows in ready)
-                    budget -= len(fetched)
-                    if not ready and not running and settled and len(fetched) == self.batch:
+                    budget -= sum(len(rows) for rows in ready)  # rows held back cost nothing
+                    if not ready and not running and len(fetched) == self.batch:
                         continue  # a batch of rows for inactive or held chats: look further
                 while ready and len(running) < self.concurrency and not self._closed:
                     rows = ready.pop(0)
