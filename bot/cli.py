@@ -190,6 +190,27 @@ def _calibrate_positions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_positions(args: argparse.Namespace) -> int:
+    from bot.errors import DataFileError
+    from bot.finite import finite_json
+    from bot.hyperliquid.confirmed import coin_of
+    from bot.hyperliquid.score import format_text, score_positions
+    from bot.hyperliquid.snapshots import SnapshotReplay
+    from bot.market.replay import load_csv
+
+    candles = load_csv(args.candles)
+    replay = SnapshotReplay.load(args.positions)
+    try:
+        result = score_positions(candles, replay, coin_of(args.symbol), _params(args),
+                                 top=args.top, warmup=args.warmup, draws=args.draws,
+                                 seed=args.seed)
+    except ValueError as exc:
+        raise DataFileError(f"{args.positions} on {args.candles}: {exc}") from exc
+    text = finite_json(result.as_dict(), "score-positions")  # NaN is an error
+    print(text if args.json else format_text(result))
+    return 0
+
+
 def _params(args: argparse.Namespace) -> ModelParams:
     from bot.config import Config, load_config, model_params
 
@@ -410,6 +431,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar (one shows only on a terminal)")
     p.set_defaults(func=_calibrate)
+
+    p = sub.add_parser("score-positions", help="the estimator against real Hyperliquid "
+                                              "positions: share of confirmed notional near the "
+                                              "top clusters vs b1, W1 distance, sides")
+    p.add_argument("--candles", required=True, help="Hyperliquid candle CSV with OI")
+    p.add_argument("--positions", required=True, help="positions snapshots (JSON lines)")
+    p.add_argument("--symbol", default="BTC", help="coin (default BTC)")
+    p.add_argument("--config", help="TOML config for the model parameters")
+    p.add_argument("--top", type=_positive_int, default=5, help="clusters per side (default 5)")
+    p.add_argument("--warmup", type=int, default=24, help="candles before the first "
+                                                          "evaluation (default 24)")
+    p.add_argument("--draws", type=_positive_int, default=200, help="b1 draws (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the b1 draws")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_score_positions)
 
     p = sub.add_parser("check-config", help="validate a config file (exit 2 when invalid)")
     p.add_argument("path")

@@ -159,3 +159,36 @@ def importlib_spec():  # the generator's constants, from its own file
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_score_positions_json_fields_and_determinism(capsys) -> None:
+    args = ["score-positions", "--candles", str(CANDLES), "--positions", str(SNAPS), "--json",
+            "--draws", "20"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert main(args) == 0
+    assert capsys.readouterr().out == first  # seeded b1 draws: same answer
+    out = json.loads(first)
+    assert list(out) == ["evaluations", "top", "within", "w1_pct", "sides", "confirmed_usd"]
+    assert out["evaluations"] > 100 and out["top"] == 5
+    for band in ("0.5pct", "1pct"):
+        assert set(out["within"][band]) == {"model", "b1"}
+        assert all(0 <= v <= 1 for v in out["within"][band].values())
+    assert out["within"]["1pct"]["model"] >= out["within"]["0.5pct"]["model"]
+    assert set(out["w1_pct"]) == {"model", "distance_only"}
+    assert 0 < out["sides"]["confirmed_long_share"] < 1
+
+
+def test_w1_and_coverage_arithmetic() -> None:
+    import numpy as np
+
+    from bot.hyperliquid.score import _covered, w1
+    a = np.array([0.0])
+    assert w1(a, np.array([1.0]), np.array([2.0]), np.array([5.0])) == 2.0
+    assert w1(np.array([0.0, 2.0]), np.array([1.0, 1.0]), np.array([1.0]),
+              np.array([3.0])) == 1.0
+    d, w = np.array([-1.2, -3.0, 2.0]), np.array([10.0, 20.0, 30.0])
+    lo, hi = np.array([-1.0]), np.array([-0.8])
+    assert _covered(d, w, lo, hi, 0.5) == 10.0  # -1.2 within 0.5 of [-1, -0.8]
+    assert _covered(d, w, lo, hi, 0.1) == 0.0
+    assert _covered(d, w, np.array([-3.0, 1.9]), np.array([-2.9, 2.5]), 0.0) == 50.0
