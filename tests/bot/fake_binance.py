@@ -134,12 +134,17 @@ class FakeBinance:
 
     # -- endpoints --------------------------------------------------------------------------
 
+    # `is not None`, not `or`: before aiohttp 3.12 an aiohttp Response is an empty mapping, so
+    # falsy, and `fault or normal` served the normal answer instead of the injected fault.
     async def _exchange_info(self, request: web.Request) -> web.Response:
-        return await self._fault(request) or web.json_response(
-            {**self._info, "serverTime": self.now_ms})
+        if (fault := await self._fault(request)) is not None:
+            return fault
+        return web.json_response({**self._info, "serverTime": self.now_ms})
 
     async def _time(self, request: web.Request) -> web.Response:
-        return await self._fault(request) or web.json_response({"serverTime": self.now_ms})
+        if (fault := await self._fault(request)) is not None:
+            return fault
+        return web.json_response({"serverTime": self.now_ms})
 
     async def _klines(self, request: web.Request) -> web.Response:
         found = await self._checked(request)
