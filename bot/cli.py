@@ -279,6 +279,9 @@ def _record(args: argparse.Namespace) -> int:
     if not args.minutes > 0:
         raise UserInputError("--minutes must be > 0")
     symbols = [s for part in args.symbols for s in part.split(",") if s.strip()]
+    if args.hyperliquid:  # positions snapshots + Hyperliquid candles with OI (issue 17)
+        from bot.hyperliquid.record import run_cli
+        return run_cli(symbols, Path(args.out), args.minutes, args.quiet)
     with Progress("recording", total=round(args.minutes * 60), unit="s",
                   quiet=args.quiet) as bar:
         result = asyncio.run(bar.timed(record(symbols, Path(args.out), args.exchange,
@@ -409,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbols", nargs="+", required=True, help="e.g. BTC ETH (or BTC,ETH)")
     p.add_argument("--out", required=True, help="directory for the CSV files")
     p.add_argument("--exchange", default="binanceusdm", help="ccxt exchange (default binanceusdm)")
+    p.add_argument("--hyperliquid", action="store_true",
+                   help="instead: Hyperliquid positions snapshots (wallets discovered from "
+                        "trades) and Hyperliquid candles with OI")
     p.add_argument("--minutes", type=float, default=60.0,
                    help="how long to record the liquidation tape (default 60)")
     p.add_argument("-q", "--quiet", action="store_true",

@@ -100,6 +100,8 @@ class FakeHyperliquid(FakeWsServer):
             return web.json_response([1, 2])
         if kind == "metaAndAssetCtxs":
             return web.json_response(self._meta())
+        if kind == "candleSnapshot":
+            return web.json_response(self._candles(body.get("req", {})))
         if kind == "spotMeta":  # ccxt's load_markets asks for currencies too
             return web.json_response({"universe": [], "tokens": []})
         if kind == "clearinghouseState":
@@ -110,6 +112,17 @@ class FakeHyperliquid(FakeWsServer):
                     entry["position"].pop("szi")
             return web.json_response(answer)
         return web.json_response({"error": f"unknown type {kind}"}, status=422)
+
+    def _candles(self, req: dict[str, Any]) -> list[dict[str, Any]]:
+        mark = self.coins.get(str(req.get("coin")), (1.0, 0.0))[0]
+        t = int(req.get("startTime", 0)) // 60_000 * 60_000
+        out = []
+        while t <= int(req.get("endTime", 0)):
+            out.append({"t": t, "T": t + 59_999, "s": req.get("coin"), "i": "1m",
+                        "o": f"{mark}", "c": f"{mark}", "h": f"{mark * 1.001}",
+                        "l": f"{mark * 0.999}", "v": "1.5", "n": 10})
+            t += 60_000
+        return out
 
     def _meta(self) -> list[Any]:
         universe = [{"name": c, "szDecimals": 5, "maxLeverage": 50, "marginTableId": 50}

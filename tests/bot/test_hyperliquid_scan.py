@@ -279,3 +279,32 @@ def test_snapshot_round_trip_and_replay_is_latest_at_or_before(tmp_path) -> None
     assert set(r1.states_at(T0 - 1)) == set()
     assert book_positions(r1.states_at(T0 + 30_000), "BTC")[0].user == a
     assert [p.user for p in book_positions(r1.states_at(T0 + 60_000), "BTC")] == [b]
+
+
+async def test_record_writes_snapshots_and_candles_with_oi(hl: FakeHyperliquid, tmp_path) -> None:
+    from bot.hyperliquid.record import record_positions
+    from bot.market.replay import load_csv
+    a, b = address(1), address(2)
+    hl.states[a] = state(position("BTC", 0.5, 100_000, 91_000))
+    clock = Clock(T0)
+
+    def now() -> int:
+        clock.t += 20_000  # each reading 20 s later: the recording spans a few minutes
+        return clock.t
+
+    async def trades() -> None:
+        await hl.wait_subscribed(1)
+        await hl.push_trades(trade("BTC", 100_000, 0.1, T0, a, b, 1))
+    pusher = asyncio.create_task(trades())
+    result = await record_positions(["BTC"], tmp_path, 0.02, rest_url=hl.http_url,
+                                    ws_url=hl.url, retry=FAST, now_ms=now, pause_s=0.05)
+    await pusher
+    assert result.wallets == 2 and result.snapshots >= 2
+    snaps = read_snapshots(next(tmp_path.glob("hyperliquid_positions_*.jsonl")))
+    assert {s.user for s in snaps} == {a, b}
+    assert next(s for s in snaps if s.user == a).state == hl.states[a]
+    csvs = list(tmp_path.glob("BTC_hyperliquid_1m_*.csv"))
+    assert len(csvs) == 1 and result.candles["BTC"] >= 1
+    c = load_csv(csvs[0])
+    assert c.open_interest_usd is not None
+    assert set(c.open_interest_usd.tolist()) == {1_000.0 * 100_000.0}  # OI coins × close
