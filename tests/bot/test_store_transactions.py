@@ -14,6 +14,7 @@ import pytest
 
 from bot.alerts import SymbolState
 from bot.alerts.events import AlertEvent, EventKind
+from bot.audit.receipts import DueReceipt
 from bot.errors import LimitExceededError
 from bot.store import Store
 from bot.tape.events import Liquidation
@@ -25,7 +26,11 @@ READS = {"active_levels", "active_liq_subscriptions", "active_subscriptions", "d
          "load_state", "oldest_pending", "outbox_counts", "pending_count", "subscriber_counts",
          "tape_flushed", "watch_version", "watched_symbols", "close",
          "list_position_watches", "active_position_watches", "thread",
-         "quiet_symbols", "held_count"}
+         "quiet_symbols", "held_count",
+         # audit (bot/audit/tables.py) and Hyperliquid wallets (bot/hyperliquid/wallets.py)
+         "evaluation_count", "last_evaluation_ms", "last_path_ms", "path", "receipt_captures",
+         "receipts_due", "scored_rows", "unscored", "wallet", "wallet_count", "wallet_states",
+         "wallets_to_scan"}
 
 
 def event(chat: int, ref: str, kind: EventKind = EventKind.APPROACH) -> AlertEvent:
@@ -76,6 +81,20 @@ def writes(s: Store) -> dict[str, Callable[[], Any]]:
         "commit_tape": lambda: s.commit_tape(
             SYM, T0, [event(st["chat"], f"{SYM}@{T0}", EventKind.LIQUIDATIONS)], now=T0),
         "prune_liquidations": lambda: s.prune_liquidations(T0 + 1),
+        "add_path": lambda: s.add_path(SYM, [(T0, 95_000.0, 93_000.0, 94_000.0)]),
+        "add_evaluation": lambda: s.add_evaluation(SYM, T0, T0 + 1, T0 + 2, 94_000.0, False, True,
+                                                   [(True, 94_000.0, 94_400.0, 1e9)]),
+        "set_scores": lambda: s.set_scores(SYM, [(T0, {"touched": True})]),
+        "add_receipts_due": lambda: s.add_receipts_due([DueReceipt(
+            st["chat"], "S1", 1, SYM, "short", 94_000.0, 94_400.0, 93_700.0, T0, T0 - 1,
+            T0 + 60_000, 1e9, False)]),
+        "commit_receipts": lambda: s.commit_receipts([AlertEvent(
+            EventKind.RECEIPT, st["chat"], SYM, "S1", 1, price=94_500.0, ts_ms=T0 + 60_000,
+            side="short", low=94_000.0, high=94_400.0, tape_usd=1e6, control_usd=0.0)],
+            now=T0),
+        "prune_audit": lambda: s.prune_audit(T0 + 120_000),
+        "see_wallets": lambda: s.see_wallets(["0xabc"], T0),
+        "save_scan": lambda: s.save_scan("0xabc", T0, 1e6, {"positions": []}),
         "unsubscribe_liqs": lambda: s.unsubscribe_liqs(st["chat"], SYM),
         "remove_level": lambda: s.remove_level(st["chat"], st["level"]),
         "unsubscribe": lambda: s.unsubscribe(st["chat"], SYM),
