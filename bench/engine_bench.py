@@ -102,10 +102,10 @@ class NaiveEngine:
         self.last_price: float | None = None
         self.zones: dict[tuple[int, str], int] = {}  # (chat, cluster) → inside
         self.zone_seq: dict[str, int] = {}
+        self.inside: dict[str, tuple[int, int]] = {}  # cluster → (price inside, next epoch)
         self.breaks: dict[str, tuple[int, int]] = {}
         self.sizes: dict[str, tuple[float, float, int]] = {}
-        self.levels_off: dict[int, float] = {}
-        self.level_epochs: dict[int, int] = {}
+        self.levels_off: dict[int, tuple[float, int]] = {}
         self.cooldown: dict[tuple[int, str, str], int] = {}
         self.baselined = False
 
@@ -133,7 +133,10 @@ class NaiveEngine:
         for c in clusters:
             n = c.notional_usd
             rec = self.sizes.get(c.id)
-            if rec is None:
+            if abs(near_distance_pct(c, price)) > cfg.new_cluster_range_pct:
+                # Out of news range: tracked silently, the base kept (as the engine does).
+                self.sizes[c.id] = (n, n, 0) if rec is None else (max(rec[0], n), rec[1], rec[2])
+            elif rec is None:
                 self.sizes[c.id] = (n, n, 0)
                 if self.baselined:
                     for s in self.subs:
@@ -172,6 +175,7 @@ class NaiveEngine:
                 self.breaks[c.id] = (1, bep + 1)
                 armed = 1
             d = abs(near_distance_pct(c, price))
+            was_zone = {s.chat: self.zones.get((s.chat, c.id), 0) for s in self.subs}
             entering: list[Subscription] = []
             for s in self.subs:
                 key = (s.chat, c.id)
@@ -189,6 +193,15 @@ class NaiveEngine:
             for s in entering:
                 if n >= s.min_usd:
                     emit(EventKind.APPROACH, s.chat, c, epoch_of[s.approach_pct])
+            # Inside: once per visit, to chats whose zone was in before this tick.
+            was_in, iep = self.inside.get(c.id, (0, 0))
+            if was_in and d > cfg.rearm_pct:
+                self.inside[c.id] = (0, iep)
+            elif not was_in and d == 0 and armed:
+                self.inside[c.id] = (1, iep + 1)
+                for s in self.subs:
+                    if was_zone[s.chat] and s.min_usd <= n:
+                        emit(EventKind.INSIDE, s.chat, c, iep)
         fired = set()
         if prev is not None:
             for lv in self.levels:
@@ -196,33 +209,38 @@ class NaiveEngine:
                 up = prev < p <= hi and lv.direction != "down"
                 down = lo <= p < prev and lv.direction != "up"
                 if (up or down) and lv.id not in self.levels_off:
-                    self.levels_off[lv.id] = p
+                    self.levels_off[lv.id] = (p, 1 if up else -1)
                     fired.add(lv.id)
                     ref = f"level:{lv.id}"
                     if self._ok(lv.chat, EventKind.LEVEL_CROSS, ref, now):
                         out.append(AlertEvent(
                             kind=EventKind.LEVEL_CROSS, chat=lv.chat, symbol=symbol, ref=ref,
-                            epoch=self.level_epochs.get(lv.id, 0), price=price, ts_ms=now,
+                            epoch=tick.ts_ms, price=price, ts_ms=now,
                             level_price=p, direction="up" if up else "down", note=lv.note or None,
                             distance_pct=(p - price) / price * 100))
-        for lid, p in list(self.levels_off.items()):
-            if lid not in fired and abs(price - p) >= p * cfg.level_rearm_pct / 100:
+        for lid, (p, side) in list(self.levels_off.items()):
+            moved = (price - p) / p * 100  # re-armed by a real move through, or 1 % away
+            if lid not in fired and (moved * side >= cfg.level_rearm_pct
+                                     or abs(moved) >= cfg.level_away_pct):
                 del self.levels_off[lid]
-                self.level_epochs[lid] = self.level_epochs.get(lid, 0) + 1
         self.last_price, self.baselined = price, True
         return out
 
 
 def grow(clusters: dict[str, list[Cluster]], k: int) -> dict[str, list[Cluster]]:
-    """Every 10th tick one cluster per symbol grows 1.6× (new_cluster growth events)."""
+    """Every 10th tick two clusters per symbol grow 1.6×: one near price (new_cluster growth
+    events) and the farthest short one, 11–12 % away, beyond the engine's 10 % news range
+    (tracked, no event: the baseline must apply the same range filter)."""
     if k % 10 != 5:
         return clusters
     out = {}
     for s, cs in clusters.items():
-        i = k % len(cs)
-        c = cs[i]
-        out[s] = cs[:i] + [Cluster(c.id, c.side, c.low, c.high, c.price,
-                                   c.notional_usd * 1.6, c.distance_pct)] + cs[i + 1:]
+        cs = list(cs)
+        for i in (k % len(cs), CLUSTERS_PER_SIDE - 1):
+            c = cs[i]
+            cs[i] = Cluster(c.id, c.side, c.low, c.high, c.price, c.notional_usd * 1.6,
+                            c.distance_pct)
+        out[s] = cs
     return out
 
 
