@@ -115,6 +115,20 @@ class TapeSection:
 
 
 @dataclass(frozen=True)
+class PositionsSection:
+    """The confirmed layer (bot.hyperliquid): real Hyperliquid positions beside the estimate."""
+
+    enabled: bool = False
+    path: str = ""  # replay: a positions snapshot file (JSON lines) on the virtual clock
+    rescan_minutes: float = 10.0  # every known wallet scanned again at least this often
+    weight_share: float = 0.5  # of Hyperliquid's 1,200 request weight per minute per IP
+    batch: int = 50  # wallets per scan pass
+    scan_seconds: float = 5.0  # one pass this often
+    rest_url: str = ""  # another info API base (relay, tests)
+    ws_url: str = ""  # and trades websocket base
+
+
+@dataclass(frozen=True)
 class AccuracySection:
     """The live scoreboard (bot.audit): what each recorded evaluation is scored on."""
 
@@ -178,6 +192,7 @@ class Config:
     alerts: AlertsSection = field(default_factory=AlertsSection)
     model: ModelSection = field(default_factory=ModelSection)
     tape: TapeSection = field(default_factory=TapeSection)
+    positions: PositionsSection = field(default_factory=PositionsSection)
     accuracy: AccuracySection = field(default_factory=AccuracySection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)
@@ -190,6 +205,7 @@ class Config:
 _SECTIONS: dict[str, type] = {
     "bot": BotSection, "source": SourceSection, "schedule": ScheduleSection,
     "alerts": AlertsSection, "model": ModelSection, "tape": TapeSection,
+    "positions": PositionsSection,
     "accuracy": AccuracySection,
     "limits": LimitsSection,
     "console": ConsoleSection, "telegram": TelegramSection, "discord": DiscordSection,
@@ -285,6 +301,10 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("tape", "live_minutes"): _up_to(10_080, "minutes (a week)"),
     ("tape", "keep_hours"): _up_to(8760, "hours (a year)"),
     ("tape", "receipt_minutes"): _up_to(1440, "minutes (a day)"),
+    ("positions", "rescan_minutes"): _up_to(1440, "minutes (a day)"),
+    ("positions", "weight_share"): lambda v: None if 0 < v <= 1 else "must be in (0, 1]",
+    ("positions", "batch"): lambda v: None if 1 <= v <= 10_000 else "must be in [1, 10000]",
+    ("positions", "scan_seconds"): _up_to(3600, "seconds"),
     ("accuracy", "every_minutes"): _up_to(10_080, "minutes (a week)"),
     ("accuracy", "top"): lambda v: None if 1 <= v <= 50 else "must be in [1, 50]",
     ("accuracy", "horizon"): _duration,
@@ -440,7 +460,8 @@ def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
         if without:
             raise ConfigError(f"{source}:{lines.key('source', 'timeframe')}: source.timeframe "
                               f"{tf!r} is not offered by {', '.join(without)}")
-    return _web_checks(_tape_checks(cfg, source, lines), source, lines)
+    return _web_checks(_positions_checks(_tape_checks(cfg, source, lines), source, lines),
+                       source, lines)
 
 
 def _web_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
@@ -484,6 +505,19 @@ def _with_ladder_file(cfg: Config, source: str, lines: _KeyLines) -> Config:
         raise ConfigError(f"{where}: {exc}") from exc
     return replace(cfg, model=replace(m, leverage=leverage, weights=weights,
                                       dominant_share=share))
+
+
+def _positions_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
+    p = cfg.positions
+    if not p.enabled:
+        return cfg
+    if cfg.source.kind == "replay" and not p.path:
+        raise ConfigError(f"{source}:{lines.key('positions', 'enabled')}: positions is enabled "
+                          "with a replay source: set positions.path to a snapshot file")
+    if p.path and not Path(p.path).is_file():
+        raise ConfigError(f"{source}:{lines.key('positions', 'path')}: positions.path "
+                          f"{p.path!r} is not a file")
+    return cfg
 
 
 def _tape_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:

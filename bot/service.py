@@ -44,6 +44,7 @@ from bot.config import Config, model_params
 from bot.dispatcher import Dispatcher, Notifier
 from bot.errors import LiqBotError, MarketDataError
 from bot.estimates import Estimate, EstimateBoard, compute_estimate
+from bot.hyperliquid.desk import PositionsDesk
 from bot.market.base import MarketSource, timeframe_ms
 from bot.market.replay import ReplaySource
 from bot.position_watch import tick_watches
@@ -101,6 +102,7 @@ class Service:
         self.replay_done = asyncio.Event()
         self.adapters: list[ChatAdapter] = []  # set by bot.wiring; started by bot.run
         self.tape: TapeDesk | None = None  # set by bot.wiring when the config enables it
+        self.positions: PositionsDesk | None = None  # the confirmed layer, set by bot.wiring
 
     @property
     def replay(self) -> ReplaySource | None:
@@ -362,6 +364,10 @@ class Service:
             if replay is None:
                 sch.add_job(self._guard("tape", self.tape_job), "interval",
                             seconds=self.cfg.tape.flush_seconds, id="tape", **common)
+        if self.positions is not None and self.positions.live:
+            await self.positions.start()  # wallet discovery from the coins' trades
+            sch.add_job(self._guard("positions", self.positions.job), "interval",
+                        seconds=self.cfg.positions.scan_seconds, id="positions", **common)
         sch.start()
         self.scheduler = sch
 
@@ -407,6 +413,11 @@ class Service:
                 log.warning("stop: the liquidation tape did not close in time")
             if self.replay is None:
                 self.tape.flush(self.dispatcher.clock())  # keep what arrived; alert closed
+        if self.positions is not None:
+            try:
+                await asyncio.wait_for(self.positions.stop(), max(0.01, sends_end - loop.time()))
+            except (TimeoutError, Exception):  # an exchange that does not close must not block
+                log.warning("stop: the Hyperliquid scanner did not close in time")
         if all(j.done() for j in jobs) and loop.time() < sends_end:
             last = asyncio.create_task(self._last_dispatch())
             jobs.add(last)

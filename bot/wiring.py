@@ -10,6 +10,7 @@ from bot.charts import ChartCache
 from bot.commands.core import CommandCore
 from bot.config import Config
 from bot.console import ConsoleAdapter
+from bot.hyperliquid.desk import make_desk
 from bot.market.base import MarketSource
 from bot.market.replay import BUNDLED_CSV, ReplaySource, load_csv
 from bot.service import Service
@@ -89,6 +90,8 @@ def make_service(cfg: Config, store: Store | None = None,
     chosen = make_adapters(cfg) if adapters is None else adapters
     service = Service(cfg, make_source(cfg), st, {a.platform: a.notifier for a in chosen})
     service.tape = make_tape(cfg, st, service.dispatcher.clock)
+    service.positions = make_desk(cfg.positions, st, list(cfg.bot.symbols))
     service.adapters = chosen
-    core = CommandCore(cfg, service.board, service.source, st, ChartCache(), tape=service.tape)
+    core = CommandCore(cfg, service.board, service.source, st, ChartCache(), tape=service.tape,
+                       positions=service.positions)
     return service, core

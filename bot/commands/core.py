@@ -23,6 +23,7 @@ from bot.commands.reply import Caller, Reply
 from bot.config import Config
 from bot.errors import BadSymbolError, LimitExceededError, UserInputError
 from bot.estimates import EstimateBoard
+from bot.hyperliquid.desk import PositionsDesk
 from bot.market.base import MarketSource
 from bot.store import Store
 from bot.tape.feed import TapeDesk
@@ -73,6 +74,7 @@ class CommandCore:
     charts: ChartCache
     clock: Callable[[], float] = time.monotonic
     tape: TapeDesk | None = None  # real liquidations, when the config enables the tape
+    positions: PositionsDesk | None = None  # real Hyperliquid positions ([positions])
 
     def __post_init__(self) -> None:
         self.chart_limiter = RateLimiter(self.config.limits.charts_per_minute, self.clock)

@@ -20,6 +20,7 @@ from estimator.clusters import merge_touching
 
 if TYPE_CHECKING:
     from bot.commands.core import CommandCore
+    from bot.hyperliquid.desk import PositionsDesk
 
 DISCLAIMER = "estimate from a model, not exchange data"
 TOP_N = 3
@@ -100,6 +101,15 @@ def levels_text(est: Estimate, n: int = TOP_N, failing: str | None = None,
     return "\n".join(lines)
 
 
+def confirmed_section(desk: PositionsDesk, est: Estimate, n: int = TOP_N) -> list[str]:
+    """The "Confirmed on Hyperliquid" lines for ``est``'s symbol at its time."""
+    from bot.hyperliquid.confirmed import confirmed_lines
+    oi = est.snapshot.candles.open_interest_usd
+    view = desk.view(est.symbol, est.snapshot.now_ms, est.price, est.book.grid,
+                     None if oi is None or desk.live else float(oi[-1]))
+    return confirmed_lines(view, n)
+
+
 async def levels(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
     """Top clusters per side."""
     symbol, _ = await _symbol_and_rest(core, args, 0)
@@ -109,6 +119,8 @@ async def levels(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
     live = live_marks(core, est, live_tape(core, symbol, est, minutes))
     text = levels_text(est, failing=core.board.status(symbol).last_error, live=live,
                        live_minutes=minutes)
+    if core.positions is not None:  # the confirmed layer, under the estimate, never in it
+        text += "\n" + "\n".join(confirmed_section(core.positions, est))
     return Reply(text, buttons=(
         Button("Heatmap 24h", f"/heatmap {short} 24h"), Button("Map", f"/map {short}"),
         Button("Subscribe", f"/subscribe {short}"),

@@ -1,0 +1,96 @@
+"""The confirmed layer in the running bot: ``[positions]`` config, a replayed snapshot file on
+the virtual clock behind /levels, and the live desk (discovery + scan job) on the loopback
+Hyperliquid fake."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bot.config import Config, PositionsSection, SourceSection, parse_config
+from bot.errors import ConfigError
+from bot.hyperliquid.desk import make_desk
+from bot.hyperliquid.positions import book_positions, confirmed_totals
+from bot.hyperliquid.snapshots import SnapshotReplay
+from bot.market.errors import RetryPolicy
+from bot.store import Store
+from estimator import PriceGrid
+from tests.bot.fake_hyperliquid import FakeHyperliquid, address, position, state, trade
+from tests.bot.helpers import SYMBOL, private, started_service
+
+FIX = Path(__file__).resolve().parent.parent / "fixtures" / "hyperliquid"
+CANDLES = FIX / "synthetic_btc_1h.csv"
+SNAPS = FIX / "synthetic_positions.jsonl"
+
+
+def positions_config(**positions: object) -> Config:
+    base = Config()
+    return replace(
+        base, source=SourceSection(kind="replay", path=str(CANDLES), warmup_candles=120,
+                                   timeframe="1h"),
+        console=replace(base.console, enabled=False),
+        positions=PositionsSection(**{"enabled": True, "path": str(SNAPS), **positions}))
+
+
+async def test_replayed_snapshots_show_under_levels_at_the_virtual_time() -> None:
+    service, core, store = await started_service(positions_config())
+    replay = SnapshotReplay.load(SNAPS)
+    seen = []
+    for _ in range(3):
+        est = core.board.get(SYMBOL)
+        assert est is not None
+        text = (await core.handle("/levels", private())).text
+        estimate_part, confirmed = text.split("Confirmed on Hyperliquid")
+        assert "estimate" not in confirmed  # never called an estimate
+        want = confirmed_totals(book_positions(replay.states_at(est.snapshot.now_ms), "BTC"))
+        assert f"{want['positions']} positions in {want['wallets']} wallets" in confirmed
+        seen.append(want["positions"])
+        for _ in range(12):  # twelve virtual hours on
+            await service.price_job()
+        await service.recompute(SYMBOL)
+    assert len(set(seen)) > 1  # the book follows the virtual clock
+    store.close()
+
+
+def test_positions_config_checks(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r":line 4: positions is enabled with a replay source"):
+        parse_config("[source]\nkind = 'replay'\n[positions]\nenabled = true\n")
+    with pytest.raises(ConfigError, match=r"positions.weight_share.*must be in \(0, 1\]"):
+        parse_config("[positions]\nweight_share = 1.5\n")
+    with pytest.raises(ConfigError, match=r"positions.path .* is not a file"):
+        parse_config(f"[positions]\nenabled = true\npath = '{tmp_path / 'none.jsonl'}'\n")
+    cfg = parse_config(f"[positions]\nenabled = true\npath = '{SNAPS}'\nrescan_minutes = 5\n")
+    assert cfg.positions.rescan_minutes == 5.0 and cfg.positions.weight_share == 0.5
+
+
+async def test_live_desk_discovers_scans_and_reports_coverage() -> None:
+    async with FakeHyperliquid() as hl:
+        a, b = address(1), address(2)
+        hl.states[a] = state(position("BTC", 2.0, 100_000, 90_000))
+        hl.states[b] = state(position("BTC", -1.0, 100_000, 110_000, 5, "isolated"))
+        store = Store(memory=True)
+        section = PositionsSection(enabled=True, rest_url=hl.http_url, ws_url=hl.url,
+                                   weight_share=0.1)
+        desk = make_desk(section, store, [SYMBOL])
+        assert desk is not None and desk.live and desk.discovery is not None
+        desk.discovery.retry = desk.scanner.client.retry = RetryPolicy(3, 0.01, 0.05)
+        await desk.start()
+        try:
+            await hl.wait_subscribed(1)
+            await hl.push_trades(trade("BTC", 100_000, 0.1, 1_764_000_000_000, a, b, 1))
+            for _ in range(200):
+                if store.wallet_count() == 2:
+                    break
+                await asyncio.sleep(0.01)
+            report = await desk.job()
+        finally:
+            await desk.stop()
+        assert report.scanned == 2
+        view = desk.view(SYMBOL, 1_764_000_000_000, 100_000.0, PriceGrid.relative(0.1))
+        assert view.totals == {"long_usd": 200_000.0, "short_usd": 100_000.0, "positions": 2,
+                               "wallets": 2}
+        assert view.oi_usd == 1_000.0 * 100_000.0 and view.coverage == 150_000.0 / 1e8
+        store.close()
