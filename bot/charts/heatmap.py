@@ -51,7 +51,8 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
                    symbol: str, exchange: str, timeframe: str, window_label: str,
                    size: tuple[int, int] = (1600, 1000), top_n: int = 3,
                    tape: Sequence[Liquidation] = (), live: Collection[str] = (),
-                   spot: bool = False) -> Figure:
+                   spot: bool = False,
+                   confirmed: Sequence[tuple[str, float, float, float]] = ()) -> Figure:
     """Build the heatmap Figure (not yet rendered) — tests inspect its artists.
 
     ``candles`` is the full series the heatmap was built from (the window is sliced by
@@ -59,7 +60,8 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     zones and the ``top_n`` largest zones per side *inside the visible price range* are
     labelled; ``size`` is in pixels. ``tape``: real liquidations to draw; ``live``: ids of
     zones real liquidations are eating. ``spot``: the candles are spot (see
-    :func:`style.chart_title`).
+    :func:`style.chart_title`). ``confirmed``: real positions' liquidation levels on
+    Hyperliquid as (side, low, high, USD), marked at the right edge.
     """
     i0, i1 = int(heatmap.candle_index[0]), int(heatmap.candle_index[-1])
     if i1 >= len(candles) or int(candles.timestamp[i1]) != int(heatmap.timestamp[-1]):
@@ -79,6 +81,7 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     x_end = _days(win.timestamp[-1] + step_ms)
     ax.set_xlim(float(_days(int(win.timestamp[0]))), float(x_end))
     _draw_tape(ax, tape, float(_days(int(win.timestamp[0]))), float(x_end))
+    _draw_confirmed(ax, confirmed, float(x_end), ylo, yhi)
     _draw_current(ax, last)
     zones = visible_zones(clusters, ylo, yhi, top_n)
     _draw_clusters(fig, ax, zones, ylo, yhi, _live_zones(zones, clusters, live))
@@ -104,11 +107,13 @@ def render_heatmap(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
                    symbol: str, exchange: str, timeframe: str, window_label: str,
                    size: tuple[int, int] = (1600, 1000), top_n: int = 3,
                    tape: Sequence[Liquidation] = (), live: Collection[str] = (),
-                   spot: bool = False) -> bytes:
+                   spot: bool = False,
+                   confirmed: Sequence[tuple[str, float, float, float]] = ()) -> bytes:
     """The heatmap as PNG bytes (in memory), ``size`` pixels; see :func:`heatmap_figure`."""
     return style.to_png(heatmap_figure(
         candles, heatmap, clusters, symbol=symbol, exchange=exchange, timeframe=timeframe,
-        window_label=window_label, size=size, top_n=top_n, tape=tape, live=live, spot=spot))
+        window_label=window_label, size=size, top_n=top_n, tape=tape, live=live, spot=spot,
+        confirmed=confirmed))
 
 
 def _candle_ms(c: Candles) -> int:
@@ -206,6 +211,21 @@ def _draw_tape(ax: Axes, tape: Sequence[Liquidation], x0: float, x1: float) -> N
     ax.scatter(_days([e.timestamp for e in shown]), [e.price for e in shown], s=area,
                c=colours, edgecolors=style.TEXT, linewidths=0.6, alpha=0.9, zorder=4,
                label="real liquidations (tape)", gid="tape")
+
+
+def _draw_confirmed(ax: Axes, confirmed: Sequence[tuple[str, float, float, float]], x_end: float,
+                    ylo: float, yhi: float) -> None:
+    """Confirmed levels (real positions, Hyperliquid): a hollow ◀ at the right edge per
+    level in range, at its mid price, area ∝ USD, edged by side."""
+    shown = [c for c in confirmed if ylo <= (c[1] + c[2]) / 2 <= yhi]
+    if not shown:
+        return
+    usd = np.array([c[3] for c in shown])
+    ax.scatter([x_end] * len(shown), [(c[1] + c[2]) / 2 for c in shown],
+               s=30.0 + 250.0 * np.sqrt(usd / usd.max()), marker="<", facecolors="none",
+               edgecolors=[style.SHORT if c[0] == "short" else style.LONG for c in shown],
+               linewidths=1.8, zorder=6, clip_on=False,
+               label="confirmed: real positions (Hyperliquid)", gid="confirmed")
 
 
 def _live_zones(zones: Sequence[Cluster], clusters: Sequence[Cluster],

@@ -23,6 +23,8 @@ from estimator import Book, Cascade, Cluster
 _LAYOUT = (0.075, 0.1, 0.85, 0.72)  # main axes: left, bottom, width, height (figure fraction)
 _MAX_BARS = 160  # buckets are merged so bars stay ≥ ~7 px wide
 _ROW = 0.07  # height of one cluster-label row (axes fraction)
+Confirmed = tuple[np.ndarray, np.ndarray]
+"""Real liquidation prices (USD) and each position's USD (the confirmed layer)."""
 
 
 def leverage_colours(n: int) -> list[tuple[float, float, float, float]]:
@@ -41,7 +43,7 @@ def leverage_colours(n: int) -> list[tuple[float, float, float, float]]:
 def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
                timeframe: str, size: tuple[int, int] = (1600, 1000), top_n: int = 3,
                span_pct: float = 15.0, path: Cascade | None = None,
-               spot: bool = False) -> Figure:
+               spot: bool = False, confirmed: Confirmed | None = None) -> Figure:
     """Build the liquidation-map Figure (not yet rendered) — tests inspect its artists.
 
     Shows prices within ±``span_pct`` % of ``book.last_price``; the ``top_n`` largest zones
@@ -49,6 +51,8 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
     ``spot``: the candles are spot (see :func:`style.chart_title`).
     ``path`` (the /ifbreak variant): the range from price to its target is shaded and the
     cumulative curve is read off at the target; the span widens to show the target.
+    ``confirmed``: real positions' liquidation prices and USD (Hyperliquid), drawn as hatched
+    outlines on the same bars, never stacked into the estimate.
     """
     last = book.last_price
     if path is not None:
@@ -67,6 +71,8 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
                           autolim=False)
         bottom = bottom + row
     peak = float(bottom.max()) if bottom.size else 0.0
+    if confirmed is not None:
+        peak = max(peak, _draw_confirmed(ax, edges, *confirmed))
     ax.set_xlim(lo, hi)
     ax2 = _draw_cumulative(ax, edges, long_by_lev.sum(axis=0), short_by_lev.sum(axis=0), last)
     rows = _draw_clusters(ax, ax2, visible_zones(clusters, lo, hi, top_n), lo, hi,
@@ -103,11 +109,27 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
 def render_map(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
                timeframe: str, size: tuple[int, int] = (1600, 1000), top_n: int = 3,
                span_pct: float = 15.0, path: Cascade | None = None,
-               spot: bool = False) -> bytes:
+               spot: bool = False, confirmed: Confirmed | None = None) -> bytes:
     """The liquidation map as PNG bytes (in memory), ``size`` pixels; see :func:`map_figure`."""
     return style.to_png(map_figure(book, clusters, symbol=symbol, exchange=exchange,
                                    timeframe=timeframe, size=size, top_n=top_n,
-                                   span_pct=span_pct, path=path, spot=spot))
+                                   span_pct=span_pct, path=path, spot=spot,
+                                   confirmed=confirmed))
+
+
+def _draw_confirmed(ax: Axes, edges: np.ndarray, prices: np.ndarray, usd: np.ndarray) -> float:
+    """Real positions' USD per bar as hatched outlines (one artist); the tallest bar (USD)."""
+    inside = (prices >= edges[0]) & (prices < edges[-1])
+    per_bar, _ = np.histogram(prices[inside], bins=edges, weights=usd[inside])
+    bars = _bars(edges, np.zeros_like(per_bar), per_bar, "none",
+                 "confirmed: real positions (Hyperliquid)")
+    bars.set_edgecolor(style.TEXT)
+    bars.set_hatch("///")
+    bars.set_linewidth(1.2)
+    bars.set_zorder(3)
+    bars.set_gid("confirmed")
+    ax.add_collection(bars, autolim=False)
+    return float(per_bar.max(initial=0.0))
 
 
 def _visible(book: Book, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

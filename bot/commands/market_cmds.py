@@ -20,7 +20,7 @@ from estimator.clusters import merge_touching
 
 if TYPE_CHECKING:
     from bot.commands.core import CommandCore
-    from bot.hyperliquid.desk import PositionsDesk
+    from bot.hyperliquid.confirmed import ConfirmedView
 
 DISCLAIMER = "estimate from a model, not exchange data"
 TOP_N = 3
@@ -101,13 +101,27 @@ def levels_text(est: Estimate, n: int = TOP_N, failing: str | None = None,
     return "\n".join(lines)
 
 
-def confirmed_section(desk: PositionsDesk, est: Estimate, n: int = TOP_N) -> list[str]:
+def confirmed_view(core: CommandCore, est: Estimate) -> ConfirmedView | None:
+    """The confirmed book of ``est``'s symbol at its time (None without ``[positions]``)."""
+    desk = core.positions
+    if desk is None:
+        return None
+    oi = est.snapshot.candles.open_interest_usd
+    return desk.view(est.symbol, est.snapshot.now_ms, est.price, est.book.grid,
+                     None if oi is None or desk.live else float(oi[-1]))
+
+
+def chart_key(view: ConfirmedView) -> str:
+    """Changes whenever the confirmed book does (charts are cached per key)."""
+    t = view.totals
+    return f"c{t['positions']}:{t['long_usd']:.0f}:{t['short_usd']:.0f}:{len(view.positions)}"
+
+
+def confirmed_section(core: CommandCore, est: Estimate, n: int = TOP_N) -> list[str]:
     """The "Confirmed on Hyperliquid" lines for ``est``'s symbol at its time."""
     from bot.hyperliquid.confirmed import confirmed_lines
-    oi = est.snapshot.candles.open_interest_usd
-    view = desk.view(est.symbol, est.snapshot.now_ms, est.price, est.book.grid,
-                     None if oi is None or desk.live else float(oi[-1]))
-    return confirmed_lines(view, n)
+    view = confirmed_view(core, est)
+    return [] if view is None else confirmed_lines(view, n)
 
 
 async def levels(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
@@ -120,7 +134,7 @@ async def levels(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
     text = levels_text(est, failing=core.board.status(symbol).last_error, live=live,
                        live_minutes=minutes)
     if core.positions is not None:  # the confirmed layer, under the estimate, never in it
-        text += "\n" + "\n".join(confirmed_section(core.positions, est))
+        text += "\n" + "\n".join(confirmed_section(core, est))
     return Reply(text, buttons=(
         Button("Heatmap 24h", f"/heatmap {short} 24h"), Button("Map", f"/map {short}"),
         Button("Subscribe", f"/subscribe {short}"),
@@ -139,12 +153,17 @@ async def heatmap(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
     live = set(live_marks(core, est, tape))
     # The picture changes with the estimate and with every new real liquidation.
     version = f"{est.version}:{len(tape)}:{tape[-1].timestamp}" if tape else est.version
+    view = confirmed_view(core, est)
+    marks = [] if view is None else [(c.side, c.low, c.high, c.notional_usd)
+                                     for c in view.clusters]
+    if view is not None:  # and with the confirmed book
+        version = f"{version}:{chart_key(view)}"
 
     def render() -> bytes:
         return render_heatmap(est.snapshot.candles, est.heatmap(window), est.clusters,
                               symbol=symbol, exchange=exchange_label(core), window_label=window,
                               timeframe=est.snapshot.timeframe, tape=tape, live=live,
-                              spot=source_is_spot(core))
+                              spot=source_is_spot(core), confirmed=marks)
 
     png = await core.render(ChartKey(symbol, "heatmap", window, version), render)
     return Reply(f"{symbol} liquidation heatmap, {window} · {DISCLAIMER}"
@@ -160,13 +179,17 @@ async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
     symbol, rest = await _symbol_and_rest(core, args, 1)
     est = _require(core, symbol)
     path = path_of(est, parse_amount(rest[0], "price")) if rest else None
+    view = confirmed_view(core, est)
+    confirmed = None if view is None else view.liquidation_prices()
 
     def render() -> bytes:
         return render_map(est.book, est.clusters, symbol=symbol, exchange=exchange_label(core),
                           timeframe=est.snapshot.timeframe, path=path,
-                          spot=source_is_spot(core))
+                          spot=source_is_spot(core), confirmed=confirmed)
 
     key = f"{path.target:.10g}" if path is not None else ""
+    if view is not None:
+        key = f"{key}|{chart_key(view)}"
     png = await core.render(ChartKey(symbol, "map", key, est.version), render)
     what = "" if path is None else (
         f": break {price_text(path.target)} → {money(path.cumulative_usd)} of "

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from bot.fmt import money, price_text
 from bot.hyperliquid.positions import (
     ConfirmedCluster,
@@ -57,6 +59,12 @@ class ConfirmedView:
     @property
     def coverage(self) -> float | None:
         return self.sampled_usd / self.oi_usd if self.oi_usd else None
+
+    def liquidation_prices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(liquidation price, USD) of every position that has one, for the map."""
+        with_liq = [p for p in self.positions if p.liq_px is not None]
+        return (np.array([p.liq_px for p in with_liq], dtype=np.float64),
+                np.array([p.value_usd for p in with_liq], dtype=np.float64))
 
     def top(self, n: int) -> list[ConfirmedCluster]:
         """The ``n`` largest clusters per side (longs first), largest first."""
