@@ -5,7 +5,6 @@ script error happens on the way."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -62,22 +61,25 @@ async def test_hovering_a_bucket_shows_the_apis_value(base: str) -> None:
     nt, npr = d["shape"]
     t = nt * 2 // 3
     column = d["values"][t * npr:(t + 1) * npr]
-    j = max(range(npr), key=column.__getitem__)  # the column's biggest bucket
-    close, price = d["close"][t], d["prices"][j]
+    close = d["close"][t]
     frm = min(range(npr), key=lambda k: abs(d["prices"][k] - close))
-    cumulative = sum(column[min(frm, j):max(frm, j) + 1])
+    below = max(range(frm), key=column.__getitem__)  # the column's biggest bucket each side
+    above = max(range(frm + 1, npr), key=column.__getitem__)
     async with chromium() as browser:
         page, log = await open_page(browser, f"{base}/s/BTC?window=7d")
-        x, y = await page.evaluate(
-            f"liqbot.heatmap.convertToPixel({{gridIndex: 0}}, [{t}, {j}])")
         box = await page.locator("#heatmap").bounding_box()
-        await page.mouse.move(box["x"] + x, box["y"] + y)
-        await page.wait_for_selector("#tip:not([hidden])")
-        text = await page.inner_text("#tip")
-    assert f"Bucket: ${column[j]:,}" in text
-    assert f"Distance from price: {(price / close - 1) * 100:+.1f} %" in text
-    assert f"Cumulative to this price: ${cumulative:,}" in text
-    assert text.startswith(f"{utc(d['time_ms'][t])} UTC · {price:,.2f}")
+        for j in (below, above):
+            price = d["prices"][j]
+            x, y = await page.evaluate(
+                f"liqbot.heatmap.convertToPixel({{gridIndex: 0}}, [{t}, {j}])")
+            await page.mouse.move(box["x"] + x, box["y"] + y)
+            await page.wait_for_selector(f"#tip[data-j='{j}']:not([hidden])")
+            text = await page.inner_text("#tip")
+            assert f"Bucket: ${column[j]:,}" in text
+            assert f"Distance from price: {(price / close - 1) * 100:+.1f} %" in text
+            cumulative = sum(column[min(frm, j):max(frm, j) + 1])
+            assert f"Cumulative to this price: ${cumulative:,}" in text
+            assert text.startswith(f"{utc(d['time_ms'][t])} UTC · {price:,.2f}")
     assert log.errors == []
 
 
@@ -115,3 +117,16 @@ async def test_an_untracked_symbol_page_is_a_404_without_script(base: str) -> No
         assert resp.status == 404
         assert "not available in replay" in await page.inner_text("body")
         assert await page.evaluate("typeof window.liqbot") == "undefined"
+
+
+async def test_without_chromium_browser_tests_skip_unless_ci_requires_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIQBOT_CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.delenv("LIQBOT_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="does not start"):
+        async with chromium():
+            pass
+    monkeypatch.setenv("LIQBOT_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="LIQBOT_REQUIRE_BROWSER=1 but chromium"):
+        async with chromium():
+            pass
