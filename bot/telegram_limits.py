@@ -64,9 +64,9 @@ class ChatRateLimiter(BaseRateLimiter[str]):
     def __init__(self, overall_max_rate: float = 30, overall_time_period: float = 1,
                  group_max_rate: float = 20, group_time_period: float = 60,
                  max_retries: int = 0) -> None:
-        # Evenly spaced (capacity 1): never more than the rate in any window. A full bucket of
-        # 30 let ~60 messages out in the first second.
-        self._overall = AsyncLimiter(1, overall_time_period / overall_max_rate)
+        # A bucket of a tenth of the rate: at most 3 messages at once, so ≤ 33 in any second
+        # (a full bucket of 30 let ~60 out in the first second), yet a late wake-up can catch up.
+        self._overall = AsyncLimiter(overall_max_rate / 10, overall_time_period / 10)
         self._group_rate = (group_max_rate, group_time_period)
         self._groups: dict[ChatKey, AsyncLimiter] = {}
         self._held: dict[ChatKey, float] = {}  # chat → time.monotonic() its 429 ends
