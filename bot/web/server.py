@@ -169,7 +169,9 @@ class WebView:
                 lambda: finite_json(api.heatmap_json(est, window, tape), "heatmap"))).encode()
             self._cache = {k: v for k, v in self._cache.items() if k[2] == est.version}
             self._cache[key] = body
-        return web.Response(body=body, content_type="application/json")
+        resp = web.Response(body=body, content_type="application/json")
+        resp.enable_compression()  # gzip when the client takes it: a 30d window is ~1 MB
+        return resp
 
     async def _map(self, request: web.Request) -> web.StreamResponse:
         return _json(api.map_json(await self._estimate(request)))

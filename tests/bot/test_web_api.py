@@ -277,3 +277,17 @@ async def test_liqbot_run_serves_beside_the_bot_only_when_enabled(tmp_path: obje
         assert got == (200 if enabled else None)
         os.kill(os.getpid(), signal.SIGINT)  # run's own handler stops it
         assert await asyncio.wait_for(task, 20) == 0
+
+
+async def test_the_heatmap_is_gzipped_for_clients_that_take_it(served: tuple[WebView, str]) -> None:
+    url = f"{served[1]}/api/v1/heatmap?symbol=BTC&window=30d"
+    async with aiohttp.ClientSession(auto_decompress=False) as s:
+        async with s.get(url, headers={"Accept-Encoding": "gzip"}) as r:
+            zipped = await r.read()
+            assert r.headers["Content-Encoding"] == "gzip"
+        async with s.get(url, headers={"Accept-Encoding": "identity"}) as r:
+            plain = await r.read()
+            assert "Content-Encoding" not in r.headers
+    import gzip
+
+    assert gzip.decompress(zipped) == plain and len(zipped) < len(plain) / 2

@@ -14,7 +14,7 @@ import pytest
 
 from bot.config import Config
 from bot.web.server import WebView, replay_view
-from tests.bot.browser import chromium, open_page
+from tests.bot.browser import PageLog, chromium, open_page
 
 
 @pytest.fixture
@@ -40,7 +40,12 @@ def utc(ms: int) -> str:
 
 async def test_heatmap_canvas_is_drawn_and_nothing_is_refused(base: str) -> None:
     async with chromium() as browser:
-        page, log = await open_page(browser, f"{base}/s/BTC?window=7d")
+        page = await browser.new_page(viewport={"width": 1200, "height": 1400})
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
+        log = PageLog(page)
+        await page.goto(f"{base}/s/BTC?window=7d")
+        await page.wait_for_selector("body[data-ready='1']", timeout=30_000)
         stats = await page.evaluate("""(() => {
             const c = document.querySelector('#heatmap canvas');
             const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -54,6 +59,9 @@ async def test_heatmap_canvas_is_drawn_and_nothing_is_refused(base: str) -> None
         assert stats["colours"] > 200 and stats["lit"] > 0.3, stats
         assert "not exchange data" in await page.inner_text("header")
         assert log.errors == []
+    assert {u.split("/")[2] for u in requested if not u.startswith("data:")} \
+        == {base.split("/")[2]}  # everything from this server: no CDN
+    assert any(u.endswith("/static/echarts.min.js") for u in requested)
 
 
 async def test_hovering_a_bucket_shows_the_apis_value(base: str) -> None:
