@@ -85,6 +85,7 @@ def setup(store: Store) -> None:
         store.subscribe(a, btc, now=T0)
         store.subscribe(a, eth, now=T0)
         store.subscribe(b, btc, min_usd=200e6, approach_pct=1.0, now=T0)
+        store.set_quiet(b, btc, False)  # one message per news; the others get digests
         store.subscribe(c, eth, min_usd=10e6, approach_pct=0.3, now=T0)
         store.subscribe(d, btc, min_usd=900e6, approach_pct=2.0, now=T0)
         store.subscribe(x, btc, now=T0)
