@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.commands.core import CommandCore, RateLimiter
+from bot.commands.market_cmds import live_tape
 from bot.config import Config, model_params
 from bot.errors import UserInputError
 from bot.estimates import WINDOWS_H, Estimate
@@ -158,10 +159,7 @@ class WebView:
         window = request.query.get("window", "24h").lower()
         if window not in WINDOWS_H:
             raise web.HTTPBadRequest(reason=f"window must be one of {', '.join(WINDOWS_H)}")
-        tape = []
-        if self.core.tape is not None:
-            since = est.snapshot.now_ms - int(WINDOWS_H[window] * 3_600_000)
-            tape = self.core.tape.recent(est.symbol, since)
+        tape = live_tape(self.core, est.symbol, est, WINDOWS_H[window] * 60)  # as /heatmap
         key = (est.symbol, window, est.version, len(tape))
         body = self._cache.get(key)
         if body is None:

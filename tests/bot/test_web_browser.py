@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -138,3 +139,35 @@ async def test_without_chromium_browser_tests_skip_unless_ci_requires_them(
     with pytest.raises(pytest.fail.Exception, match="LIQBOT_REQUIRE_BROWSER=1 but chromium"):
         async with chromium():
             pass
+
+
+async def test_real_liquidations_are_a_layer_when_the_tape_is_on(tmp_path: Path) -> None:
+    from bot.estimates import WINDOWS_H
+    from tests.bot.helpers import SYMBOL, started_service, tape_config, write_liqs
+
+    service, core, store = await started_service()  # where the replay's clock and price are
+    est = core.board.get(SYMBOL)
+    assert est is not None and core.tape is None
+    now, price = est.snapshot.now_ms, est.price
+    await service.source.close()
+    store.close()
+    rows = [(now - 3 * 3_600_000, "long", price * 0.99, 2_500_000.0),
+            (now - 2 * 3_600_000, "short", price * 1.01, 1_200_000.0),
+            (now - int(WINDOWS_H["24h"] * 3_600_000) - 60_000, "long", price, 9e6)]
+    service, core, store = await started_service(
+        tape_config(write_liqs(tmp_path / "liqs.csv", sorted(rows))))
+    view = WebView(core)
+    base = (await view.start("127.0.0.1", 0))[0]
+    try:
+        d = await api(f"{base}/api/v1/heatmap?symbol=BTC&window=24h")
+        assert d["tape"] == [[t, p, u, s] for t, s, p, u in rows[:2]]  # the window's only
+        async with chromium() as browser:
+            page, log = await open_page(browser, f"{base}/s/BTC?window=24h")
+            names = await page.evaluate("liqbot.heatmap.getOption().series.map(s => s.name)")
+            assert names == ["Estimate", "Price", "Real liquidations"]
+            points = await page.evaluate("liqbot.heatmap.getOption().series[2].data.length")
+            assert points == 2 and log.errors == []
+    finally:
+        await view.stop()
+        await service.source.close()
+        store.close()
