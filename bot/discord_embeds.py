@@ -28,7 +28,8 @@ ALERT_TITLE = {EventKind.APPROACH: "Approaching a liquidation cluster",
                EventKind.LIQUIDATIONS: "Real liquidations",
                EventKind.POSITION: "Your position (watch)",
                EventKind.DIGEST: "Cluster news digest",
-               EventKind.RECEIPT: "Receipt: what the tape saw in a broken cluster"}
+               EventKind.RECEIPT: "Receipt: what the tape saw in a broken cluster",
+               EventKind.CONFIRMED: "Confirmed: real positions (Hyperliquid)"}
 
 
 def clip(text: str, n: int) -> str:
@@ -76,6 +77,13 @@ def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
                                                     f"({ev.tape_count or 0})")
         embed.add_field(name="Control band", value=money(ev.control_usd or 0.0))
         embed.add_field(name="Estimate", value=money(ev.notional_usd or 0.0))
+    elif ev.kind is EventKind.CONFIRMED:
+        from bot.hyperliquid.alerts import SOURCE
+        source = SOURCE
+        embed.add_field(name="Range", value=f"{price_text(ev.low or 0.0)}–"
+                                            f"{price_text(ev.high or 0.0)}")
+        embed.add_field(name="Real positions", value=f"{ev.positions or 0}, "
+                                                     f"{money(ev.notional_usd or 0.0)}")
     elif ev.kind is EventKind.LIQUIDATIONS:
         source = TAPE_SOURCE
         embed.add_field(name="Events", value=str(ev.tape_count or 0))

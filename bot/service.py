@@ -182,11 +182,26 @@ class Service:
                                           now=self.dispatcher.clock())
         if self.tape is not None:
             result.queued += self._receipts(symbol, pt.timestamp, pt.price)
+        if self.positions is not None:  # real positions: alerts even when the estimate is stale
+            result.queued += self._confirmed_alerts(symbol, est, pt.price, pt.timestamp)
         self._states[symbol] = new_state
         result.events = events
         if stale:
             result.skipped = "stale data: no alerts"
         return result
+
+    def _confirmed_alerts(self, symbol: str, est: Estimate, price: float, t_ms: int) -> int:
+        """Confirmed clusters (real Hyperliquid positions) near price, once per chat and
+        cluster (bot.hyperliquid.alerts); the book at the tick's time."""
+        from bot.hyperliquid.alerts import confirmed_events
+
+        assert self.positions is not None
+        subs = self.store.confirmed_subscriptions(symbol)
+        if not subs:
+            return 0
+        view = self.positions.view(symbol, t_ms, price, est.book.grid)
+        events = confirmed_events(subs, view, symbol, price, t_ms, est.book.grid)
+        return self.store.commit_confirmed(events, self.dispatcher.clock()) if events else 0
 
     def _with_tape(self, events: list[AlertEvent], symbol: str, last_ms: int | None,
                    now: int) -> list[AlertEvent]:

@@ -48,6 +48,7 @@ from bot.alerts.threads import AlertThreads
 from bot.audit import tables as audit_tables
 from bot.errors import LimitExceededError, StoreError, UserInputError
 from bot import position_watch
+from bot.hyperliquid import alerts as hl_alerts
 from bot.hyperliquid import wallets as hl_wallets
 from bot.redact import redact
 from bot import store_file
@@ -151,6 +152,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     digest.MIGRATION,  # v5: quiet subscriptions and their held news (bot.alerts.digest)
     audit_tables.MIGRATION,  # v6: receipts, evaluations, price path (bot.audit.tables)
     hl_wallets.MIGRATION,  # v7: Hyperliquid wallets and their last scan (bot.hyperliquid.wallets)
+    hl_alerts.MIGRATION,  # v8: chats following confirmed clusters (bot.hyperliquid.alerts)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -195,7 +197,8 @@ def _chat(row: dict[str, Any]) -> Chat:
 
 
 class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatchTables,
-            audit_tables.AuditTables, hl_wallets.WalletTables):
+            audit_tables.AuditTables, hl_wallets.WalletTables,
+            hl_alerts.ConfirmedAlertTables):
     """liqbot's SQLite store. ``Store(path)`` for a file, ``Store(memory=True)`` for tests."""
 
     def __init__(self, path: str | Path | None = None, *, memory: bool = False,

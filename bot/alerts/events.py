@@ -22,6 +22,7 @@ class EventKind(StrEnum):
     DIGEST = "digest"  # a quiet subscription's bundled news (bot.alerts.digest)
     POSITION = "position"  # a /mypos watch (bot.position_watch): private chats only
     RECEIPT = "receipt"  # what the tape saw in a broken cluster (bot.audit.receipts)
+    CONFIRMED = "confirmed"  # real Hyperliquid positions near price (bot.hyperliquid.alerts)
 
 
 class AlertEvent(NamedTuple):
@@ -72,6 +73,7 @@ class AlertEvent(NamedTuple):
     items: list[dict[str, object]] | None = None
     control_usd: float | None = None
     since_ms: int | None = None
+    positions: int | None = None  # confirmed: the real positions in the cluster
 
     @property
     def dedupe_key(self) -> str:

@@ -28,6 +28,10 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
         from bot.audit.receipts import receipt_text
 
         return receipt_text(event, tz)
+    if event.kind is EventKind.CONFIRMED:  # real positions: never worded as an estimate
+        from bot.hyperliquid.alerts import SOURCE, confirmed_text
+
+        return f"{confirmed_text(event)} {tail} · {SOURCE}"
     if event.kind is EventKind.POSITION:
         from bot.position_watch import watch_text
 

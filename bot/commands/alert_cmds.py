@@ -30,13 +30,21 @@ def _chat(core: CommandCore, caller: Caller) -> Chat:
 
 
 async def subscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
-    """/subscribe SYM [MIN_USD] [PCT]."""
+    """/subscribe SYM [MIN_USD] [PCT] [estimate|confirmed|both]."""
+    from bot.hyperliquid.alerts import layer_of
+
+    args, layer = layer_of(args)
     if not args:
         raise UserInputError("Which symbol? For example: /subscribe BTC 100m 0.5")
     if len(args) > 3:
         raise UserInputError("Too many arguments.")
+    if layer in ("confirmed", "both") and core.positions is None:
+        raise UserInputError("Confirmed levels are off on this bot (config [positions]): only "
+                             "estimated clusters can be followed.")
     symbol = await core.resolve_symbol(args[0])
-    if len(args) == 1:  # e.g. the Subscribe button under /levels: keep custom settings
+    if layer in ("confirmed", "both"):
+        return await _subscribe_confirmed(core, caller, args, symbol, layer)
+    if len(args) == 1 and layer is None:  # e.g. the Subscribe button under /levels
         chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
         mine = [s for s in core.store.list_subscriptions(chat.id) if s.symbol == symbol] if (
             chat is not None) else []
@@ -52,11 +60,35 @@ async def subscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) ->
     pct = parse_percent(args[2], "approach distance") if len(args) > 2 else defaults.approach_pct
     chat = _chat(core, caller)
     sub = core.store.subscribe(chat.id, symbol, min_usd=min_usd, approach_pct=pct)
+    if layer == "estimate":  # said so: estimated clusters only
+        core.store.unsubscribe_confirmed(chat.id, symbol)
     return Reply(
         f"Subscribed to {symbol}: clusters ≥ {money(sub.min_usd)}, alert within "
         f"{sub.approach_pct:g} % and on breaks. Estimates from a model, not exchange data.\n"
         f"{_quiet_note(core, chat.id, symbol)}"
         f"/alerts lists this chat's alerts; /unsubscribe {symbol.split('/')[0]} stops them.")
+
+
+async def _subscribe_confirmed(core: CommandCore, caller: Caller, args: tuple[str, ...],
+                               symbol: str, layer: str) -> Reply:
+    """``confirmed``: follow real Hyperliquid positions' clusters instead of the estimate's;
+    ``both``: follow both, with the same thresholds."""
+    defaults = core.config.alerts
+    min_usd = parse_amount(args[1], "minimum cluster size") if len(args) > 1 else defaults.min_usd
+    pct = parse_percent(args[2], "approach distance") if len(args) > 2 else defaults.approach_pct
+    chat = _chat(core, caller)
+    sub = core.store.subscribe_confirmed(chat.id, symbol, min_usd, pct, now_ms())
+    short = symbol.split("/")[0]
+    if layer == "both":
+        core.store.subscribe(chat.id, symbol, min_usd=min_usd, approach_pct=pct)
+        what = "estimated clusters (a model) and confirmed ones (real positions on Hyperliquid)"
+    else:
+        core.store.unsubscribe(chat.id, symbol)
+        what = "confirmed clusters only (real positions on Hyperliquid)"
+    return Reply(
+        f"Following {what} of {symbol}: ≥ {money(sub.min_usd)}, alert within "
+        f"{sub.approach_pct:g} %; each confirmed cluster alerts once. Confirmed = a sample of "
+        f"wallets on one venue.\n/unsubscribe {short} stops them.")
 
 
 async def quiet(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
@@ -80,7 +112,10 @@ async def quiet(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Rep
 
 async def unsubscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
     """/unsubscribe SYM."""
-    return await _stop(core, caller, args, core.store.unsubscribe,
+    def remove(chat: int, symbol: str) -> bool:  # estimated and confirmed clusters alike
+        return core.store.unsubscribe(chat, symbol) | core.store.unsubscribe_confirmed(chat,
+                                                                                      symbol)
+    return await _stop(core, caller, args, remove,
                        "Unsubscribed from {}.", "This chat was not subscribed to {}.")
 
 
