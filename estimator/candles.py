@@ -126,16 +126,25 @@ def clip_bad_wicks(c: Candles, factor: float = WICK_FACTOR,
     at a 4,300 price). A median range of 0 (a flat stretch) flags nothing.
     """
     med = median_range(c, window)
-    top = np.maximum(c.open, c.close)
-    bottom = np.minimum(c.open, c.close)
-    limit = np.where(med > 0, factor * med, np.inf)
-    up = (c.high - top) > limit
-    down = (bottom - c.low) > limit
+    n = len(c)
+    up = np.empty(n, dtype=bool)
+    down = np.empty(n, dtype=bool)
+    for i in range(0, n, _MEDIAN_BLOCK):  # in blocks: a few series-long temporaries less
+        s = slice(i, i + _MEDIAN_BLOCK)
+        limit = np.where(med[s] > 0, factor * med[s], np.inf)
+        up[s] = (c.high[s] - np.maximum(c.open[s], c.close[s])) > limit
+        down[s] = (np.minimum(c.open[s], c.close[s]) - c.low[s]) > limit
     rows = np.nonzero(up | down)[0]
     if not len(rows):
         return c, rows
     # Kept a valid candle even where open/close lie outside high/low: low ≤ high, both > 0.
-    high = np.where(up, np.maximum(top + med, c.low), c.high)
-    low = np.minimum(np.where(down, np.maximum(bottom - med, bottom * 0.5), c.low), high)
+    # Rows not clipped keep high and low (low ≤ high already).
+    top = np.maximum(c.open[rows], c.close[rows])
+    bottom = np.minimum(c.open[rows], c.close[rows])
+    high = c.high.copy()
+    high[rows] = np.where(up[rows], np.maximum(top + med[rows], c.low[rows]), c.high[rows])
+    low = c.low.copy()
+    low[rows] = np.minimum(np.where(down[rows], np.maximum(bottom - med[rows], bottom * 0.5),
+                                    c.low[rows]), high[rows])
     return Candles(c.timestamp, c.open, high, low, c.close, c.volume, c.open_interest_usd,
                    c.taker_buy_volume), rows
