@@ -95,6 +95,10 @@ class WebView:
             except web.HTTPException as exc:
                 resp = _error(exc.status, exc.reason) if request.path.startswith("/api/") \
                     else _page_error(exc.status, exc.reason)
+            except Exception:  # logged here; the client gets one line, never a traceback
+                log.exception("web: %s failed", request.path)
+                resp = _error(500, "something went wrong on our side") \
+                    if request.path.startswith("/api/") else _page_error(500, "server error")
         h = resp.headers
         h["Content-Security-Policy"] = CSP
         h["X-Content-Type-Options"] = "nosniff"

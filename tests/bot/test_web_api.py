@@ -291,3 +291,16 @@ async def test_the_heatmap_is_gzipped_for_clients_that_take_it(served: tuple[Web
     import gzip
 
     assert gzip.decompress(zipped) == plain and len(zipped) < len(plain) / 2
+
+
+async def test_a_non_finite_estimate_is_a_500_line_not_nan_json(
+        served: tuple[WebView, str], caplog: pytest.LogCaptureFixture) -> None:
+    view, base = served
+    est = view.core.board.get("BTC/USDT:USDT")
+    assert est is not None
+    view.core.board.put(replace(est, book=replace(est.book, last_price=float("nan"))))
+    status, headers, body = await fetch(f"{base}/api/v1/levels?symbol=BTC")
+    assert status == 500 and json.loads(body) == {
+        "version": 1, "error": "something went wrong on our side"}
+    assert b"NaN" not in body and b"Traceback" not in body
+    assert "web: /api/v1/levels failed" in caplog.text
