@@ -192,3 +192,23 @@ def test_w1_and_coverage_arithmetic() -> None:
     assert _covered(d, w, lo, hi, 0.5) == 10.0  # -1.2 within 0.5 of [-1, -0.8]
     assert _covered(d, w, lo, hi, 0.1) == 0.0
     assert _covered(d, w, np.array([-3.0, 1.9]), np.array([-2.9, 2.5]), 0.0) == 50.0
+
+
+def test_readme_confirmed_levels_figures_are_what_the_commands_print(tmp_path, capsys) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Confirmed levels"):readme.index("## Alerts:")]
+    assert "a sample of wallets" in section and "one venue" in section and "SYNTHETIC" in section
+    assert main(["score-positions", "--candles", str(CANDLES), "--positions", str(SNAPS)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    for line in printed[1:4]:  # the ±0.5 %, ±1 % and W1 lines
+        assert line in section, line
+    spec = importlib_spec()
+    cfg = tmp_path / "ladder_cfg.toml"
+    levs = list(spec.LADDER)
+    cfg.write_text(f"[model]\nleverage = {levs}\nweights = {[0.2] * len(levs)}\n")
+    assert main(["calibrate", "--positions", str(SNAPS), "--config", str(cfg), "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    shown = ", ".join(f"{w * 100:.1f} %" for w in fit["weights"])
+    assert f"`{shown}`" in section and f"`{fit['long_share']:.3f}`" in section
+    made = ", ".join(f"{lev}x {w * 100:.0f} %" for lev, w in spec.LADDER.items())
+    assert made in section and f"{spec.LONG_SHARE * 100:.0f} % long" in section
