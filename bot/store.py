@@ -2,7 +2,9 @@
 
 Public API (all methods synchronous; use from one thread at a time):
 
-- ``Store(path)`` / ``Store(memory=True)`` — open, create (mode 0600) and migrate.
+- ``Store(path)`` / ``Store(memory=True)`` — open, create (mode 0600) and migrate;
+  ``exclusive=True`` (``liqbot run``) also takes the one-owner lock. Path checks, permissions, the
+  lock and the corruption check are in :mod:`bot.store_file`.
 - chats: :meth:`Store.upsert_chat`, :meth:`get_chat`, :meth:`find_chat`,
   :meth:`set_timezone`, :meth:`deactivate_chat`.
 - watches: :meth:`subscribe`, :meth:`unsubscribe`, :meth:`list_subscriptions`,
