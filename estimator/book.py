@@ -13,7 +13,7 @@ import numpy as np
 
 from estimator.candles import Candles, FloatArray, IntArray
 from estimator.grid import PriceGrid
-from estimator.levels import LevelModel, level_model
+from estimator.levels import LevelModel, level_model, survivors_model
 from estimator.params import ModelParams
 
 
@@ -88,7 +88,11 @@ def _bucket_range(buckets: list[IntArray], fallback_price: float,
 def build_book(c: Candles, params: ModelParams | None = None) -> Book:
     """The estimated book at the close of the last candle."""
     p = params if params is not None else ModelParams()
-    return book_at(level_model(c, p), len(c) - 1, c, p)
+    # Only the rows alive at the end: book_at(level_model(c, p), len(c) - 1, c, p), bit for
+    # bit, in memory for the survivors rather than for every level ever created.
+    model = survivors_model(c, p)
+    alive = [np.arange(lo, hi) for lo, hi in _sides(model)]
+    return _book_of_rows(model, alive, len(c) - 1, 0, c, p)
 
 
 def book_at(model: LevelModel, t: int, c: Candles, params: ModelParams,

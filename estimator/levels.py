@@ -74,10 +74,29 @@ def level_model(c: Candles, params: ModelParams, buckets: bool = False) -> Level
     death = np.empty(len(rows.born), dtype=np.int64)
     death[longs] = first_low_at_or_below(c.low, rows.born[longs], rows.level[longs])
     death[shorts] = first_high_at_or_above(c.high, rows.born[shorts], rows.level[shorts])
+    bucket = params.grid.index(rows.level) if buckets else None
+    return LevelModel(rows, death, params.grid, *_survival(c, params), proxy, bucket)
+
+
+def survivors_model(c: Candles, params: ModelParams) -> LevelModel:
+    """The model's rows still alive at the last candle (price never came back to them), each
+    with death = len(c): all a book at the last candle reads, without ever holding the rows
+    that died (most of them) or searching for their deaths. Same rows, same order, same
+    values as those of :func:`level_model` with death > len(c) - 1."""
+    n = len(c)
+    later_low = np.full(n, np.inf)  # lowest low after each candle (none after the last)
+    later_high = np.full(n, -np.inf)
+    if n > 1:
+        later_low[:-1] = np.minimum.accumulate(c.low[:0:-1])[::-1]
+        later_high[:-1] = np.maximum.accumulate(c.high[:0:-1])[::-1]
+    rows, proxy = created_levels(c, params, survive=(later_low, later_high))
+    death = np.full(len(rows.born), n, dtype=np.int64)
+    return LevelModel(rows, death, params.grid, *_survival(c, params), proxy)
+
+
+def _survival(c: Candles, params: ModelParams) -> tuple[FloatArray, FloatArray, IntArray]:
+    """log f per candle (0 for a zero factor), its cumulative sum, cumulative zero count."""
     f = survival_factors(c, params)
     zero = f <= 0.0
     log_step = np.log(np.where(zero, 1.0, f))
-    log_f = np.cumsum(log_step)
-    zeros = np.cumsum(zero.astype(np.int64))
-    bucket = params.grid.index(rows.level) if buckets else None
-    return LevelModel(rows, death, params.grid, log_step, log_f, zeros, proxy, bucket)
+    return log_step, np.cumsum(log_step), np.cumsum(zero.astype(np.int64))

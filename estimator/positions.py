@@ -86,10 +86,14 @@ def survival_factors(c: Candles, params: ModelParams) -> FloatArray:
     return f
 
 
-def created_levels(c: Candles, params: ModelParams) -> tuple[CreatedLevels, bool]:
+def created_levels(c: Candles, params: ModelParams,
+                   survive: tuple[FloatArray, FloatArray] | None = None,
+                   ) -> tuple[CreatedLevels, bool]:
     """All (candle, side, leverage) rows with positive new notional, and the proxy flag.
 
-    Rows are ordered by side (longs first), then candle, then ladder index.
+    Rows are ordered by side (longs first), then candle, then ladder index. ``survive`` (the
+    lowest low and the highest high after each candle) keeps only the rows price never
+    reaches after their birth: a long level below that low, a short one above that high.
     """
     notional, proxy = new_notional(c, params)
     share = long_share(c, params)
@@ -107,9 +111,17 @@ def created_levels(c: Candles, params: ModelParams) -> tuple[CreatedLevels, bool
         amount = np.empty((len(c), n_lev))  # filled a column at a time: long inner loops
         for j in range(n_lev):
             np.multiply(side_notional, weights[j], out=amount[:, j])
-        flat = np.flatnonzero(amount > 0)  # candle-major: index = born × n_lev + lev
+        keep = amount > 0
+        if survive is not None:
+            level = np.multiply.outer(tp, ratios)  # the products ``level`` holds below
+            if name == "long":
+                keep &= level < survive[0][:, None]
+            else:
+                keep &= level > survive[1][:, None]
+            del level
+        flat = np.flatnonzero(keep)  # candle-major: index = born × n_lev + lev
         parts.append((flat, amount.ravel()[flat], ratios))
-        del amount
+        del amount, keep
     total = sum(len(flat) for flat, _, _ in parts)
     born = np.empty(total, dtype=np.int64)
     lev = np.empty(total, dtype=np.int64)
