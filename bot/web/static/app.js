@@ -11,6 +11,8 @@
   // Telegram passes the signed launch data in the fragment; the server checks it (see README).
   const initData = new URLSearchParams(location.hash.slice(1)).get("tgWebAppData") || "";
   const state = { heatmap: null, map: null, levels: null };
+  state.build = { heatmapOption: (d, image) => heatmapOption(d, image),
+    matrixImage: (d) => matrixImage(d) };  // for bench/webview_bench.py
   window.liqbot = state;
 
   function num(v, digits) {
