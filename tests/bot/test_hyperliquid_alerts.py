@@ -44,9 +44,18 @@ def test_rule_threshold_distance_and_wording() -> None:
     assert confirmed_text(long7) in text
     assert "confirmed: 2 real positions on Hyperliquid, $300K" in text
     assert "below price" in text and "estimate" not in text.lower()
-    # the ref is stable for the same bucket run: a repeated tick makes the same key
+    # the ref is stable for the same bucket run: a later tick makes the same keys, and the
+    # outbox takes each once
     again = confirmed_events(subs, view, SYMBOL, 100_100.0, 2, GRID)
     assert {e.dedupe_key for e in again} == {e.dedupe_key for e in events}
+    store = Store(memory=True)
+    for chat in ("7", "8"):
+        store.upsert_chat("console", chat)
+    events = [e._replace(chat=store.find_chat("console", str(e.chat)).id) for e in events]
+    again = [e._replace(chat=store.find_chat("console", str(e.chat)).id) for e in again]
+    assert store.commit_confirmed(events, 1) == 3
+    assert store.commit_confirmed(again, 2) == 0
+    store.close()
 
 
 async def replay_confirmed(cfg: Config, *commands: str) -> list:
@@ -71,7 +80,7 @@ async def test_confirmed_alerts_once_through_the_outbox_and_after_a_restart(
     rows = await replay_confirmed(cfg, "/subscribe BTC 300k 1 confirmed")
     events = [r.event for r in rows]
     assert events and all(e.kind is EventKind.CONFIRMED for e in events)  # estimate: not followed
-    assert len({e.dedupe_key for e in events}) == len(events)
+    assert len({(e.chat, e.ref) for e in events}) == len(events)  # once per cluster
     assert all(e.notional_usd >= 300_000 and abs(e.distance_pct) <= 1 for e in events)
     # a restarted process (same store, replay resumed) queues nothing again
     again = await replay_confirmed(cfg, "/subscribe BTC 300k 1 confirmed")
