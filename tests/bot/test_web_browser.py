@@ -171,3 +171,41 @@ async def test_real_liquidations_are_a_layer_when_the_tape_is_on(tmp_path: Path)
         await view.stop()
         await service.source.close()
         store.close()
+
+
+async def test_wheel_zooms_drag_pans_and_the_legend_toggles_a_layer(base: str) -> None:
+    zoom = ("(() => { const z = liqbot.heatmap.getOption().dataZoom[0]; "
+            "return [z.start, z.end]; })()")
+    lit = """(() => {
+        const c = document.querySelector('#heatmap canvas');
+        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < px.length; i += 4) if (px[i] + px[i + 1] + px[i + 2] > 150) n++;
+        return n / (px.length / 4); })()"""
+    async with chromium() as browser:
+        page, log = await open_page(browser, f"{base}/s/BTC?window=7d")
+        box = await page.locator("#heatmap").bounding_box()
+        assert await page.evaluate(zoom) == [0, 100]
+        await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        await page.mouse.wheel(0, -600)  # wheel up: zoom in around the pointer
+        await page.wait_for_timeout(300)
+        start, end = await page.evaluate(zoom)
+        assert 0 < start < end < 100
+        await page.mouse.down()
+        await page.mouse.move(box["x"] + box["width"] / 2 + 150, box["y"] + box["height"] / 2,
+                              steps=5)
+        await page.mouse.up()
+        await page.wait_for_timeout(300)
+        start2, end2 = await page.evaluate(zoom)
+        assert start2 < start and abs((end2 - start2) - (end - start)) < 1e-6  # panned left
+        before = await page.evaluate(lit)
+        selected = "liqbot.heatmap.getOption().legend[0].selected.Estimate !== false"
+        cx = box["x"] + box["width"] / 2
+        for dx in range(-150, 0, 8):  # click along the legend row until 'Estimate' toggles
+            await page.mouse.click(cx + dx, box["y"] + 16)
+            if not await page.evaluate(selected):
+                break
+        assert not await page.evaluate(selected)
+        await page.wait_for_timeout(200)
+        assert await page.evaluate(lit) < before / 3  # the heatmap layer is gone
+        assert log.errors == []
