@@ -154,6 +154,7 @@ async def test_every_response_has_a_strict_csp_and_no_cookies_or_cors(
 
 async def test_per_ip_rate_limit(served: tuple[WebView, str]) -> None:
     view, base = served
+    assert view.limiter.per_minute == 120  # the README's figure
     view.limiter.per_minute = 5
     got = [(await fetch(f"{base}/api/v1/levels?symbol=BTC"))[0] for _ in range(6)]
     assert got == [200] * 5 + [429]

@@ -58,6 +58,14 @@ async def test_heatmap_canvas_is_drawn_and_nothing_is_refused(base: str) -> None
             return {colours: colours.size, lit: lit / (px.length / 4)};
         })()""")
         assert stats["colours"] > 200 and stats["lit"] > 0.3, stats
+        bars = await page.evaluate("""(() => {
+            const c = document.querySelector('#map canvas');
+            const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const colours = new Set();
+            for (let i = 0; i < px.length; i += 4)
+                colours.add((px[i] << 16) | (px[i + 1] << 8) | px[i + 2]);
+            return colours.size; })()""")
+        assert bars > 20  # the liquidation map's leverage bands are drawn too
         assert "not exchange data" in await page.inner_text("header")
         assert log.errors == []
     assert {u.split("/")[2] for u in requested if not u.startswith("data:")} \
