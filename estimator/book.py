@@ -218,17 +218,20 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
                           minlength=n_cols * width).reshape(n_cols, width)
         # Live-level counts follow the same recurrence exactly (integers), so a bucket whose
         # levels are all gone is exactly 0, not the rounding left over from the subtraction.
-        gone = np.cumsum(
-            np.bincount(born_at, minlength=n_cols * width).reshape(n_cols, width)
-            - np.bincount(died_at, minlength=n_cols * width).reshape(n_cols, width),
-            axis=0) == 0
+        net = (np.bincount(born_at, minlength=n_cols * width)
+               - np.bincount(died_at, minlength=n_cols * width)).reshape(n_cols, width)
         mat = np.empty((n_cols, width))
         running = np.zeros(width)
+        live = np.zeros(width, dtype=np.int64)
+        clear = np.empty(width, dtype=bool)
         for col in range(n_cols):
             running *= gain[col]
             running += add[col]
             running -= rem[col]
-            running[gone[col] | (running < 0)] = 0.0
+            live += net[col]
+            np.less(running, 0.0, out=clear)
+            clear |= live == 0
+            running[clear] = 0.0
             mat[col] = running
         out.append(mat)
     return Heatmap(p.grid, k0, cols, c.timestamp[cols], out[0], out[1], model.proxy)

@@ -62,7 +62,8 @@ class LevelModel:
         else:
             t_arr = np.broadcast_to(np.asarray(t, dtype=np.int64), born.shape)
             factor = np.exp(self.log_f[t_arr] - self.log_f[born])
-            factor = np.where(self.zeros[t_arr] > self.zeros[born], 0.0, factor)
+            if self.zeros[-1]:  # else no factor was ever zero: nothing to wipe out
+                factor = np.where(self.zeros[t_arr] > self.zeros[born], 0.0, factor)
         return np.asarray(self.rows.notional[sel] * factor, dtype=np.float64)
 
 
