@@ -94,3 +94,64 @@ async def test_live_desk_discovers_scans_and_reports_coverage() -> None:
                                "wallets": 2}
         assert view.oi_usd == 1_000.0 * 100_000.0 and view.coverage == 150_000.0 / 1e8
         store.close()
+
+
+async def test_live_service_scans_in_its_job_and_alerts_a_confirmed_cluster_once() -> None:
+    """Live: `[positions]` → discovery from the trades websocket → the scheduler's positions
+    job scans the wallets → the price job alerts the confirmed cluster near price → dispatch →
+    one chat message (the market source is the Binance fake)."""
+    import io
+
+    from bot.console import ConsoleNotifier
+    from bot.market.ccxt_source import CcxtSource, binance_factory
+    from bot.service import Service
+    from tests.bot.fake_binance import NOW_MS, FakeBinance, price_at
+
+    async def until(cond, timeout_s: float = 15.0) -> None:
+        async def wait() -> None:
+            while not cond():
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(wait(), timeout_s)
+
+    async with FakeBinance() as rest, FakeHyperliquid() as hl:
+        near = price_at(NOW_MS) * 0.996
+        a, b = address(1), address(2)
+        hl.states[a] = state(position("BTC", 20.0, near * 1.1, near, 10, "isolated"))
+        cfg = parse_config(f"""
+[source]
+kind = "live"
+lookback_days = 1.0
+[positions]
+enabled = true
+scan_seconds = 0.2
+rest_url = "{hl.http_url}"
+ws_url = "{hl.url}"
+[schedule]
+price_seconds = 0.2
+dispatch_seconds = 0.2
+[console]
+enabled = false
+""")
+        store = Store(memory=True)
+        notifier = ConsoleNotifier(io.StringIO())
+        source = CcxtSource(exchange_factory=binance_factory(rest.url, timeout_ms=1000),
+                            lookback_days=1, clock=lambda: rest.now_ms)
+        service = Service(cfg, source, store, {"console": notifier})
+        service.positions = make_desk(cfg.positions, store, list(cfg.bot.symbols))
+        chat = store.upsert_chat("console", "c1")
+        store.subscribe_confirmed(chat.id, SYMBOL, 1e6, 1.0, now=0)
+        await service.start()
+        try:
+            await hl.wait_subscribed(1)
+            await hl.push_trades(trade("BTC", near, 0.1, NOW_MS, a, b, 1))
+            await until(lambda: len(notifier.sent) >= 1)
+            await asyncio.sleep(0.6)  # more scans and price ticks: still one message
+        finally:
+            await service.stop()
+            await source.close()
+        states, _ = store.wallet_states()
+        assert set(states) == {a, b}
+        assert len(notifier.sent) == 1
+        text = notifier.sent[0].text
+        assert "confirmed: 1 real position on Hyperliquid" in text and "estimate" not in text
+        store.close()
