@@ -181,7 +181,8 @@ async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
     liqs = core.store.list_liq_subscriptions(chat.id) if chat else []
     # Position watches exist in private chats only; never listed in a group.
     watches = core.store.list_position_watches(chat.id) if chat and not caller.is_group else []
-    if not subs and not levels and not liqs and not watches:
+    confirmed = core.store.confirmed_subscriptions(chat=chat.id) if chat else []
+    if not subs and not levels and not liqs and not watches and not confirmed:
         return Reply("No alerts in this chat yet. Try /subscribe BTC 100m 0.5 or "
                      "/level BTC 94k.")
     lines = []
@@ -191,6 +192,10 @@ async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
         digest = f"; quiet: news in a {core.config.alerts.digest_hours:g} h digest"
         lines += [f"  {s.symbol}: clusters ≥ {money(s.min_usd)}, within {s.approach_pct:g} %"
                   f"{digest if s.symbol in quiet else ''}" for s in subs]
+    if confirmed:
+        lines.append("Confirmed cluster alerts (real positions on Hyperliquid):")
+        lines += [f"  {s.symbol}: confirmed clusters ≥ {money(s.min_usd)}, within "
+                  f"{s.approach_pct:g} %" for s in confirmed]
     if liqs:
         lines.append("Liquidation alerts (real, from the tape):")
         lines += [f"  {s.symbol}: each ≥ {money(s.min_usd)}, or all when ≥ "

@@ -109,6 +109,9 @@ async def test_both_follows_both_and_estimate_word_drops_confirmed(tmp_path: Pat
     assert chat is not None
     assert [s.symbol for s in store.list_subscriptions(chat.id)] == [SYMBOL]
     assert [s.symbol for s in store.confirmed_subscriptions(chat=chat.id)] == [SYMBOL]
+    listed = (await core.handle("/alerts", private())).text
+    assert f"Confirmed cluster alerts (real positions on Hyperliquid):\n  {SYMBOL}: confirmed " \
+           "clusters ≥ $300K, within 1 %" in listed
     await core.handle("/subscribe BTC 300k 1 estimate", private())
     assert store.confirmed_subscriptions(chat=chat.id) == []
     await core.handle("/subscribe BTC 300k 1 confirmed", private())
