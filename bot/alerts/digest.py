@@ -111,8 +111,11 @@ class DigestTables:
 
     def _told(self, chat: int, ref: str) -> bool:
         return self.db.execute(
-            "SELECT 1 FROM outbox WHERE chat = ? AND ref = ? AND status != 'failed'"
-            " UNION ALL SELECT 1 FROM digest_items WHERE chat = ? AND ref = ?"
+            # kind IN (…) lets the outbox's UNIQUE (chat, kind, ref, epoch) index find it.
+            "SELECT 1 FROM outbox WHERE chat = ? AND kind IN ('new_cluster', 'approach',"
+            " 'inside', 'break') AND ref = ? AND status != 'failed'"
+            " UNION ALL SELECT 1 FROM digest_items WHERE chat = ? AND kind = 'new_cluster'"
+            " AND ref = ?"
             " UNION ALL SELECT 1 FROM outbox o, json_each(o.payload, '$.items') j"
             " WHERE o.chat = ? AND o.kind = 'digest' AND o.status != 'failed'"
             " AND json_extract(j.value, '$.ref') = ? LIMIT 1",
