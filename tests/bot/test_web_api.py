@@ -269,13 +269,21 @@ async def test_liqbot_run_serves_beside_the_bot_only_when_enabled(tmp_path: obje
         got = None
         for _ in range(100):
             await asyncio.sleep(0.1)
+            if not enabled and not os.path.exists(store):
+                continue  # run has not opened its store yet
             try:
                 got = (await fetch(url))[0]
             except aiohttp.ClientConnectionError:
+                if not enabled:
+                    await asyncio.sleep(1.0)  # running, nothing listens: and a second later?
+                    with pytest.raises(aiohttp.ClientConnectionError):
+                        await fetch(url)
+                    break
                 continue
             if got == 200:
                 break
         assert got == (200 if enabled else None)
+        assert not task.done()
         os.kill(os.getpid(), signal.SIGINT)  # run's own handler stops it
         assert await asyncio.wait_for(task, 20) == 0
 
