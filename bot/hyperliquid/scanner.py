@@ -38,7 +38,7 @@ class ScanReport:
 class Scanner:
     def __init__(self, client: InfoClient, store: Any, coins: Sequence[str], rescan_ms: int,
                  batch: int = 50, now_ms: Callable[[], int] = wall_ms,
-                 out: IO[str] | None = None) -> None:
+                 out: IO[str] | None = None, contexts_every_ms: int = 60_000) -> None:
         self.client = client
         self.store = store
         self.coins = list(coins)
@@ -47,15 +47,21 @@ class Scanner:
         self.now_ms = now_ms
         self.out = out
         self.contexts: dict[str, dict[str, float]] = {}
+        self.contexts_every_ms = contexts_every_ms  # metaAndAssetCtxs costs 20: once a minute
+        self._contexts_ms: int | None = None
 
     async def scan_once(self) -> ScanReport:
-        """One pass: refresh the coins' mark/OI, then scan the due wallets."""
+        """One pass: refresh the coins' mark/OI (at most every ``contexts_every_ms``), then
+        scan the due wallets."""
         report = ScanReport()
-        try:
-            self.contexts = await self.client.asset_contexts()
-        except MarketDataError as exc:
-            report.errors.append(str(exc))
-            log.warning("%s", exc)
+        now = self.now_ms()
+        if self._contexts_ms is None or now - self._contexts_ms >= self.contexts_every_ms:
+            try:
+                self.contexts = await self.client.asset_contexts()
+                self._contexts_ms = now
+            except MarketDataError as exc:
+                report.errors.append(str(exc))
+                log.warning("%s", exc)
         for address in self.store.wallets_to_scan(self.now_ms(), self.rescan_ms, self.batch):
             try:
                 state = await self.client.clearinghouse_state(address)

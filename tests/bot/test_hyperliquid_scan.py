@@ -308,3 +308,20 @@ async def test_record_writes_snapshots_and_candles_with_oi(hl: FakeHyperliquid, 
     c = load_csv(csvs[0])
     assert c.open_interest_usd is not None
     assert set(c.open_interest_usd.tolist()) == {1_000.0 * 100_000.0}  # OI coins × close
+
+
+async def test_open_interest_is_refreshed_at_most_once_a_minute(hl: FakeHyperliquid) -> None:
+    store = Store(memory=True)
+    store.see_wallets([address(1)], T0)
+    clock = Clock()
+    cl = client(hl)
+    try:
+        scanner = Scanner(cl, store, ["BTC"], 600_000, now_ms=clock)
+        for _ in range(5):  # five passes within 50 s
+            await scanner.scan_once()
+            clock.t += 10_000
+        clock.t += 10_000
+        await scanner.scan_once()  # a minute after the first
+    finally:
+        await cl.close()
+    assert [r["type"] for r in hl.requests].count("metaAndAssetCtxs") == 2
