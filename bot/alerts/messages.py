@@ -109,8 +109,8 @@ def digest_text(event: AlertEvent, tz: str = "UTC") -> str:
              f"update{'s' if n != 1 else ''}"]
     for item in items[:DIGEST_LINES]:
         head = render(item, tz).split(" — price ")[0]
-        lines.append(f"· {time_text(item.ts_ms, tz)[11:16]} {head.split(' ', 2)[2]}")
+        lines.append(f"• {time_text(item.ts_ms, tz)[11:16]} {head.split(' ', 2)[2]}")
     if n > DIGEST_LINES:
-        lines.append(f"· … and {n - DIGEST_LINES} more")
+        lines.append(f"• … and {n - DIGEST_LINES} more")
     lines.append(f"price {price_text(event.price)} · {DISCLAIMER}")
     return "\n".join(lines)

@@ -166,3 +166,12 @@ def test_a_chats_first_sight_of_a_cluster_is_new_for_that_chat() -> None:
     [digest] = [r for r in store.due(10**15) if r.chat.chat_id == "q"]
     assert "new $80.0M short cluster" in render(digest.event)
     store.close()
+
+
+def test_a_long_digest_lists_ten_news_and_counts_the_rest() -> None:
+    items = [news(1, f"S{i}", SLOT + i * 60_000).to_dict() for i in range(12)]
+    digest = AlertEvent(kind=EventKind.DIGEST, chat=1, symbol=SYM, ref=f"digest:{SYM}",
+                        epoch=SLOT, price=93_000.0, ts_ms=SLOT + 4 * H, items=items)
+    lines = render(digest).splitlines()
+    assert "12 cluster updates" in lines[0] and len(lines) == 1 + 10 + 1 + 1
+    assert lines[1].startswith("• 12:00 new $120M short cluster") and lines[11] == "• … and 2 more"
