@@ -112,17 +112,28 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+_LEVELS = """import json, resource, sys
+from bot.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"exit": code, "peak_rss_mb":
+                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
+"""
+
+
 def levels(path: Path) -> dict[str, Any]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """``liqbot levels BTC --data PATH --json`` in a fresh process (bot.cli.main, as the
+    ``liqbot`` script runs it): wall seconds, its peak RSS, the zones printed."""
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "levels", "BTC", "--data", str(path),
+    proc = subprocess.run([sys.executable, "-c", _LEVELS, "levels", "BTC", "--data", str(path),
                            "--json"], capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"seconds": round(seconds, 2), "exit": proc.returncode,
-            "peak_rss_mb": round(peak / 1024, 1) if peak > before else None,
-            "zones": len(json.loads(proc.stdout)) if proc.returncode == 0 else None,
-            "stderr": proc.stderr.strip()[-300:]}
+    tail = json.loads(proc.stderr.strip().splitlines()[-1])
+    return {"seconds": round(seconds, 2), "exit": tail["exit"],
+            "peak_rss_mb": round(tail["peak_rss_mb"], 1),
+            "zones": len(json.loads(proc.stdout)) if tail["exit"] == 0 else None}
 
 
 def main() -> None:

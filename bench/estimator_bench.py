@@ -12,7 +12,11 @@ Data: a seeded synthetic 1m random walk with open interest and taker-buy volume 
 - same_book_as_previous: the two books are bit-identical.
 - reference_s / speedup / max_rel_diff_vs_reference: one run of the per-candle reference loop
   (tests/reference_model.py), only for sizes ≤ --reference-max (it takes minutes beyond).
-- heatmap_300_columns_s: the heatmap over the whole series, 300 columns.
+- heatmap_300_columns_s: the heatmap over the whole series, 300 columns (best of --repeat);
+  full_model_book_s: the book read from the model of every created level with its death
+  (book_at(level_model(...)), what build_book was before it kept only the survivors, and the
+  part of the work a heatmap cannot skip: it shows levels that have died), timed alternately;
+  heatmap_vs_full_model_book and heatmap_vs_book (against fast_s) are the ratios.
 """
 
 from __future__ import annotations
@@ -33,7 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import estimator_baseline as previous  # noqa: E402
 
-from estimator import Book, Candles, ModelParams, build_book, build_heatmap  # noqa: E402
+from estimator import (  # noqa: E402
+    Book,
+    Candles,
+    ModelParams,
+    book_at,
+    build_book,
+    build_heatmap,
+    level_model,
+)
 from estimator.deaths import first_high_at_or_above, first_low_at_or_below  # noqa: E402
 from estimator.positions import created_levels  # noqa: E402
 from tests.reference_model import dense, reference_books  # noqa: E402
@@ -91,9 +103,18 @@ def measure(n: int, repeat: int, reference_max: int) -> dict[str, object]:
         "previous_peak_mb": round(peak_mb(lambda: previous.build_book(candles, params)), 1),
         "same_book_as_previous": same(book, old),
     }
-    t0 = time.perf_counter()
-    build_heatmap(candles, params, columns=300, start=0)
-    result["heatmap_300_columns_s"] = round(time.perf_counter() - t0, 4)
+    heat, full = [], []
+    for _ in range(repeat):  # alternately, as above
+        t0 = time.perf_counter()
+        build_heatmap(candles, params, columns=300, start=0)
+        heat.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        book_at(level_model(candles, params), n - 1, candles, params)
+        full.append(time.perf_counter() - t0)
+    result["heatmap_300_columns_s"] = round(min(heat), 4)
+    result["full_model_book_s"] = round(min(full), 4)
+    result["heatmap_vs_full_model_book"] = round(min(heat) / min(full), 2)
+    result["heatmap_vs_book"] = round(min(heat) / min(fast), 2)
     if n <= reference_max:
         t0 = time.perf_counter()
         ref = reference_books(candles, params)[n - 1]
