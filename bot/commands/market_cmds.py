@@ -256,6 +256,8 @@ async def status(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
         liq_counts = core.store.liq_subscriber_counts()
         lines.append("  /subscribe_liqs chats: " + (", ".join(
             f"{s} {n}" for s, n in liq_counts.items()) or "none"))
+    if core.positions is not None:
+        lines += core.positions.status_lines()
     return Reply("\n".join(lines))
 
 

@@ -43,6 +43,25 @@ class PositionsDesk:
         return view_at(states, coin, t_ms, price, grid,
                        None if ctx is None else ctx["oi"] * ctx["mark"])
 
+    def status_lines(self) -> list[str]:
+        """For /status: where the confirmed book comes from and how the scanner is doing."""
+        head = "Confirmed layer (real positions on Hyperliquid, a sample of wallets)"
+        if self.replay is not None:
+            return [f"{head}: replayed snapshot file, {len(self.replay.times)} scan times"]
+        assert self.scanner is not None
+        states, _ = self.scanner.store.wallet_states()
+        known = self.scanner.store.wallet_count()
+        limiter = self.scanner.client.limiter
+        lines = [f"{head}: {known} wallets discovered, {len(states)} scanned; budget "
+                 f"{limiter.per_minute:g} weight/min"]
+        r = self.last_report
+        if r is not None:
+            lines.append(f"  last pass: {r.scanned} scanned, {r.failed} failed"
+                         + (f"; last error: {r.errors[-1][:160]}" if r.errors else ""))
+        if self.discovery is not None and self.discovery.error is not None:
+            lines.append(f"  wallet discovery stopped: {self.discovery.error}")
+        return lines
+
     async def start(self) -> None:
         if self.discovery is not None:
             self.discovery.start()

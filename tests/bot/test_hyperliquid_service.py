@@ -52,6 +52,9 @@ async def test_replayed_snapshots_show_under_levels_at_the_virtual_time() -> Non
             await service.price_job()
         await service.recompute(SYMBOL)
     assert len(set(seen)) > 1  # the book follows the virtual clock
+    status = (await core.handle("/status", private())).text
+    assert "Confirmed layer (real positions on Hyperliquid, a sample of wallets): replayed " \
+           "snapshot file" in status
     store.close()
 
 
@@ -89,6 +92,9 @@ async def test_live_desk_discovers_scans_and_reports_coverage() -> None:
         finally:
             await desk.stop()
         assert report.scanned == 2
+        assert desk.status_lines() == [
+            "Confirmed layer (real positions on Hyperliquid, a sample of wallets): 2 wallets "
+            "discovered, 2 scanned; budget 120 weight/min", "  last pass: 2 scanned, 0 failed"]
         view = desk.view(SYMBOL, 1_764_000_000_000, 100_000.0, PriceGrid.relative(0.1))
         assert view.totals == {"long_usd": 200_000.0, "short_usd": 100_000.0, "positions": 2,
                                "wallets": 2}
