@@ -217,6 +217,40 @@ def _params(args: argparse.Namespace) -> ModelParams:
     return model_params(load_config(args.config) if args.config else Config())
 
 
+def _accuracy(args: argparse.Namespace) -> int:
+    from bot.audit import scoreboard
+    from bot.config import load_config
+    from bot.errors import BadSymbolError, StoreError
+    from bot.finite import finite_json
+    from bot.market.symbols import normalise
+    from bot.store import Store
+
+    cfg = load_config(args.config)
+    symbol = None
+    if args.symbol:
+        try:
+            symbol = normalise(args.symbol)
+        except BadSymbolError as exc:
+            raise UsageError(f"--symbol {args.symbol!r}: {exc}") from exc
+        if symbol not in cfg.bot.symbols:
+            raise UsageError(f"--symbol {args.symbol}: {symbol} is not in the config's symbols "
+                             f"({', '.join(cfg.bot.symbols)})")
+    if not Path(cfg.bot.store).is_file():  # opening would create an empty store
+        raise StoreError(f"{cfg.bot.store}: no store yet (bot.store of {args.config}); "
+                         "`liqbot run` records the evaluations it scores")
+    store = Store(cfg.bot.store)
+    try:
+        boards = scoreboard.for_config(store, cfg.accuracy, symbol, args.window)
+    finally:
+        store.close()
+    if args.json:  # one object per data kind (proxy / open interest) present, proxy first
+        for b in boards.values():
+            print(finite_json(scoreboard.as_json(b), "accuracy"))
+    else:
+        print(scoreboard.text(boards, cfg.accuracy.min_evaluations))
+    return 0
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from bot.config import load_config
 
@@ -406,6 +440,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar (one shows only on a terminal)")
     p.set_defaults(func=_backtest)
+
+    p = sub.add_parser("accuracy", help="the bot's own scoreboard from its store: touch vs "
+                                        "a random side (b1), lift with CI, ceiling, liquidation "
+                                        "capture, receipts")
+    p.add_argument("--config", required=True, help="the TOML config of the bot (its store)")
+    p.add_argument("--symbol", help="one tracked symbol, e.g. BTC (default: all)")
+    p.add_argument("--window", choices=("7d", "30d", "all"), default="30d",
+                   help="evaluations of the last 7 or 30 days of data, or all (default 30d)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per data kind (volume proxy / open interest)")
+    p.set_defaults(func=_accuracy)
 
     p = sub.add_parser("record", help="record live candles (with OI, taker-buy volume) and "
                                       "liquidations to daily CSVs for backtests")

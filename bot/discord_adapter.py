@@ -266,13 +266,19 @@ async def symbols(interaction: discord.Interaction) -> None:
     await run_command(interaction, "symbols")
 
 
+@app_commands.describe(symbol=SYMBOL, window="Time window (default 30d)")
+async def accuracy(interaction: discord.Interaction, symbol: str | None = None,
+                   window: Literal["7d", "30d", "all"] | None = None) -> None:
+    await run_command(interaction, "accuracy", symbol, window)
+
+
 CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "start": start, "help": help_, "levels": levels, "heatmap": heatmap, "map": map_,
     "ifbreak": ifbreak, "mypos": mypos,
     "subscribe": subscribe, "quiet": quiet, "unsubscribe": unsubscribe,
     "subscribe_liqs": subscribe_liqs,
     "unsubscribe_liqs": unsubscribe_liqs, "alerts": alerts, "level": level,
-    "unlevel": unlevel, "status": status, "symbols": symbols,
+    "unlevel": unlevel, "status": status, "symbols": symbols, "accuracy": accuracy,
 }
 
 

@@ -91,7 +91,7 @@ def score_due(store: Store, symbol: str, s: Settings, now_ms: int,
     window has closed; returns how many were scored. Candles count by position, as in the
     backtest (a gap in the data is skipped, not waited for)."""
     span = s.horizon + s.reaction
-    done: list[tuple[int, dict[str, Any]]] = []
+    done: list[tuple[int, list[float | None]]] = []
     for row in store.unscored(symbol, now_ms - (span + 1) * s.step_ms):
         t = int(row["t_ms"])
         if tape_on and int(row["close_ms"]) + int(row["valid_ms"]) > now_ms - s.step_ms:
@@ -108,9 +108,18 @@ def score_due(store: Store, symbol: str, s: Settings, now_ms: int,
     return len(done)
 
 
+SCORES = ("n", "touch", "above", "below", "oracle", "rule", "liq_total",
+          *(f"{band_key(b)}_{k}" for b in BANDS for k in ("model_usd", "baseline_usd")))
+"""What :func:`score_one` stores per evaluation, in this order (one flat JSON array): cluster
+count; clusters touched as the model placed them, placed above price, placed below, on either
+side (the oracle), on the trend rule's side; the tape's USD in the evaluation's window and, per
+capture band, the USD within it of the model's zones and the b1 expectation (None: no tape)."""
+
+
 def score_one(row: dict[str, Any], path: Sequence[tuple[int, float, float, float]],
-              s: Settings, liq: Sequence[Any] | None) -> dict[str, Any]:
-    """Per-evaluation sums for one recorded evaluation (``path[0]`` is its own candle)."""
+              s: Settings, liq: Sequence[Any] | None) -> list[float | None]:
+    """Per-evaluation sums for one recorded evaluation (``path[0]`` is its own candle), as
+    :data:`SCORES` lists them."""
     clusters = json.loads(row["clusters"])
     price = float(row["price"])
     n = len(clusters)
@@ -124,15 +133,16 @@ def score_one(row: dict[str, Any], path: Sequence[tuple[int, float, float, float
                       np.ones(len(p)))
     o = outcomes(candles, est, s.horizon, s.reaction, s.beyond)
     up = bool(row["moved_up"])
-    out: dict[str, Any] = {
-        "n": n, "touch": int(o.model.touched.sum()), "above": int(o.above.touched.sum()),
-        "below": int(o.below.touched.sum()),
-        "oracle": int((o.above.touched | o.below.touched).sum()),
-        "rule": int((o.above.touched if up else o.below.touched).sum()),
-        "liq": None}
-    if liq is not None:
-        lp = np.asarray([e.price for e in liq], dtype=np.float64)
-        ln = np.asarray([e.notional_usd for e in liq], dtype=np.float64)
-        out["liq"] = {"total": float(ln.sum()), **{
-            band_key(b): capture_sums(lp, ln, est, b) for b in BANDS}}
+    out: list[float | None] = [
+        n, int(o.model.touched.sum()), int(o.above.touched.sum()), int(o.below.touched.sum()),
+        int((o.above.touched | o.below.touched).sum()),
+        int((o.above.touched if up else o.below.touched).sum())]
+    if liq is None:
+        return out + [None] * (len(SCORES) - len(out))
+    lp = np.asarray([e.price for e in liq], dtype=np.float64)
+    ln = np.asarray([e.notional_usd for e in liq], dtype=np.float64)
+    out.append(float(ln.sum()))
+    for band in BANDS:
+        got = capture_sums(lp, ln, est, band)
+        out += [got["model_usd"], got["baseline_usd"]]
     return out

@@ -2,8 +2,9 @@
 tape saw inside the broken cluster, next to what the estimate said and a control band.
 
 The control band has the cluster's width and sits at the same distance on the other side of the
-pre-break price P: [2P − high, 2P − low], moved out to the cluster's edge when it would overlap it. Both bands count liquidations of the cluster's side
-(the same measurement, mirrored), with the tape's usual slack (:func:`bot.tape.alerts.seen_in`).
+pre-break price P: [2P − high, 2P − low], moved out to the cluster's edge when it would overlap
+it. Both bands count liquidations of the cluster's side (the same measurement, mirrored), with
+the tape's usual slack (:func:`bot.tape.alerts.seen_in`).
 Tape figures are exchange data; the cluster's size is the estimate (USD, or proxy units).
 
 Example: ``🧾 Receipt BTC/USDT:USDT 91,000–91,400 long (broke 14:05): tape saw $3.0M of long
@@ -89,7 +90,7 @@ def receipt_text(e: AlertEvent, tz: str = "UTC") -> str:
     """The receipt's wording (see the module docstring)."""
     rng = f"{price_text(e.low or 0.0)}–{price_text(e.high or 0.0)}"
     broke = time_text(e.since_ms or e.ts_ms, tz)[11:16]
-    minutes = round(((e.ts_ms - (e.since_ms or e.ts_ms)) / 60_000))
+    minutes = round((e.ts_ms - (e.since_ms or e.ts_ms)) / 60_000)
     units = "proxy units" if e.note == "proxy" else "USD"
     where = "above" if e.side == "long" else "below"
     return (f"🧾 Receipt {e.symbol} {rng} {e.side} (broke {broke}): tape saw "

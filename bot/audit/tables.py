@@ -93,7 +93,8 @@ class AuditTables:
             " WHERE r.symbol = ? AND r.done = 0 AND r.due_ms <= ? AND EXISTS (SELECT 1 FROM"
             " outbox o WHERE o.chat = r.chat AND o.kind = 'break' AND o.ref = r.ref"
             " AND o.epoch = r.epoch) ORDER BY r.due_ms, r.chat", (symbol, now_ms)).fetchall()
-        return [DueReceipt(*r[:12], bool(r[12])) for r in rows]
+        return [DueReceipt(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                           r[11], bool(r[12])) for r in rows]
 
     def commit_receipts(self, receipts: Sequence[AlertEvent], now: int) -> int:
         """Queue the receipt alerts and mark their rows done, in one transaction. Returns the
@@ -138,19 +139,22 @@ class AuditTables:
             "SELECT * FROM evaluations WHERE symbol = ? AND scored = 0 AND t_ms <= ?"
             " ORDER BY t_ms", (symbol, before_ms)))
 
-    def set_scores(self, symbol: str, scores: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    def set_scores(self, symbol: str, scores: Sequence[tuple[int, Sequence[Any]]]) -> None:
         """Write evaluations' scores (once: a scored evaluation is never re-scored)."""
         with self.db.atomic():
             self.db.conn.executemany(
                 "UPDATE evaluations SET scored = 1, scores = ? WHERE symbol = ? AND t_ms = ?"
                 " AND scored = 0", [(json.dumps(s), symbol, t) for t, s in scores])
 
-    def scored_rows(self, symbol: str | None, since_ms: int) -> list[tuple[str, int, int, str]]:
-        """(symbol, t_ms, proxy, scores JSON) of scored evaluations since ``since_ms``."""
-        return [(str(r[0]), int(r[1]), int(r[2]), str(r[3])) for r in self.db.execute(
-            "SELECT symbol, t_ms, proxy, scores FROM evaluations WHERE scored = 1 AND t_ms >= ?"
-            " AND (? IS NULL OR symbol = ?) ORDER BY symbol, t_ms",
-            (since_ms, symbol, symbol)).fetchall()]
+    def scored_table(self, symbol: str | None, since_ms: int) -> tuple[str, str]:
+        """The scored evaluations since ``since_ms`` (oldest first per symbol) as two JSON
+        texts: their proxy flags, and their score arrays — one decode each per request."""
+        row = self.db.execute(
+            "SELECT '[' || COALESCE(group_concat(proxy), '') || ']',"
+            " '[' || COALESCE(group_concat(scores), '') || ']' FROM (SELECT proxy, scores"
+            " FROM evaluations WHERE scored = 1 AND t_ms >= ? AND (? IS NULL OR symbol = ?)"
+            " ORDER BY symbol, t_ms)", (since_ms, symbol, symbol)).fetchone()
+        return str(row[0]), str(row[1])
 
     def evaluation_count(self, symbol: str | None = None) -> tuple[int, int]:
         """(recorded, scored) evaluations."""

@@ -249,6 +249,10 @@ async def status(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
             line += f"\n  last error: {st.last_error}"
         if st.source_note:
             line += f"\n  notes: {st.source_note}"
+        from bot.commands.accuracy_cmds import status_line
+
+        if (score := status_line(core, symbol)) is not None:
+            line += f"\n  {score} (/accuracy)"
         lines.append(line)
     if core.tape is not None:
         lines.append(f"Liquidation tape (real liquidations, exchange data): {core.tape.feed.label}")

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.commands import alert_cmds, market_cmds, position_cmds
+from bot.commands import accuracy_cmds, alert_cmds, market_cmds, position_cmds
 from bot.commands.reply import Caller, Reply
 
 if TYPE_CHECKING:
@@ -73,6 +73,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("status", "/status", "Data freshness, last recompute, source and subscribers",
             market_cmds.status),
     Command("symbols", "/symbols", "Symbols this bot tracks", market_cmds.symbols),
+    Command("accuracy", "/accuracy [SYM] [7d|30d|all]",
+            "How often this bot's own clusters were right: touch vs a random side, with CI",
+            accuracy_cmds.accuracy),
 )
 
 BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
