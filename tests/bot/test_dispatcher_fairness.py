@@ -104,6 +104,24 @@ async def test_a_throttled_telegram_group_waits_alone_in_order_and_once(telegram
     assert [k for k, _ in fake.fault_times] == ["429"] * 3
 
 
+async def test_a_429_on_a_reply_holds_that_chat_only(telegram) -> None:
+    """Command replies are retried on a 429 inside the limiter; while one chat waits out its
+    retry_after (3 s), another chat's reply goes at once. Before: PTB's AIORateLimiter paused
+    every request until the retry."""
+    fake, notifier, _store = telegram
+    bot = notifier.app.bot
+    fake.inject("sendMessage", "429", chat_id=111)
+    t0 = time.monotonic()
+    slow = asyncio.create_task(bot.send_message(111, "reply to a throttled chat"))
+    await asyncio.sleep(0.2)  # the 429 has come back; 111 is waiting it out
+    await bot.send_message(222, "reply to another chat")
+    other = fake.sent_to(222)[0]["t"] - t0
+    await slow
+    assert other < HEALTHY_BOUND_S
+    assert fake.sent_to(111)[0]["t"] - t0 >= 3.0
+    assert len(fake.sent) == 2
+
+
 async def test_a_group_at_its_20_per_minute_cap_waits_alone(telegram) -> None:
     """25 alerts for one group, then one for each of 10 private chats: the group gets its 20
     (Telegram's per-group minute) and is held; the private chats do not queue behind it.
