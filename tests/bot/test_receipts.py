@@ -6,6 +6,9 @@ reference; the console names the alert it answers)."""
 from __future__ import annotations
 
 import io
+import signal
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -183,7 +186,7 @@ def reply_ids(name: str, p: Any, out: io.StringIO) -> list[tuple[str, str | None
 
 
 @pytest.mark.parametrize("name", ["telegram", "discord", "console"])
-async def test_a_kill_between_break_and_receipt_still_sends_one_receipt_replying_to_the_break(
+async def test_a_kill_9_between_break_and_receipt_still_sends_one_receipt_replying_to_the_break(
         name: str, tmp_path: Path) -> None:
     brk = await find_break(tmp_path)
     path = tmp_path / "live.db"
@@ -191,14 +194,15 @@ async def test_a_kill_between_break_and_receipt_still_sends_one_receipt_replying
                   bot=replace(Config().bot, store=str(path)))
     out = io.StringIO()
     async with platform(name if name != "console" else "telegram") as (p, connect):
-        # Process 1: replay until the break is queued, deliver it, then die (no stop, no
-        # close: every commit so far is all that survives, as after kill -9).
+        # Process 1: a real process replays until the break is queued and is then killed
+        # (SIGKILL): every commit so far is all that survives.
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.bot.receipt_kill_worker", str(path),
+             str(tmp_path / "liqs.csv"), name, caller(name).chat_id, brk.ref],
+            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+            timeout=300)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
         store = Store(path)
-        service, core = make_service(cfg, store, [])
-        await core.handle("/subscribe BTC 1m 0.5", caller(name))
-        await service.start()
-        assert service.scheduler is not None
-        service.scheduler.shutdown(wait=False)  # we drive the ticks
         chat = store.find_chat(name, caller(name).chat_id)
         assert chat is not None
 
@@ -207,9 +211,10 @@ async def test_a_kill_between_break_and_receipt_still_sends_one_receipt_replying
                 "SELECT COUNT(*) FROM outbox WHERE kind = ? AND ref = ? AND chat = ?",
                 (kind, brk.ref, chat.id)).fetchone()[0])
 
-        while not queued("break"):
-            await service.price_job()
-        assert queued("receipt") == 0
+        assert queued("break") == 1 and queued("receipt") == 0
+        assert store.db.execute("SELECT COUNT(*) FROM receipts WHERE ref = ? AND done = 0",
+                                (brk.ref,)).fetchone()[0] == 1
+        # The break is delivered (its message id kept), then the bot starts again.
         console = ConsoleNotifier(out)
         async with connect() as notifier:
             n = notifier if name != "console" else console
@@ -228,8 +233,6 @@ async def test_a_kill_between_break_and_receipt_still_sends_one_receipt_replying
                                  " ref = ? AND chat = ?", (brk.ref, chat.id)).fetchone()[0]
         assert rows == 1
         msgs = reply_ids(name, p, out)
-        breaks = [m for m in msgs if "broke through" in m[2] and brk.ref and
-                  f"{brk.low:,.0f}"[:3] in m[2]]
         receipts = [m for m in msgs if "Receipt" in m[2]]
         assert len(receipts) >= 1
         mine = [m for m in receipts if "tape saw $4.0M" in m[2]]
@@ -241,7 +244,7 @@ async def test_a_kill_between_break_and_receipt_still_sends_one_receipt_replying
                 f"ALERT (reply to alert {break_id.message_id}) 🧾 Receipt")
         else:
             assert mine[0][1] == break_id.message_id  # threaded under the break message
-            assert any(m[0] == break_id.message_id for m in breaks)
+            assert any(m[0] == break_id.message_id and "broke through" in m[2] for m in msgs)
         store2.close()
         store.close()
 
