@@ -48,6 +48,11 @@ class AlertEvent(NamedTuple):
     Digest (ref ``digest:<symbol>``, epoch = its slot's start ms, ``ts_ms`` its end): ``items``
     are the bundled news events, as :meth:`to_dict` dicts (:mod:`bot.alerts.digest`). A level
     cross also carries the tick's ``low`` / ``high`` (a wick is worded as one).
+
+    Receipt (:mod:`bot.audit.receipts`; the ref and epoch of the break it answers):
+    ``tape_usd`` / ``tape_count`` inside the cluster, ``control_usd`` inside the control band,
+    ``since_ms`` the break's time, ``level_price`` the pre-break price, ``note`` the estimate's
+    units ("proxy" or "usd").
     """
 
     kind: EventKind
