@@ -27,6 +27,12 @@ CAVEAT = "a sample of wallets on one venue (Hyperliquid), not the whole market"
 QUOTES = ("USDT", "USDC", "USD", "PERP")
 
 
+def share_text(share: float) -> str:
+    """A coverage share as % (two significant digits under 1 %: 0.15 %, never "0 %")."""
+    pct = share * 100
+    return f"{pct:.0f} %" if pct >= 1 or pct == 0 else f"{pct:.2g} %"
+
+
 def coin_of(symbol: str) -> str:
     """Hyperliquid's coin name for a symbol label: ``BTC``, ``BTC/USDT:USDT``, ``BTCUSDT`` →
     ``BTC``."""
@@ -46,6 +52,7 @@ class ConfirmedView:
     totals: dict[str, Any]
     positions: list[Position]
     oi_usd: float | None = None  # the coin's OI at t (USD), when known
+    oi_label: str = "open interest in the candle file"  # whose OI (the live desk: Hyperliquid's)
 
     @property
     def wallets(self) -> int:
@@ -95,7 +102,7 @@ def confirmed_lines(view: ConfirmedView, n: int) -> list[str]:
     """The "Confirmed on Hyperliquid" section (plain text)."""
     t = view.totals
     cov = "" if view.coverage is None else \
-        f" = {view.coverage * 100:.0f} % of {money(view.oi_usd or 0)} open interest"
+        f" = {share_text(view.coverage)} of {money(view.oi_usd or 0)} {view.oi_label}"
     head = [f"Confirmed on Hyperliquid (real positions, the exchange's liquidation prices; "
             f"{CAVEAT}):",
             f"  {t['positions']} positions in {t['wallets']} wallets have a liquidation price "

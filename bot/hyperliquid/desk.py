@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bot.hyperliquid.confirmed import ConfirmedView, coin_of, view_at
@@ -40,8 +41,9 @@ class PositionsDesk:
         assert self.scanner is not None
         states, _ = self.scanner.store.wallet_states()
         ctx = self.scanner.contexts.get(coin)
-        return view_at(states, coin, t_ms, price, grid,
+        view = view_at(states, coin, t_ms, price, grid,
                        None if ctx is None else ctx["oi"] * ctx["mark"])
+        return replace(view, oi_label="Hyperliquid open interest")
 
     def status_lines(self) -> list[str]:
         """For /status: where the confirmed book comes from and how the scanner is doing."""

@@ -104,6 +104,7 @@ def test_levels_positions_small_file_totals_and_clusters(tmp_path, capsys) -> No
     text = capsys.readouterr().out
     section = text[text.index("Confirmed on Hyperliquid"):]
     assert "estimate" not in section and "a sample of wallets on one venue" in section
+    assert "open interest in the candle file" in section  # not claimed to be Hyperliquid's
 
 
 @pytest.mark.parametrize("body, message", [

@@ -99,6 +99,8 @@ async def test_live_desk_discovers_scans_and_reports_coverage() -> None:
         assert view.totals == {"long_usd": 200_000.0, "short_usd": 100_000.0, "positions": 2,
                                "wallets": 2}
         assert view.oi_usd == 1_000.0 * 100_000.0 and view.coverage == 150_000.0 / 1e8
+        from bot.hyperliquid.confirmed import confirmed_lines
+        assert "$150K = 0.15 % of $100M Hyperliquid open interest" in confirmed_lines(view, 3)[1]
         store.close()
 
 
