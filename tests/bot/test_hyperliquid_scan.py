@@ -325,3 +325,34 @@ async def test_open_interest_is_refreshed_at_most_once_a_minute(hl: FakeHyperliq
     finally:
         await cl.close()
     assert [r["type"] for r in hl.requests].count("metaAndAssetCtxs") == 2
+
+
+def test_scan_order_overdue_then_new_by_recency_then_largest() -> None:
+    store = Store(memory=True)
+    w = [address(i) for i in range(1, 7)]
+    store.see_wallets(w[:4], T0)
+    store.see_wallets([w[4]], T0 + 5)  # new, seen later
+    store.see_wallets([w[5]], T0 + 1)  # new, seen earlier
+    store.save_scan(w[0], T0, 1_000.0, state())  # scanned long ago, small
+    store.save_scan(w[1], T0, 9_000.0, state())  # scanned long ago, large
+    store.save_scan(w[2], T0 + 400_000, 50_000.0, state())  # 200 s ago (≥ a quarter), largest
+    store.save_scan(w[3], T0 + 590_000, 80_000.0, state())  # too recent to rescan yet
+    now = T0 + 600_000
+    assert store.wallets_to_scan(now, 600_000, 10) == [w[1], w[0], w[4], w[5], w[2]]
+
+
+def test_every_wallet_rescanned_within_rescan_minutes_when_the_budget_allows() -> None:
+    store = Store(memory=True)
+    wallets = [address(i) for i in range(1, 201)]
+    store.see_wallets(wallets, T0)
+    rescan, t, batch = 600_000, T0, 25  # 25 wallets per 30 s pass: 500 per 10 min
+    last: dict[str, int] = {}
+    worst = 0
+    for _ in range(200):  # 100 minutes of passes
+        for i, a in enumerate(store.wallets_to_scan(t, rescan, batch)):
+            if a in last:
+                worst = max(worst, t - last[a])
+            last[a] = t
+            store.save_scan(a, t, float(i), state())
+        t += 30_000
+    assert len(last) == 200 and worst <= rescan
