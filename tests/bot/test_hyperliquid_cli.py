@@ -213,3 +213,14 @@ def test_readme_confirmed_levels_figures_are_what_the_commands_print(tmp_path, c
     assert f"`{shown}`" in section and f"`{fit['long_share']:.3f}`" in section
     made = ", ".join(f"{lev}x {w * 100:.0f} %" for lev, w in spec.LADDER.items())
     assert made in section and f"{spec.LONG_SHARE * 100:.0f} % long" in section
+
+
+def test_run_with_a_broken_snapshot_file_is_one_line_exit_1(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"time": 1, "user": "0x1", "state": {}}\n')
+    cfg = tmp_path / "liqbot.toml"
+    cfg.write_text(f'[bot]\nstore = "{tmp_path / "s.db"}"\n[console]\nenabled = false\n'
+                   f'[positions]\nenabled = true\npath = "{bad}"\n')
+    assert main(["run", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"liqbot: {bad}:1: user must be a lower-case 0x address, got '0x1'"]
