@@ -193,3 +193,17 @@ def test_bad_cli_input_is_one_line_and_the_right_exit_code(
 def test_the_example_config_documents_the_defaults() -> None:
     cfg = load_config(Path(__file__).resolve().parents[2] / "config.example.toml", env={})
     assert cfg.accuracy == Config().accuracy and cfg.tape.receipt_minutes == 15.0
+
+
+@pytest.mark.parametrize(("n", "block"), [(7, 10), (46, 3), (807, 10), (8_760, 25)])
+def test_bootstrap_sums_are_bit_identical_to_gathering_both_prefix_ends(n: int,
+                                                                         block: int) -> None:
+    from bot.backtest.bootstrap import BlockBootstrap
+
+    boot = BlockBootstrap(n, block, 500, 3)
+    v = np.random.default_rng(n).random(n) * 7
+    ext = np.concatenate([[0.0], np.cumsum(np.concatenate([v, v[: boot.block]]))])
+    lens = np.full(boot.starts.shape[1], boot.block)
+    lens[-1] = boot.last_len
+    reference = (ext[boot.starts + lens] - ext[boot.starts]).sum(axis=1)
+    assert np.array_equal(boot.sums(v), reference)
