@@ -141,14 +141,16 @@ class TelegramNotifier:
                   "parse_mode": ParseMode.HTML, "rate_limit_args": self._rl_args}
         with _delivery_errors(chat, editing=True):
             try:
-                await self.app.bot.edit_message_text(text, **target)
+                try:
+                    await self.app.bot.edit_message_text(text, **target)
+                except BadRequest as exc:
+                    if "no text in the message" not in exc.message.lower():
+                        raise
+                    await self.app.bot.edit_message_caption(caption=text[:1024], **target)
             except BadRequest as exc:
-                low = exc.message.lower()
-                if "not modified" in low:
-                    return  # a resend after a lost answer: already shows this text
-                if "no text in the message" not in low:
+                if "not modified" not in exc.message.lower():
                     raise
-                await self.app.bot.edit_message_caption(caption=text[:1024], **target)
+                # a resend after a lost answer: the message already shows this text
 
 
 @contextmanager

@@ -270,3 +270,24 @@ async def test_console_prints_the_update_as_a_line_naming_the_earlier_alert() ->
     assert lines[1].startswith("ALERT (updates the earlier alert on this cluster) ⚠️")
     assert "· timeline: approach 12:02 at 93,700 → inside 12:03" in lines[1]
     assert lines[2].startswith("ALERT 💥") and "→ broke 12:04" in lines[2]
+
+
+async def test_telegram_edits_a_photo_caption_and_takes_not_modified_as_done() -> None:
+    """A photo alert has no text to edit (editMessageCaption then); an edit repeated after
+    a lost answer gets "message is not modified", which means it is already shown."""
+    from bot.dispatcher import Alert
+
+    store = Store(memory=True)
+    async with FakeTelegram() as fake, telegram(fake) as notifier:
+        chat = store.upsert_chat("telegram", TG_CHAT)
+        assert hasattr(notifier, "app")
+        photo = await notifier.app.bot.send_photo(TG_CHAT, b"\x89PNG\r\n\x1a\n", caption="old")
+        [approach] = steps(chat.id)[0]
+        alert = Alert("inside now", approach, approach.dedupe_key, updates=str(photo.message_id))
+        await notifier.edit(chat, alert)
+        await notifier.edit(chat, alert)  # the same edit again: "not modified", no error
+        assert fake.sent_to(TG_CHAT)[0]["caption"] == "inside now"
+        assert [m for m, _ in fake.calls if m.startswith("edit")] == [
+            "editMessageText", "editMessageCaption", "editMessageText", "editMessageCaption"]
+        assert len(fake.edited) == 1
+    store.close()
