@@ -204,14 +204,17 @@ async def mypos(interaction: discord.Interaction, symbol: str, side: str, entry:
 
 @app_commands.describe(symbol="Symbol to alert on, e.g. BTC",
                        min_usd="Smallest cluster to alert on, e.g. 100m (USD)",
-                       within_pct="Alert when price is within this % of a cluster, e.g. 0.5")
+                       within_pct="Alert when price is within this % of a cluster, e.g. 0.5",
+                       follow="Estimated clusters (a model), confirmed ones (real positions on "
+                              "Hyperliquid) or both")
 async def subscribe(interaction: discord.Interaction, symbol: str, min_usd: str | None = None,
-                    within_pct: float | None = None) -> None:
+                    within_pct: float | None = None,
+                    follow: Literal["estimate", "confirmed", "both"] | None = None) -> None:
     if within_pct is not None and min_usd is None:  # positional in the core: fill the default
         core = getattr(interaction.client, "core", None)
         min_usd = f"{core.config.alerts.min_usd:.15g}" if core else None
     pct = None if within_pct is None else f"{within_pct:g}"
-    await run_command(interaction, "subscribe", symbol, min_usd, pct)
+    await run_command(interaction, "subscribe", symbol, min_usd, pct, follow)
 
 
 @app_commands.describe(symbol="Subscribed symbol, e.g. BTC",
