@@ -133,11 +133,8 @@ class Dispatcher:
         return n
 
     def close(self) -> None:
-        """Stop: no new send starts (sends in flight may finish); :meth:`open` undoes it."""
+        """Stop: no new send starts (sends in flight may finish) until :meth:`recover`."""
         self._closed = True
-
-    def open(self) -> None:
-        self._closed = False
 
     def held_until(self, chat: int) -> int | None:
         """The clock time (ms) before which ``chat`` gets nothing, if it is held."""
