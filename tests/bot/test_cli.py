@@ -90,7 +90,8 @@ def test_every_subcommand_has_help(capsys):
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == {"run", "demo", "levels", "chart", "check-config", "backtest",
-                                "record", "calibrate", "ifbreak", "serve", "score-positions"}
+                                "record", "calibrate", "ifbreak", "serve", "score-positions",
+                                "accuracy"}
     for name in sub.choices:
         with pytest.raises(SystemExit) as info:
             main([name, "--help"])
