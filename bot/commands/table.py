@@ -50,8 +50,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("mypos", "/mypos SYM long|short ENTRY LEVERAGE [SIZE_USD] [watch [PCT]]",
             "Your liquidation price, the estimated clusters between price and it; optional "
             "watch (private chats)", position_cmds.mypos),
-    Command("subscribe", "/subscribe SYM [MIN_USD] [PCT]",
-            "Alert when price nears (within PCT %) or breaks a cluster ≥ MIN_USD",
+    Command("subscribe", "/subscribe SYM [MIN_USD] [PCT] [estimate|confirmed|both]",
+            "Alert when price nears (within PCT %) or breaks a cluster ≥ MIN_USD (confirmed: "
+            "real positions)",
             alert_cmds.subscribe, admin_in_groups=True),
     Command("quiet", "/quiet SYM on|off",
             "New / grown cluster news in one digest every few hours (on) or one message each",
