@@ -70,7 +70,8 @@ def parse_block(block: bytes | memoryview, width: int) -> np.ndarray | None:
     np.negative(values, out=values, where=neg)
     for i in np.flatnonzero(inexact).tolist():
         values[i] = float(bytes(block[start[i]:end[i]]))
-    return values.reshape(rows, width)
+    out: np.ndarray = values.reshape(rows, width)
+    return out
 
 
 _COUNT = np.arange(0)

@@ -16,8 +16,8 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -189,7 +189,7 @@ def _read_text(path: Path) -> tuple[list[str], dict[str, np.ndarray], LineOf]:
     return header, col, linenos.__getitem__
 
 
-def _read_blocks(path: Path, f: BinaryIO) -> tuple[list[str], dict[str, np.ndarray], LineOf]:
+def _read_blocks(path: Path, f: BufferedReader) -> tuple[list[str], dict[str, np.ndarray], LineOf]:
     first = f.readline().removeprefix(b"\xef\xbb\xbf")
     if first.endswith(b"\r\n"):
         first = first[:-2]
@@ -312,7 +312,8 @@ def _validated(path: Path, col: dict[str, np.ndarray], line_of: LineOf,
                           col.get("open_interest_usd"), col.get("taker_buy_volume"))
     except ValueError as exc:  # pragma: no cover - the checks above cover Candles' rules
         raise _fail(path, None, str(exc)) from exc
-    candles, clipped = clip_bad_wicks(candles) if clip_wicks else (candles, ())
+    candles, clipped = (clip_bad_wicks(candles) if clip_wicks
+                        else (candles, np.empty(0, dtype=np.int64)))
     if len(clipped):
         log.warning("%s:%d: %d bad-print candle(s) (a wick over %g× the median range of the "
                     "candles around it), clipped to one median range; first high %s / low %s",
