@@ -173,16 +173,18 @@ class Service:
                 for e in events if e.kind is EventKind.BREAK and e.side)
         # Outbox rows are stamped with the dispatcher's (wall) clock, which drives retries and
         # give-up; the tick's own time (virtual in replay) only drives the engine's cooldown.
-        result.queued = self.store.commit_tick(symbol, new_state, None, events,
-                                               now=self.dispatcher.clock(),
-                                               digest_hours=self.cfg.alerts.digest_hours)
+        result.queued += self.store.commit_tick(symbol, new_state, None, events,
+                                                now=self.dispatcher.clock(),
+                                                digest_hours=self.cfg.alerts.digest_hours)
         if not stale:  # /mypos watches: their own rows, arming state committed with them
             result.queued += tick_watches(self.store, symbol, state.last_price, pt.price,
                                           pt.high, pt.low, pt.timestamp, est.clusters,
                                           now=self.dispatcher.clock())
+        if self.positions is not None:  # real positions: alerts even when the estimate is stale
+        # Receipts due by this tick, before the tick commits: a crash in between re-runs the
+        # tick, which finds them done, so a replay queues each receipt at the same tick.
         if self.tape is not None:
             result.queued += self._receipts(symbol, pt.timestamp, pt.price)
-        if self.positions is not None:  # real positions: alerts even when the estimate is stale
             result.queued += self._confirmed_alerts(symbol, est, pt.price, pt.timestamp)
         self._states[symbol] = new_state
         result.events = events
