@@ -171,6 +171,10 @@ class Service:
                                         else pt.timestamp, self.cfg.tape.receipt_minutes,
                                         est.proxy)
                 for e in events if e.kind is EventKind.BREAK and e.side)
+        # Receipts due by this tick, before the tick commits: a crash in between re-runs the
+        # tick, which finds them done, so a replay queues each receipt at the same tick.
+        if self.tape is not None:
+            result.queued += self._receipts(symbol, pt.timestamp, pt.price)
         # Outbox rows are stamped with the dispatcher's (wall) clock, which drives retries and
         # give-up; the tick's own time (virtual in replay) only drives the engine's cooldown.
         result.queued += self.store.commit_tick(symbol, new_state, None, events,
@@ -181,10 +185,6 @@ class Service:
                                           pt.high, pt.low, pt.timestamp, est.clusters,
                                           now=self.dispatcher.clock())
         if self.positions is not None:  # real positions: alerts even when the estimate is stale
-        # Receipts due by this tick, before the tick commits: a crash in between re-runs the
-        # tick, which finds them done, so a replay queues each receipt at the same tick.
-        if self.tape is not None:
-            result.queued += self._receipts(symbol, pt.timestamp, pt.price)
             result.queued += self._confirmed_alerts(symbol, est, pt.price, pt.timestamp)
         self._states[symbol] = new_state
         result.events = events
