@@ -53,9 +53,8 @@ def zones(est: Estimates) -> tuple[Floats, Floats, Floats, Floats]:
     return lo, hi, -hi, -lo
 
 
-def _score(est: Estimates, high_w: Floats, low_w: Floats, lo_rel: Floats, hi_rel: Floats,
+def _score(p: Floats, high_w: Floats, low_w: Floats, lo_rel: Floats, hi_rel: Floats,
            horizon: int, reaction: int, beyond: float, up: Bools) -> Placement:
-    p = est.price[est.eval_idx]
     lo, hi = p * (1.0 + lo_rel), p * (1.0 + hi_rel)
     meets = (high_w[:, :horizon] >= lo[:, None]) & (low_w[:, :horizon] <= hi[:, None])
     touched: Bools = np.asarray(meets.any(axis=1), dtype=bool)
@@ -65,6 +64,11 @@ def _score(est: Estimates, high_w: Floats, low_w: Floats, lo_rel: Floats, hi_rel
     past_up = np.where(window, high_w, -np.inf).max(axis=1) >= hi * (1.0 + beyond)
     past_down = np.where(window, low_w, np.inf).min(axis=1) <= lo * (1.0 - beyond)
     return Placement(touched, np.asarray(touched & np.where(up, past_up, past_down)))
+
+
+_ROWS = 2048
+"""Clusters scored together: their windows of horizon + reaction candles (rows × span, a few
+copies) stay tens of MB even on 1m data, where all of them at once took gigabytes."""
 
 
 def outcomes(c: Candles, est: Estimates, horizon: int, reaction: int,
@@ -77,17 +81,27 @@ def outcomes(c: Candles, est: Estimates, horizon: int, reaction: int,
     t = est.times[est.eval_idx]
     if len(t) and int(t.max()) + span >= len(c):
         raise ValueError("an evaluation time has fewer than horizon + reaction candles after it")
-    # Row t of the window view = candles t+1 … t+span.
-    high_w = sliding_window_view(c.high, span)[t + 1] if len(t) else np.zeros((0, span))
-    low_w = sliding_window_view(c.low, span)[t + 1] if len(t) else np.zeros((0, span))
     lo, hi, m_lo, m_hi = zones(est)
     model_up = (lo + hi) > 0.0
     up_lo, up_hi = np.where(model_up, lo, m_lo), np.where(model_up, hi, m_hi)
     dn_lo, dn_hi = np.where(model_up, m_lo, lo), np.where(model_up, m_hi, hi)
-    above = _score(est, high_w, low_w, up_lo, up_hi, horizon, reaction, beyond,
-                   np.ones(len(t), dtype=bool))
-    below = _score(est, high_w, low_w, dn_lo, dn_hi, horizon, reaction, beyond,
-                   np.zeros(len(t), dtype=bool))
+    price = est.price[est.eval_idx]
+    n = len(t)
+    above = Placement(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
+    below = Placement(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
+    # Row t of the window view = candles t+1 … t+span.
+    high_v = sliding_window_view(c.high, span) if n else np.zeros((0, span))
+    low_v = sliding_window_view(c.low, span) if n else np.zeros((0, span))
+    for s in range(0, n, _ROWS):
+        r = slice(s, s + _ROWS)
+        high_w, low_w = high_v[t[r] + 1], low_v[t[r] + 1]
+        k = len(high_w)
+        for out, (z_lo, z_hi), up in ((above, (up_lo, up_hi), True),
+                                      (below, (dn_lo, dn_hi), False)):
+            got = _score(price[r], high_w, low_w, z_lo[r], z_hi[r], horizon, reaction, beyond,
+                         np.full(k, up))
+            out.touched[r] = got.touched
+            out.continued[r] = got.continued
     model = Placement(np.where(model_up, above.touched, below.touched),
                       np.where(model_up, above.continued, below.continued))
     return Outcomes(model, above, below, model_up)
