@@ -146,6 +146,8 @@ class LimitsSection:
     charts_per_minute: int = 6
     subscriptions_per_chat: int = 20
     levels_per_chat: int = 50
+    on_demand_symbols: int = 50  # untracked symbols estimated on request, kept (LRU) this many
+    tracked_symbols: int = 200  # configured + subscribed symbols recomputed on the schedule
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,8 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("limits", "charts_per_minute"): _positive,
     ("limits", "subscriptions_per_chat"): _positive,
     ("limits", "levels_per_chat"): _positive,
+    ("limits", "on_demand_symbols"): lambda v: None if 0 <= v <= 1000 else "must be in [0, 1000]",
+    ("limits", "tracked_symbols"): lambda v: None if 1 <= v <= 1000 else "must be in [1, 1000]",
     ("telegram", "token_env"): _env_name,
     ("telegram", "stale_command_minutes"): _positive,
     ("discord", "token_env"): _env_name,

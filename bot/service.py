@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -47,10 +50,12 @@ from bot.estimates import Estimate, EstimateBoard, compute_estimate
 from bot.hyperliquid.desk import PositionsDesk
 from bot.market.base import MarketSource, timeframe_ms
 from bot.market.replay import ReplaySource
+from bot.ondemand import OnDemandEstimates
 from bot.position_watch import tick_watches
 from bot.store import Store, now_ms
 from bot.tape.alerts import seen_in
 from bot.tape.feed import TapeDesk
+from bot.tracking import GRACE_S, even_phases, free_phase, plan_tracked
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,13 @@ class Service:
         self.adapters: list[ChatAdapter] = []  # set by bot.wiring; started by bot.run
         self.tape: TapeDesk | None = None  # set by bot.wiring when the config enables it
         self.positions: PositionsDesk | None = None  # the confirmed layer, set by bot.wiring
+        # Untracked symbols on request (live only: a replay file holds one symbol).
+        self.ondemand = None if self.replay is not None else OnDemandEstimates(
+            source, self.params, cfg.limits.on_demand_symbols, cfg.schedule.recompute_seconds)
+        self.track_grace_s = GRACE_S
+        self._leaving: dict[str, float] = {}  # tracked symbols without subscribers, since
+        self._phase: dict[str, float] = {}  # each recompute's offset in the interval (s)
+        self._epoch = datetime.now(UTC)
 
     @property
     def replay(self) -> ReplaySource | None:
@@ -303,7 +315,7 @@ class Service:
             return
         if replay is not None and self.tape is not None:
             self.tape.flush(replay.now_ms)
-        for symbol in self.cfg.bot.symbols:
+        for symbol in self.board.symbols:
             await self.price_tick(symbol)
 
     async def _advance_replay(self, replay: ReplaySource) -> bool:
@@ -359,18 +371,26 @@ class Service:
         n = self.dispatcher.recover()
         if n:
             log.info("recovered %d in-flight alert(s)", n)
-        for symbol in self.cfg.bot.symbols:
-            await self.recompute(symbol)
         replay = self.replay
+        if replay is None:
+            self.board.symbols = plan_tracked(
+                self.board.symbols, self.cfg.bot.symbols, self.store.subscriber_counts(),
+                self.cfg.limits.tracked_symbols, {}, time.monotonic()).tracked
+        await self.recompute_all(self.board.symbols)
         if replay is not None:
             await self._resume_replay(replay)
         sch = AsyncIOScheduler(timezone="UTC")
         s = self.cfg.schedule
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
-        for symbol in self.cfg.bot.symbols if replay is None else ():
-            sch.add_job(self._guard(f"recompute:{symbol}", partial(self.recompute, symbol)),
-                        "interval", seconds=s.recompute_seconds, id=f"recompute:{symbol}",
-                        **common)
+        self.scheduler = sch
+        self._epoch = datetime.now(UTC)
+        if replay is None:
+            tracked = self.board.symbols
+            for symbol, phase in zip(tracked, even_phases(len(tracked), s.recompute_seconds),
+                                     strict=True):
+                self._schedule_recompute(symbol, phase)
+            sch.add_job(self._guard("track", self.sync_tracked), "interval", seconds=30,
+                        id="track", **common)
         sch.add_job(self._guard("price", self.price_job), "interval", seconds=s.price_seconds,
                     id="price", **common)
         sch.add_job(self._guard("dispatch", self.dispatch), "interval",
@@ -386,7 +406,63 @@ class Service:
             sch.add_job(self._guard("positions", self.positions.job), "interval",
                         seconds=self.cfg.positions.scan_seconds, id="positions", **common)
         sch.start()
-        self.scheduler = sch
+
+    async def recompute_all(self, symbols: tuple[str, ...], concurrency: int = 4) -> None:
+        """Recompute ``symbols`` once (start-up): in order in replay (deterministic), else a
+        few at a time (the exchange's rate limiter paces the requests)."""
+        if self.replay is not None:
+            for symbol in symbols:
+                await self.recompute(symbol)
+            return
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(symbol: str) -> None:
+            async with gate:
+                await self.recompute(symbol)
+        await asyncio.gather(*(one(sym) for sym in symbols))
+
+    def _schedule_recompute(self, symbol: str, phase: float) -> None:
+        """Every ``recompute_seconds``, at ``phase`` seconds into each interval (counted from
+        the scheduler's start): recomputes are spread out, never all at once."""
+        assert self.scheduler is not None
+        interval = self.cfg.schedule.recompute_seconds
+        elapsed = (datetime.now(UTC) - self._epoch).total_seconds()
+        k = math.floor((elapsed - phase) / interval) + 1
+        first = self._epoch + timedelta(seconds=phase + k * interval)
+        self._phase[symbol] = phase
+        self.scheduler.add_job(self._guard(f"recompute:{symbol}", partial(self.recompute, symbol)),
+                               "interval", seconds=interval, id=f"recompute:{symbol}",
+                               next_run_time=first, max_instances=1, coalesce=True,
+                               misfire_grace_time=30, replace_existing=True)
+
+    async def sync_tracked(self, now_s: float | None = None) -> tuple[str, ...]:
+        """Track what chats subscribe to (up to ``[limits] tracked_symbols``); drop a symbol
+        ``track_grace_s`` after its last subscriber left. Returns the tracked symbols."""
+        if self.replay is not None:
+            return self.board.symbols
+        now = time.monotonic() if now_s is None else now_s
+        plan = plan_tracked(self.board.symbols, self.cfg.bot.symbols,
+                            self.store.subscriber_counts(), self.cfg.limits.tracked_symbols,
+                            self._leaving, now, self.track_grace_s)
+        self._leaving = plan.leaving
+        self.board.symbols = plan.tracked
+        for symbol in plan.dropped:
+            self._phase.pop(symbol, None)
+            if self.scheduler is not None and self.scheduler.get_job(f"recompute:{symbol}"):
+                self.scheduler.remove_job(f"recompute:{symbol}")
+            log.info("tracking: dropped %s (no subscriber for %.0f s)", symbol,
+                     self.track_grace_s)
+        for symbol in plan.added:
+            seed = self.ondemand.take(symbol) if self.ondemand is not None else None
+            if seed is not None:
+                self.board.put(seed)  # asked for on demand a moment ago: no refetch
+            else:
+                await self.recompute(symbol)
+            if self.scheduler is not None:
+                self._schedule_recompute(symbol, free_phase(
+                    list(self._phase.values()), self.cfg.schedule.recompute_seconds))
+            log.info("tracking: added %s (subscribed)", symbol)
+        return plan.tracked
 
     async def prune(self) -> None:
         n = self.store.prune_outbox(self.dispatcher.clock() - OUTBOX_KEEP_MS)

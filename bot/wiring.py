@@ -93,5 +93,5 @@ def make_service(cfg: Config, store: Store | None = None,
     service.positions = make_desk(cfg.positions, st, list(cfg.bot.symbols))
     service.adapters = chosen
     core = CommandCore(cfg, service.board, service.source, st, ChartCache(), tape=service.tape,
-                       positions=service.positions)
+                       positions=service.positions, ondemand=service.ondemand)
     return service, core

@@ -41,7 +41,8 @@ async def subscribe(core: CommandCore, caller: Caller, args: tuple[str, ...]) ->
     if layer in ("confirmed", "both") and core.positions is None:
         raise UserInputError("Confirmed levels are off on this bot (config [positions]): only "
                              "estimated clusters can be followed.")
-    symbol = await core.resolve_symbol(args[0])
+    symbol = await core.resolve_symbol(args[0], untracked=True)
+    core.check_track_room(symbol)  # a subscription makes the symbol tracked
     if layer in ("confirmed", "both"):
         return await _subscribe_confirmed(core, caller, args, symbol, layer)
     if len(args) == 1 and layer is None:  # e.g. the Subscribe button under /levels
@@ -133,7 +134,7 @@ async def _stop(core: CommandCore, caller: Caller, args: tuple[str, ...],
     """Remove one of this chat's per-symbol watches (``remove(chat, symbol)``)."""
     if len(args) != 1:
         raise UserInputError("Give exactly one symbol.")
-    symbol = await core.resolve_symbol(args[0])
+    symbol = await core.resolve_symbol(args[0], untracked=True)
     chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
     if chat is not None and remove(chat.id, symbol):
         return Reply(done.format(symbol))

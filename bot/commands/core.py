@@ -22,9 +22,10 @@ from bot.commands.parse import split_command
 from bot.commands.reply import Caller, Reply
 from bot.config import Config
 from bot.errors import BadSymbolError, LimitExceededError, UserInputError
-from bot.estimates import EstimateBoard
+from bot.estimates import Estimate, EstimateBoard
 from bot.hyperliquid.desk import PositionsDesk
 from bot.market.base import MarketSource
+from bot.ondemand import OnDemandEstimates
 from bot.store import Store
 from bot.tape.feed import TapeDesk
 
@@ -75,6 +76,7 @@ class CommandCore:
     clock: Callable[[], float] = time.monotonic
     tape: TapeDesk | None = None  # real liquidations, when the config enables the tape
     positions: PositionsDesk | None = None  # real Hyperliquid positions ([positions])
+    ondemand: OnDemandEstimates | None = None  # untracked symbols on request (live sources)
 
     def __post_init__(self) -> None:
         self.chart_limiter = RateLimiter(self.config.limits.charts_per_minute, self.clock)
@@ -86,18 +88,48 @@ class CommandCore:
     def is_bot_admin(self, caller: Caller) -> bool:
         return caller.user_id in self.config.bot.admins
 
-    async def resolve_symbol(self, text: str | None) -> str:
-        """A tracked unified symbol for user text (default: the first tracked symbol)."""
+    async def resolve_symbol(self, text: str | None, *, untracked: bool = False) -> str:
+        """A unified symbol for user text (default: the first tracked symbol). Tracked ones
+        always; with ``untracked`` (commands that estimate on request, /subscribe) any linear
+        perpetual the exchange lists, when this bot answers for untracked symbols (live
+        sources; a replay file holds one symbol)."""
         if text is None:
             return self.symbols[0]
         try:
             symbol = await self.source.normalise(text)
         except BadSymbolError as exc:
             raise UserInputError(str(exc)) from exc
-        if symbol not in self.symbols:
+        if symbol not in self.symbols and not (untracked and self.ondemand is not None):
             raise UserInputError(f"{symbol} is not tracked here. Tracked: "
                                  f"{', '.join(self.symbols)} (/symbols).")
         return symbol
+
+    async def estimate(self, symbol: str) -> Estimate:
+        """The latest estimate: the board's for a tracked symbol, else on request (the first
+        one fetches; the adapter's ``before_render`` runs first, so Discord defers then)."""
+        if symbol in self.symbols or self.ondemand is None:
+            est = self.board.get(symbol)
+            if est is None:
+                raise UserInputError(f"No estimate for {symbol} yet: the first recompute is "
+                                     "still running. Try again in a minute.")
+            return est
+        if (est := self.ondemand.fresh(symbol)) is not None:
+            return est
+        hook = _BEFORE_RENDER.get()
+        if hook is not None:
+            _BEFORE_RENDER.set(None)  # once per command
+            await hook()
+        return await self.ondemand.get(symbol)
+
+    def check_track_room(self, symbol: str) -> None:
+        """Refuse to start tracking one more symbol past ``[limits] tracked_symbols``."""
+        cap = self.config.limits.tracked_symbols
+        tracked = set(self.symbols) | set(self.store.subscriber_counts())
+        if symbol not in tracked and len(tracked) >= cap:
+            raise LimitExceededError(
+                f"This bot already tracks {len(tracked)} symbols, its limit ([limits] "
+                f"tracked_symbols = {cap}): {symbol} can still be asked for (/levels) but not "
+                "subscribed to until a symbol loses its last subscriber.")
 
     def reactivate(self, caller: Caller) -> None:
         """Any command from a chat the bot had given up on (blocked, kicked) re-activates it:

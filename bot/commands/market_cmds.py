@@ -33,19 +33,16 @@ def source_label(est: Estimate) -> str:
     return f"{snap.timeframe} candles · {oi} · side split: {snap.taker_source}"
 
 
-def _require(core: CommandCore, symbol: str) -> Estimate:
-    est = core.board.get(symbol)
-    if est is None:
-        raise UserInputError(f"No estimate for {symbol} yet: the first recompute is still "
-                             "running. Try again in a minute.")
-    return est
+async def _require(core: CommandCore, symbol: str) -> Estimate:
+    """The estimate to answer with (tracked, or made on request: :meth:`CommandCore.estimate`)."""
+    return await core.estimate(symbol)
 
 
 async def _symbol_and_rest(core: CommandCore, args: tuple[str, ...],
                            max_rest: int) -> tuple[str, tuple[str, ...]]:
     """First argument as a symbol unless it looks like a window/other parameter."""
     if args and args[0].lower() not in WINDOWS_H:
-        symbol, rest = await core.resolve_symbol(args[0]), args[1:]
+        symbol, rest = await core.resolve_symbol(args[0], untracked=True), args[1:]
     else:
         symbol, rest = await core.resolve_symbol(None), args
     if len(rest) > max_rest:
@@ -127,7 +124,7 @@ def confirmed_section(core: CommandCore, est: Estimate, n: int = TOP_N) -> list[
 async def levels(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
     """Top clusters per side."""
     symbol, _ = await _symbol_and_rest(core, args, 0)
-    est = _require(core, symbol)
+    est = await _require(core, symbol)
     short = symbol.split("/")[0]
     minutes = core.config.tape.live_minutes
     live = live_marks(core, est, live_tape(core, symbol, est, minutes))
@@ -148,7 +145,7 @@ async def heatmap(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
     if window not in WINDOWS_H:
         raise UserInputError(f"Unknown window '{window[:12]}'. Use one of "
                              f"{', '.join(WINDOWS_H)}.")
-    est = _require(core, symbol)
+    est = await _require(core, symbol)
     tape = live_tape(core, symbol, est, WINDOWS_H[window] * 60)
     live = set(live_marks(core, est, tape))
     # The picture changes with the estimate and with every new real liquidation.
@@ -177,7 +174,7 @@ async def liq_map(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
     from bot.commands.position_cmds import path_of
 
     symbol, rest = await _symbol_and_rest(core, args, 1)
-    est = _require(core, symbol)
+    est = await _require(core, symbol)
     path = path_of(est, parse_amount(rest[0], "price")) if rest else None
     view = confirmed_view(core, est)
     confirmed = None if view is None else view.liquidation_prices()
@@ -267,5 +264,10 @@ async def status(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
 
 async def symbols(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
     """Tracked symbols."""
-    return Reply("Tracked symbols: " + ", ".join(core.symbols) +
-                 "\nYou can type them short: BTC, btcusdt, BTC/USDT.")
+    text = ("Tracked symbols: " + ", ".join(core.symbols) +
+            "\nYou can type them short: BTC, btcusdt, BTC/USDT.")
+    if core.ondemand is not None:
+        text += (f"\nAny perpetual listed on {core.config.source.exchanges[0]} can be asked for "
+                 "(/levels SOL, /heatmap PEPE 7d): the first request fetches it (a few "
+                 "seconds); /subscribe tracks it.")
+    return Reply(text)

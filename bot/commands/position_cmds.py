@@ -97,10 +97,8 @@ def cascade_json(symbol: str, cas: Cascade) -> dict[str, object]:
     }
 
 
-def _estimate(core: CommandCore, symbol: str) -> Estimate:
-    from bot.commands.market_cmds import _require
-
-    return _require(core, symbol)
+async def _estimate(core: CommandCore, symbol: str) -> Estimate:
+    return await core.estimate(symbol)
 
 
 async def ifbreak(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
@@ -110,9 +108,9 @@ async def ifbreak(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
     if len(args) != 2:
         raise UserInputError("Give a symbol and a price, e.g. /ifbreak BTC 90k"
                              if len(args) < 2 else "Too many arguments.")
-    symbol = await core.resolve_symbol(args[0])
+    symbol = await core.resolve_symbol(args[0], untracked=True)
     target = parse_amount(args[1], "price")
-    est = _estimate(core, symbol)
+    est = await _estimate(core, symbol)
     cas = path_of(est, target)
     # No confirmed (Hyperliquid) layer exists yet: when one does, pass its sum over
     # [price, target] as confirmed_usd and it is shown on its own line.
@@ -225,7 +223,7 @@ async def mypos(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Rep
                              "/mypos BTC long 95k 10x")
     symbol = await core.resolve_symbol(args[0])
     pos = parse_position(args[1:])
-    est = _estimate(core, symbol)
+    est = await _estimate(core, symbol)
     table = est.snapshot.tiers or BINANCE_BTCUSDT
     label = (est.snapshot.tiers_source if est.snapshot.tiers is not None
              and est.snapshot.tiers_source != "default table" else "Binance BTCUSDT default table")

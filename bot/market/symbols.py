@@ -74,16 +74,43 @@ def resolve(user_text: str, markets: Mapping[str, Mapping[str, Any]], exchange: 
             None,
         )
     where = f" on {exchange}" if exchange else ""
-    if market is not None and market.get("contract", True):
+    if market is not None and market.get("contract", True) and is_perpetual(
+            {**market, "active": True}):
         if market.get("active") is False:
             raise BadSymbolError(f"{market['symbol']} is listed{where} but not trading now.")
         return str(market["symbol"])
+    raise BadSymbolError(not_a_perpetual(user_text, symbol, markets, exchange))
+
+
+def is_perpetual(market: Mapping[str, Any]) -> bool:
+    """A trading linear perpetual (what on-demand estimates and tracking accept); markets
+    without the ccxt flags (hand-made test tables) count as contracts."""
+    return (bool(market.get("contract", True)) and market.get("swap", True) is not False
+            and market.get("linear", True) is not False and market.get("active") is not False)
+
+
+def perpetuals(markets: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Every trading linear perpetual in ``markets``, sorted."""
+    return sorted(str(m["symbol"]) for m in markets.values() if is_perpetual(m))
+
+
+def short_name(symbol: str) -> str:
+    """``SOL`` for ``SOL/USDT:USDT`` (the default quote), else the unified symbol."""
+    base, _, rest = symbol.partition("/")
+    return base if rest == f"{DEFAULT_QUOTE}:{DEFAULT_QUOTE}" else symbol
+
+
+def not_a_perpetual(user_text: str, symbol: str, markets: Mapping[str, Mapping[str, Any]],
+                    exchange: str = "") -> str:
+    """"BTCX is not a perpetual on binanceusdm; did you mean BTC?" — up to three close
+    matches (difflib) among the listed linear perpetuals."""
     base, rest = symbol.split("/", 1)
-    contracts = [str(m["symbol"]) for m in markets.values()
-                 if m.get("contract", True) and m.get("active") is not False]
-    same_base = [c for c in contracts if c.split("/", 1)[0] == base and ":" in c]
+    contracts = perpetuals(markets)
+    same_base = [c for c in contracts if c.split("/", 1)[0] == base]
     by_base = {c.split("/", 1)[0]: c for c in contracts if c.endswith("/" + rest)}
     close = same_base + [by_base[b] for b in difflib.get_close_matches(base, list(by_base), n=3,
                                                                        cutoff=0.6)]
-    hint = f" Did you mean {', '.join(close[:3])}?" if close else ""
-    raise BadSymbolError(f"{symbol} is not listed as a perpetual{where}.{hint}")
+    shown = short_name(symbol)
+    where = f" on {exchange}" if exchange else ""
+    hint = f"; did you mean {', '.join(short_name(c) for c in close[:3])}?" if close else "."
+    return f"{shown} is not a perpetual{where}{hint}"

@@ -4,6 +4,12 @@ Serves ``/fapi/v1/exchangeInfo`` (fixture), ``/fapi/v1/klines``, ``/futures/data
 ``/fapi/v1/ticker/24hr`` and ``/fapi/v1/time``. Prices, volumes and OI are a deterministic function
 of time (:func:`price_at`), so any range pages the same way every run. The clock is ``now_ms``.
 
+Weight limits (off unless ``weight_limit`` is set): every request costs Binance's weight (klines by
+``limit``), counted per window of ``weight_window_s`` (60 s real; shorter in a time-compressed
+bench) and reported in ``X-MBX-USED-WEIGHT-1M``. Over the limit → 429 with Retry-After until the
+window ends; a request while told to wait → 418 and an IP ban (``ban_s``), counted in ``bans``.
+``add_perpetuals(["AAAUSDT", …])`` lists more synthetic perpetuals.
+
 Faults are scripted per path: ``fake.inject("/fapi/v1/klines", "ok", "429")`` makes the second
 klines request answer 429. Kinds: ok, 429 (Retry-After + code −1003), 418, 500, 503, slow
 (sleeps ``slow_s`` then answers), malformed (truncated JSON), empty (``[]``), badsymbol.
@@ -12,8 +18,10 @@ klines request answer 429. Kinds: ok, 429 (Retry-After + code −1003), 418, 500
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import math
+import time
 from collections import defaultdict, deque
 from pathlib import Path
 from typing import Any
@@ -62,6 +70,64 @@ class FakeBinance:
         self._info = json.loads((FIXTURES / "exchangeInfo.json").read_text())
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.scale = dict(SCALE)
+        self.weight_limit: int | None = None
+        self.weight_window_s = 60.0
+        self.ban_s = 120.0
+        self.used = 0  # weight in the current window
+        self.peak_weight = 0
+        self.limited = 0  # 429s answered
+        self.bans = 0  # 418s answered
+        self._window_start = time.monotonic()
+        self._wait_until = 0.0  # after a 429: requests before this get banned
+        self._banned_until = 0.0
+
+    def add_perpetuals(self, names: list[str]) -> None:
+        """List more USDT perpetuals (copies of BTCUSDT at a smaller price scale)."""
+        proto = next(x for x in self._info["symbols"] if x["symbol"] == "BTCUSDT")
+        for i, name in enumerate(names):
+            entry = copy.deepcopy(proto)
+            entry.update(symbol=name, pair=name, baseAsset=name[: -len("USDT")])
+            self._info["symbols"].append(entry)
+            self.scale[name] = 10.0 ** -(1 + i % 5)
+
+    @staticmethod
+    def weight(path: str, query: dict[str, str]) -> int:
+        """Binance's request weight (USDⓈ-M docs): klines by limit, the rest 1."""
+        if path == "/fapi/v1/klines":
+            limit = int(query.get("limit", 500))
+            return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+        return 1
+
+    @web.middleware
+    async def _weigh(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.weight_limit is None:
+            return await handler(request)
+        now = time.monotonic()
+        if now - self._window_start >= self.weight_window_s:
+            elapsed = (now - self._window_start) // self.weight_window_s
+            self._window_start += elapsed * self.weight_window_s
+            self.used = 0
+        if now < self._banned_until or now < self._wait_until:
+            if now >= self._banned_until:
+                self._banned_until = now + self.ban_s
+            self.bans += 1
+            return web.json_response(
+                {"code": -1003, "msg": "Way too many requests; IP banned."}, status=418,
+                headers={"Retry-After": str(math.ceil(self._banned_until - now))})
+        self.used += self.weight(request.path, dict(request.query))
+        self.peak_weight = max(self.peak_weight, self.used)
+        if self.used > self.weight_limit:
+            self.limited += 1
+            self._wait_until = self._window_start + self.weight_window_s
+            return web.json_response(
+                {"code": -1003, "msg": "Too many requests; current limit is "
+                 f"{self.weight_limit} request weight per minute."}, status=429,
+                headers={"Retry-After": str(math.ceil(self._wait_until - now)),
+                         "X-MBX-USED-WEIGHT-1M": str(self.used)})
+        response = await handler(request)
+        response.headers["X-MBX-USED-WEIGHT-1M"] = str(self.used)
+        return response
 
     def inject(self, path: str, *kinds: str) -> None:
         """Script the next requests to ``path`` (one kind per request, "ok" = normal)."""
@@ -71,7 +137,7 @@ class FakeBinance:
         return sum(1 for p, _ in self.requests if p == path)
 
     async def __aenter__(self) -> FakeBinance:
-        app = web.Application()
+        app = web.Application(middlewares=[self._weigh])
         app.router.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
         app.router.add_get("/fapi/v1/klines", self._klines)
         app.router.add_get("/futures/data/openInterestHist", self._oi_hist)
@@ -128,9 +194,9 @@ class FakeBinance:
 
     def _symbol(self, request: web.Request) -> tuple[str, float] | web.Response:
         sym = request.query.get("symbol", "")
-        if sym not in SCALE:
+        if sym not in self.scale:
             return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
-        return sym, SCALE[sym]
+        return sym, self.scale[sym]
 
     # -- endpoints --------------------------------------------------------------------------
 
