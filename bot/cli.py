@@ -67,13 +67,22 @@ def _ifbreak(args: argparse.Namespace) -> int:
         target = parse_amount(args.price, "price")
     except UserInputError as exc:
         raise UsageError(f"PRICE: {exc}") from exc
-    book = build_book(load_csv(args.data or BUNDLED_CSV), _params(args))
+    candles = load_csv(args.data or BUNDLED_CSV)
+    book = build_book(candles, _params(args))
     try:
         cas = cascade_path(book, find_clusters(book), target)
     except ValueError as exc:
         raise UsageError(f"PRICE {args.price}: {exc}") from exc
-    text = finite_json(cascade_json(symbol, cas), f"ifbreak {symbol}")  # NaN is an error
-    print(text if args.json else cascade_text(symbol, cas, replay_label(args.data)))
+    confirmed = None
+    if args.positions:  # the confirmed layer (issue 17) at the last candle, apart
+        from bot.hyperliquid.confirmed import coin_of, replay_view
+        from bot.hyperliquid.snapshots import SnapshotReplay
+        view = replay_view(SnapshotReplay.load(args.positions), coin_of(symbol),
+                           int(candles.timestamp[-1]), book.last_price, book.grid)
+        confirmed = view.between(cas.price, cas.target)
+    text = finite_json(cascade_json(symbol, cas, confirmed),
+                       f"ifbreak {symbol}")  # NaN is an error
+    print(text if args.json else cascade_text(symbol, cas, replay_label(args.data), confirmed))
     return 0
 
 
@@ -407,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="replay CSV (default: the bundled BTC candles)")
     p.add_argument("--config", help="TOML config for the model parameters")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--positions", help="Hyperliquid positions snapshots (JSON lines): add the "
+                                       "confirmed notional in the range (confirmed_usd)")
     p.set_defaults(func=_ifbreak)
 
     p = sub.add_parser("serve", help="the interactive web view (heatmap, map, levels) on a "

@@ -77,15 +77,19 @@ def cascade_text(symbol: str, cas: Cascade, source: str,
         f"way ({ESTIMATE}). Clusters passed, in order:",
         *band_lines(cas),
     ]
-    if confirmed_usd is not None:
-        lines.append(f"Confirmed positions (exchange data) in this range: "
-                     f"{money(confirmed_usd)}")
+    if confirmed_usd is not None:  # apart from the estimate, never added to it
+        lines.append(f"Confirmed on Hyperliquid (real positions' liquidation prices, a sample "
+                     f"of wallets on one venue; not in the estimate): {money(confirmed_usd)} "
+                     f"of {_side_words(cas.side)} in this range")
     lines.append(footer(cas, source))
     return "\n".join(lines)
 
 
-def cascade_json(symbol: str, cas: Cascade) -> dict[str, object]:
-    """The ``liqbot ifbreak --json`` object (exactly the issue's fields)."""
+def cascade_json(symbol: str, cas: Cascade,
+                 confirmed_usd: float | None = None) -> dict[str, object]:
+    """The ``liqbot ifbreak --json`` object (exactly the issue's fields); with the confirmed
+    layer (``--positions``), ``confirmed_usd`` apart from the estimate's ``cumulative_usd``."""
+    extra: dict[str, object] = {} if confirmed_usd is None else {"confirmed_usd": confirmed_usd}
     return {
         "symbol": symbol, "price": cas.price, "target": cas.target, "side": cas.side,
         "cumulative_usd": cas.cumulative_usd,
@@ -94,7 +98,7 @@ def cascade_json(symbol: str, cas: Cascade) -> dict[str, object]:
         "proxy": cas.proxy,
         "as_of": datetime.fromtimestamp(cas.timestamp / 1000, UTC).strftime(
             "%Y-%m-%dT%H:%M:%SZ"),
-    }
+    } | extra
 
 
 async def _estimate(core: CommandCore, symbol: str) -> Estimate:
@@ -103,7 +107,7 @@ async def _estimate(core: CommandCore, symbol: str) -> Estimate:
 
 async def ifbreak(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
     """/ifbreak SYM PRICE."""
-    from bot.commands.market_cmds import source_label
+    from bot.commands.market_cmds import confirmed_view, source_label
 
     if len(args) != 2:
         raise UserInputError("Give a symbol and a price, e.g. /ifbreak BTC 90k"
@@ -112,9 +116,10 @@ async def ifbreak(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> R
     target = parse_amount(args[1], "price")
     est = await _estimate(core, symbol)
     cas = path_of(est, target)
-    # No confirmed (Hyperliquid) layer exists yet: when one does, pass its sum over
-    # [price, target] as confirmed_usd and it is shown on its own line.
-    text = cascade_text(symbol, cas, source_label(est), confirmed_usd=None)
+    view = confirmed_view(core, est)  # the confirmed layer ([positions]), shown apart
+    text = cascade_text(symbol, cas, source_label(est),
+                        confirmed_usd=None if view is None else view.between(cas.price,
+                                                                             cas.target))
     short = symbol.split("/")[0]
     return Reply(text, buttons=(Button("Chart", f"/map {short} {target:.10g}"),))
 

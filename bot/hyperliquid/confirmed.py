@@ -73,6 +73,17 @@ class ConfirmedView:
         return (np.array([p.liq_px for p in with_liq], dtype=np.float64),
                 np.array([p.value_usd for p in with_liq], dtype=np.float64))
 
+    def between(self, price: float, target: float) -> float:
+        """Real notional a move from ``price`` to ``target`` would liquidate (USD): the
+        positions on the side it liquidates (longs below price, shorts above) whose
+        liquidation price lies between the two, both ends included. The /ifbreak
+        confirmed part, never added to the estimate."""
+        from estimator.cascade import side_for
+        side = side_for(price, target)
+        lo, hi = min(price, target), max(price, target)
+        return math.fsum(p.value_usd for p in self.positions if p.liq_px is not None
+                         and p.side == side and lo <= p.liq_px <= hi)
+
     def top(self, n: int) -> list[ConfirmedCluster]:
         """The ``n`` largest clusters per side (longs first), largest first."""
         return [c for side in ("long", "short")
