@@ -322,13 +322,13 @@ class DiscordNotifier:
         png = await self._chart(alert.event)
         if png is not None:
             embed, kwargs["file"] = _with_image(embed, png)
-        with _delivery_errors(chat):
-            msg = await channel.send(embed=embed, nonce=alert_nonce(alert.dedupe_key), **kwargs)
-        return str(msg.id)
         if alert.reply_to is not None:  # a receipt replies to its break message
             kwargs["reference"] = discord.MessageReference(
                 message_id=int(alert.reply_to), channel_id=int(chat.chat_id),
                 fail_if_not_exists=False)
+        with _delivery_errors(chat):
+            msg = await channel.send(embed=embed, nonce=alert_nonce(alert.dedupe_key), **kwargs)
+        return str(msg.id)
 
     async def edit(self, chat: Chat, alert: Alert) -> None:
         """Replace the embed of message ``alert.updates`` (PATCH; an attached map stays as a

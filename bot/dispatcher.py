@@ -273,6 +273,7 @@ class Dispatcher:
             self.store.mark_sent(row.id, self.clock())
         stats.sent += 1
         return True
+
     def _break_message(self, row: OutboxRow) -> str | None:
         """A receipt answers the break message of its cluster (the thread's message while
         the thread ends with that break)."""
@@ -282,7 +283,6 @@ class Dispatcher:
         if thread is None or not thread.closed or not thread.timeline:
             return None
         return thread.message_id if thread.timeline[-1][0] == EventKind.BREAK.value else None
-
 
     async def _deliver(self, notifier: Notifier, row: OutboxRow, alert: Alert,
                        step: lifecycle.Plan | None) -> str | None:
