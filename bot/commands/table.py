@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.commands import accuracy_cmds, alert_cmds, market_cmds, position_cmds
+from bot.commands import accuracy_cmds, alert_cmds, market_cmds, position_cmds, top_cmds
 from bot.commands.reply import Caller, Reply
 
 if TYPE_CHECKING:
@@ -44,6 +44,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("map", "/map [SYM] [PRICE]",
             "Liquidation map image: longs below, shorts above, by leverage; PRICE shades the "
             "path to it", market_cmds.liq_map, chart=True),
+    Command("top", "/top [N] [long|short]",
+            "Largest estimated clusters within ±5 % of price across tracked symbols, by share "
+            "of open interest", top_cmds.top),
     Command("ifbreak", "/ifbreak SYM PRICE",
             "If price breaks PRICE: estimated liquidations on the way, clusters in order",
             position_cmds.ifbreak),

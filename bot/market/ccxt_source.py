@@ -40,6 +40,7 @@ OI_LIMITS: dict[str, tuple[int, int | None, frozenset[str]]] = {
 _DEFAULT_OI_LIMIT = (100, None, frozenset({"5m", "1h", "1d"}))
 _OI_FALLBACK_TF = ("5m", "1h", "1d")
 _RANGE_TF = ("1m", "5m", "1h")  # bars for the traded range since the previous tick
+MARKETS_TTL_S = 86_400.0  # the market list (new listings, delistings) is reloaded daily
 
 ExchangeFactory = Callable[[str], Any]
 
@@ -95,6 +96,7 @@ class CcxtSource:
         self._loaded: dict[str, asyncio.Lock] = {}
         self._tiers: dict[str, tuple[TierTable | None, str, str | None]] = {}
         self._last_tick: dict[str, int] = {}
+        self._markets_at: dict[str, float] = {}  # monotonic time each market list was loaded
 
     @staticmethod
     def _default_factory(timeout_ms: int) -> ExchangeFactory:
@@ -117,8 +119,16 @@ class CcxtSource:
             self._loaded[name] = asyncio.Lock()
         ex = self._ex[name]
         async with self._loaded[name]:
-            if not ex.markets:
-                await self._call(ex, "load_markets", lambda: _checked_markets(ex))
+            age = time.monotonic() - self._markets_at.get(name, -math.inf)
+            if not ex.markets or age >= MARKETS_TTL_S:
+                if ex.markets:  # a day old: reload, keeping the old list if that fails
+                    try:
+                        await self._call(ex, "load_markets", lambda: _checked_markets(ex, True))
+                    except MarketDataError as exc:
+                        log.warning("reloading %s markets failed: %s", name, exc)
+                else:
+                    await self._call(ex, "load_markets", lambda: _checked_markets(ex))
+                self._markets_at[name] = time.monotonic()
         return ex
 
     async def close(self) -> None:
@@ -365,10 +375,11 @@ def tiers_from_ccxt(tiers: Sequence[dict[str, Any]]) -> TierTable:
     return TierTable.from_brackets(rows)
 
 
-async def _checked_markets(ex: Any) -> Any:
-    markets = await ex.load_markets()
+async def _checked_markets(ex: Any, reload: bool = False) -> Any:
+    old = ex.markets
+    markets = await ex.load_markets(reload)
     if not isinstance(markets, dict) or not markets:
-        ex.markets = None
+        ex.markets = old
         raise MalformedResponse("no markets")
     return markets
 

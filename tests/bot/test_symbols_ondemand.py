@@ -9,17 +9,21 @@ import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pytest
 
 from bot.charts import ChartCache
 from bot.commands.core import CommandCore
+from bot.commands.top_cmds import top_rows
 from bot.config import BotSection, Config, ConsoleSection, LimitsSection, SourceSection
 from bot.console import ConsoleNotifier
-from bot.market.ccxt_source import CcxtSource, binance_factory
+from bot.estimates import Estimate
+from bot.market.ccxt_source import MARKETS_TTL_S, CcxtSource, binance_factory
 from bot.market.errors import RetryPolicy
 from bot.service import Service
 from bot.store import Store
 from bot.tracking import even_phases, free_phase, plan_tracked
+from estimator import Candles, Cluster
 from tests.bot.fake_binance import FakeBinance
 from tests.bot.helpers import private
 
@@ -117,6 +121,7 @@ async def test_subscribing_tracks_a_symbol_until_a_grace_after_the_last_chat(rig
     assert text.startswith("ERROR This bot already tracks 2 symbols") and "tracked_symbols" in text
     assert "ERROR" not in await rig.ask("/unsubscribe SOL")
     grace = rig.service.track_grace_s
+    assert grace == 15 * 60  # the README says 15 minutes
     assert await rig.service.sync_tracked(now_s=10.0) == (BTC, SOL)  # within the grace
     assert await rig.service.sync_tracked(now_s=10.0 + grace - 1) == (BTC, SOL)
     assert await rig.service.sync_tracked(now_s=10.0 + grace) == (BTC,)
@@ -145,3 +150,50 @@ def test_recomputes_are_spread_over_the_interval() -> None:
     assert phases[0] == 0 and phases[1] == 1.5 and max(phases) < 300
     assert free_phase([0.0, 100.0], 300.0) == 200.0  # middle of the 100..300 gap
     assert free_phase([], 300.0) == 0.0
+
+
+def _variant(est: Estimate, symbol: str, oi_usd: float, *clusters: Cluster) -> Estimate:
+    """``est`` as another symbol with a flat open interest and the given clusters."""
+    c = est.snapshot.candles
+    candles = Candles(c.timestamp, c.open, c.high, c.low, c.close, c.volume,
+                      np.full(len(c), oi_usd), c.taker_buy_volume)
+    return replace(est, symbol=symbol, snapshot=replace(est.snapshot, symbol=symbol,
+                                                        candles=candles), clusters=clusters)
+
+
+def _cluster(cid: str, side: str, low: float, high: float, usd: float, dist: float) -> Cluster:
+    return Cluster(cid, side, low, high, (low + high) / 2, usd, dist)
+
+
+async def test_top_ranks_clusters_near_price_by_share_of_open_interest(rig: Rig) -> None:
+    est = rig.service.board.get(BTC)
+    assert est is not None
+    small = _variant(est, SOL, 1.3e9, _cluster("s1", "long", 182.4, 183.9, 41e6, -1.2),
+                     _cluster("s2", "short", 200, 201, 90e6, 7.5))  # 6.9 % of OI but too far
+    big = _variant(est, BTC, 60e9, _cluster("b1", "short", 96_000, 96_500, 300e6, 2.0),
+                   _cluster("b2", "long", 90_000, 90_400, 120e6, -4.0))
+    rows = top_rows([big, small], 5)
+    assert [r.line() for r in rows] == [
+        "SOL long 182.40–183.90 $41.0M = 3.2 % of OI, -1.2 %",
+        "BTC short 96,000–96,500 $300M = 0.5 % of OI, +2.0 %",
+        "BTC long 90,000–90,400 $120M = 0.2 % of OI, -4.0 %"]
+    assert [r.symbol for r in top_rows([big, small], 5, "long")] == [SOL, BTC]
+    assert len(top_rows([big, small], 1)) == 1
+    # Through the command: BTC and ETH tracked, the reply is labelled an estimate.
+    assert "Subscribed" in await rig.ask("/subscribe ETH 1m 1")
+    await rig.service.sync_tracked(now_s=0.0)
+    text = await rig.ask("/top 3 short")
+    lines = text.splitlines()
+    assert lines[0].startswith("Largest estimated short clusters within ±5 % of price across 2 "
+                               "tracked symbol(s)") and "estimate from a model" in lines[0]
+    assert 1 <= len(lines) - 1 <= 3 and all(" short " in x and "% of OI" in x for x in lines[1:])
+    assert (await rig.ask("/top lots")).startswith("ERROR 'lots' is neither a count")
+
+
+async def test_market_list_is_reloaded_daily_so_new_listings_can_be_asked_for(rig: Rig) -> None:
+    rig.fake.add_perpetuals(["NEWUSDT"])  # listed after the bot loaded the market list
+    assert "NEW is not a perpetual on binanceusdm" in await rig.ask("/levels NEW")
+    source = rig.service.source
+    assert isinstance(source, CcxtSource)
+    source._markets_at["binanceusdm"] -= MARKETS_TTL_S  # a day later
+    assert (await rig.ask("/levels NEW")).startswith("NEW/USDT:USDT · price")

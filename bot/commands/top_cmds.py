@@ -1,0 +1,92 @@
+"""/top [N] [long|short]: the largest estimated clusters near price across tracked symbols.
+
+Ranked by the cluster's size relative to the symbol's open interest, so a small cap's cluster
+that is 3 % of its OI outranks a BTC cluster that is 0.5 % of a much larger OI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.commands.reply import Caller, Reply
+from bot.errors import UserInputError
+from bot.estimates import Estimate
+from bot.fmt import money, price_text
+from bot.market.symbols import short_name
+from estimator.clusters import merge_touching
+
+if TYPE_CHECKING:
+    from bot.commands.core import CommandCore
+
+NEAR_PCT = 5.0  # only clusters within ±5 % of price
+DEFAULT_N, MAX_N = 5, 25
+
+
+@dataclass(frozen=True)
+class TopRow:
+    symbol: str
+    side: str
+    low: float
+    high: float
+    notional_usd: float
+    oi_usd: float
+    distance_pct: float
+
+    @property
+    def share(self) -> float:
+        return self.notional_usd / self.oi_usd
+
+    def line(self) -> str:
+        """``SOL long 182.40–183.90 $41.0M = 3.1 % of OI, -1.2 %``."""
+        return (f"{short_name(self.symbol)} {self.side} {price_text(self.low)}–"
+                f"{price_text(self.high)} {money(self.notional_usd)} = "
+                f"{self.share * 100:.1f} % of OI, {self.distance_pct:+.1f} %")
+
+
+def top_rows(estimates: Iterable[Estimate], n: int, side: str | None = None,
+             near_pct: float = NEAR_PCT) -> list[TopRow]:
+    """The ``n`` clusters (touching ones merged, as /levels shows them) within ``near_pct`` of
+    price with the largest notional / open interest. Estimates without OI (the volume proxy)
+    cannot be ranked this way and are left out."""
+    rows = []
+    for est in estimates:
+        oi = est.snapshot.candles.open_interest_usd
+        if oi is None or not len(oi) or not float(oi[-1]) > 0:
+            continue
+        for c in merge_touching(est.clusters):
+            if (side is None or c.side == side) and abs(c.distance_pct) <= near_pct:
+                rows.append(TopRow(est.symbol, c.side, c.low, c.high, c.notional_usd,
+                                   float(oi[-1]), c.distance_pct))
+    rows.sort(key=lambda r: (-r.share, r.symbol, r.low))
+    return rows[:n]
+
+
+def parse_top_args(args: tuple[str, ...]) -> tuple[int, str | None]:
+    n, side = DEFAULT_N, None
+    for arg in args:
+        low = arg.lower()
+        if low in ("long", "short", "longs", "shorts"):
+            side = low.rstrip("s")
+        elif low.isdigit() and 1 <= int(low) <= MAX_N:
+            n = int(low)
+        else:
+            raise UserInputError(f"'{arg[:20]}' is neither a count (1–{MAX_N}) nor long/short.")
+    return n, side
+
+
+async def top(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/top [N] [long|short]."""
+    if len(args) > 2:
+        raise UserInputError("Too many arguments.")
+    n, side = parse_top_args(args)
+    estimates = [e for s in core.symbols if (e := core.board.get(s)) is not None]
+    rows = top_rows(estimates, n, side)
+    what = f"{side} clusters" if side else "clusters"
+    head = (f"Largest estimated {what} within ±{NEAR_PCT:g} % of price across "
+            f"{len(estimates)} tracked symbol(s), by share of open interest · estimate from a "
+            "model, not exchange data")
+    if not rows:
+        return Reply(head + "\nNo cluster within ±5 % of price (or no open interest data yet).")
+    return Reply("\n".join([head, *(r.line() for r in rows)]))
