@@ -25,11 +25,11 @@ from estimator import (
     Candles,
     ClusterRule,
     ModelParams,
-    books_at,
     build_book,
     level_model,
     top_clusters,
 )
+from estimator.running import running_books
 
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -117,7 +117,7 @@ def walk(c: Candles, times: NDArray[np.int64], params: ModelParams, rule: Cluste
     eval_idx: list[int] = []
     rows: list[tuple[str, float, float, float]] = []
     proxy = True
-    for e, book in enumerate(books_at(model, times, c, params, starts)):
+    for e, book in enumerate(running_books(model, times, c, params, starts)):
         found, price[e], proxy = _top_rows(book, rule, top_n)
         rows.extend(found)
         eval_idx.extend([e] * len(found))
