@@ -302,7 +302,8 @@ def _serve(args: argparse.Namespace) -> int:
     web = replace(cfg.web, listen=args.listen or cfg.web.listen,
                   port=cfg.web.port if args.port is None else args.port)
     try:
-        return asyncio.run(serve_replay(replace(cfg, web=web), args.data, symbol))
+        return asyncio.run(serve_replay(replace(cfg, web=web), args.data, symbol,
+                                        positions=args.positions))
     except OSError as exc:  # the address is taken or not ours
         raise UsageError(f"cannot listen on {web.listen}:{web.port}: "
                          f"{exc.strerror or exc}") from exc
@@ -427,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML config: model parameters and [web] listen/port")
     p.add_argument("--listen", help="address to listen on (default: [web] listen, 127.0.0.1)")
     p.add_argument("--port", type=_port, help="port (default: [web] port, 8080; 0 = any free)")
+    p.add_argument("--positions", help="Hyperliquid positions snapshots (JSON lines): the "
+                                       "confirmed levels layer")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("backtest", help="walk-forward backtest: are the top clusters touched "

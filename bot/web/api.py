@@ -6,8 +6,10 @@ API and the CLI cannot drift apart. Version 1: fields are only ever added, never
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,9 +19,13 @@ from bot.tape.events import Liquidation
 from estimator import Cluster, top
 from estimator.clusters import merge_touching
 
+if TYPE_CHECKING:
+    from bot.hyperliquid.confirmed import ConfirmedView
+
 API_VERSION = 1
 DISCLAIMER = "estimate from a model, not exchange data"
 LEVEL_KEYS = ("side", "low", "high", "price", "notional_usd", "distance_pct")
+CONFIRMED_LABEL = "confirmed: real positions (Hyperliquid)"
 
 
 def levels_rows(clusters: Sequence[Cluster], n: int) -> list[dict[str, Any]]:
@@ -35,15 +41,34 @@ def _head(est: Estimate) -> dict[str, Any]:
             "disclaimer": DISCLAIMER}
 
 
-def levels_json(est: Estimate, n: int = 5) -> dict[str, Any]:
-    return _head(est) | {"levels": levels_rows(est.clusters, n)}
+def _confirmed(view: ConfirmedView | None, **fields: Any) -> dict[str, Any] | None:
+    """The ``confirmed`` field: the confirmed layer (real Hyperliquid positions, issue 17)
+    apart from the estimate's numbers, or None when this bot has no ``[positions]``.
+    ``totals``: exact sums over every position with a liquidation price (as ``liqbot levels
+    --positions --json`` prints them)."""
+    if view is None:
+        return None
+    from bot.hyperliquid.confirmed import CAVEAT
+    return {"label": CONFIRMED_LABEL, "caveat": CAVEAT, "coin": view.coin,
+            "as_of_ms": int(view.t_ms), "totals": view.totals} | fields
 
 
-def heatmap_json(est: Estimate, window: str, tape: Sequence[Liquidation] = ()) -> dict[str, Any]:
+def levels_json(est: Estimate, n: int = 5, confirmed: ConfirmedView | None = None
+                ) -> dict[str, Any]:
+    """``levels``: the estimate's zones; ``confirmed.levels``: the confirmed clusters (the
+    ``n`` largest per side, the fields of ``levels --positions --json``'s ``confirmed``)."""
+    return _head(est) | {"levels": levels_rows(est.clusters, n), "confirmed": _confirmed(
+        confirmed, levels=[] if confirmed is None else [c.as_dict() for c in confirmed.top(n)])}
+
+
+def heatmap_json(est: Estimate, window: str, tape: Sequence[Liquidation] = (),
+                 confirmed: ConfirmedView | None = None) -> dict[str, Any]:
     """The window's heatmap cropped to the PNG's visible price range: ``time_ms`` (columns),
     ``prices`` (bucket mid prices, ascending), ``values``: row-major ``[time][price]`` whole USD
     (long + short), ``shape`` = [len(time_ms), len(prices)]. ``close`` per column, ``tape``:
-    real liquidations in the window as [time_ms, price, notional_usd, side]."""
+    real liquidations in the window as [time_ms, price, notional_usd, side].
+    ``confirmed.levels``: every confirmed cluster at the newest column (marked at the right
+    edge), never in ``values``."""
     hm = est.heatmap(window)
     candles = est.snapshot.candles
     i0, i1 = int(hm.candle_index[0]), int(hm.candle_index[-1])
@@ -64,12 +89,17 @@ def heatmap_json(est: Estimate, window: str, tape: Sequence[Liquidation] = ()) -
         "zones": levels_rows(est.clusters, 3),
         "tape": [[int(e.timestamp), float(e.price), float(e.notional_usd), e.side]
                  for e in tape if e.timestamp >= t0],
+        "confirmed": _confirmed(confirmed, levels=[] if confirmed is None else
+                                [c.as_dict() for c in confirmed.clusters]),
     }
 
 
-def map_json(est: Estimate) -> dict[str, Any]:
+def map_json(est: Estimate, confirmed: ConfirmedView | None = None) -> dict[str, Any]:
     """The book at the newest candle: ``prices`` (bucket mids, ascending) and, per leverage
-    of the ladder, the ``long`` and ``short`` notional (whole USD) in each bucket."""
+    of the ladder, the ``long`` and ``short`` notional (whole USD) in each bucket.
+    ``confirmed``: real positions' notional (USD) per bucket of the same ``prices`` by
+    liquidation price, ``long`` and ``short`` apart; ``outside_usd``: those whose liquidation
+    price is off the map's range (still in ``totals``)."""
     book = est.book
     return _head(est) | {
         "bucket": book.grid.describe(),
@@ -77,4 +107,18 @@ def map_json(est: Estimate) -> dict[str, Any]:
         "leverage": [float(x) for x in book.leverages],
         "long": np.rint(book.long_by_lev).astype(np.int64).tolist(),
         "short": np.rint(book.short_by_lev).astype(np.int64).tolist(),
+        "confirmed": None if confirmed is None else _confirmed(
+            confirmed, **_per_bucket(confirmed, book.grid, book.k0, len(book.prices))),
     }
+
+
+def _per_bucket(view: ConfirmedView, grid: Any, k0: int, n: int) -> dict[str, Any]:
+    sums: dict[tuple[str, int], list[float]] = defaultdict(list)
+    outside: list[float] = []
+    for p in view.positions:
+        if p.liq_px is None:
+            continue
+        j = int(grid.index(p.liq_px)) - k0
+        (sums[(p.side, j)] if 0 <= j < n else outside).append(p.value_usd)
+    return {side: [math.fsum(sums.get((side, j), ())) for j in range(n)]
+            for side in ("long", "short")} | {"outside_usd": math.fsum(outside)}

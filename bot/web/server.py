@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.commands.core import CommandCore, RateLimiter
-from bot.commands.market_cmds import live_tape
+from bot.commands.market_cmds import chart_key, confirmed_view, live_tape
 from bot.config import Config, model_params
 from bot.errors import UserInputError
 from bot.estimates import WINDOWS_H, Estimate
@@ -68,7 +68,7 @@ class WebView:
         self.core = core
         self._token = bot_token
         self.limiter = RateLimiter(per_minute, core.clock)
-        self._cache: dict[tuple[str, str, int, int], bytes] = {}
+        self._cache: dict[tuple[str, str, int, int, str], bytes] = {}
         self.app = web.Application(middlewares=[self._guard])
         self.app.router.add_get("/", self._index)
         self.app.router.add_get("/s/{symbol}", self._page)
@@ -156,7 +156,7 @@ class WebView:
         top = request.query.get("top", "5")
         if not top.isdigit() or not 1 <= int(top) <= 50:
             raise web.HTTPBadRequest(reason=f"top must be a whole number 1..50, got {top[:12]!r}")
-        return _json(api.levels_json(est, int(top)))
+        return _json(api.levels_json(est, int(top), confirmed_view(self.core, est)))
 
     async def _heatmap(self, request: web.Request) -> web.StreamResponse:
         est = await self._estimate(request)
@@ -164,11 +164,12 @@ class WebView:
         if window not in WINDOWS_H:
             raise web.HTTPBadRequest(reason=f"window must be one of {', '.join(WINDOWS_H)}")
         tape = live_tape(self.core, est.symbol, est, WINDOWS_H[window] * 60)  # as /heatmap
-        key = (est.symbol, window, est.version, len(tape))
+        view = confirmed_view(self.core, est)
+        key = (est.symbol, window, est.version, len(tape), "" if view is None else chart_key(view))
         body = self._cache.get(key)
         if body is None:
-            body = (await asyncio.to_thread(
-                lambda: finite_json(api.heatmap_json(est, window, tape), "heatmap"))).encode()
+            body = (await asyncio.to_thread(lambda: finite_json(
+                api.heatmap_json(est, window, tape, view), "heatmap"))).encode()
             self._cache = {k: v for k, v in self._cache.items() if k[2] == est.version}
             self._cache[key] = body
         resp = web.Response(body=body, content_type="application/json")
@@ -176,7 +177,8 @@ class WebView:
         return resp
 
     async def _map(self, request: web.Request) -> web.StreamResponse:
-        return _json(api.map_json(await self._estimate(request)))
+        est = await self._estimate(request)
+        return _json(api.map_json(est, confirmed_view(self.core, est)))
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self, host: str, port: int) -> list[str]:
@@ -206,9 +208,12 @@ def bot_token(cfg: Config) -> str | None:
     return tok.reveal() if cfg.telegram.enabled and tok is not None else None
 
 
-async def replay_view(cfg: Config, data: str | None, symbol: str) -> WebView:
+async def replay_view(cfg: Config, data: str | None, symbol: str,
+                      positions: str | None = None) -> WebView:
     """A web view on the estimate of a whole replay CSV (the one ``liqbot levels`` computes);
-    its store lives in memory (``view.core.store``)."""
+    its store lives in memory (``view.core.store``). ``positions``: a Hyperliquid snapshot
+    file (default: ``[positions] path`` when enabled) for the confirmed layer at the last
+    candle."""
     from dataclasses import replace
 
     from bot.charts import ChartCache
@@ -224,14 +229,19 @@ async def replay_view(cfg: Config, data: str | None, symbol: str) -> WebView:
     snapshot = await source.fetch(symbol)
     board.put(await asyncio.to_thread(compute_estimate, snapshot, model_params(cfg)))
     core = CommandCore(cfg, board, source, Store(memory=True), ChartCache())
+    path = positions or (cfg.positions.path if cfg.positions.enabled else "")
+    if path:  # the confirmed layer (issue 17), replayed
+        from bot.hyperliquid.desk import PositionsDesk
+        from bot.hyperliquid.snapshots import SnapshotReplay
+        core.positions = PositionsDesk(replay=SnapshotReplay.load(path))
     return WebView(core, bot_token(cfg))
 
 
 async def serve_replay(cfg: Config, data: str | None, symbol: str,
                        ready: Callable[[list[str]], None] | None = None,
-                       stop: asyncio.Event | None = None) -> int:
+                       stop: asyncio.Event | None = None, positions: str | None = None) -> int:
     """``liqbot serve``: :func:`replay_view` until ``stop`` is set (default: SIGINT/SIGTERM)."""
-    view = await replay_view(cfg, data, symbol)
+    view = await replay_view(cfg, data, symbol, positions)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

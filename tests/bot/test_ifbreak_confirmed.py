@@ -101,3 +101,27 @@ async def test_ifbreak_without_the_layer_has_no_confirmed_line() -> None:
         assert "Confirmed" not in text and "≈ $" in text
     finally:
         store.close()
+
+
+def test_readme_ifbreak_confirmed_example_is_what_the_cli_prints(capsys, monkeypatch) -> None:
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)  # the README's command, relative paths and all
+    readme = " ".join((root / "README.md").read_text().split())
+    assert main(["ifbreak", "BTC", "90000", "--data", "tests/fixtures/hyperliquid/"
+                 "synthetic_btc_1h.csv", "--positions",
+                 "tests/fixtures/hyperliquid/synthetic_positions.jsonl"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("Confirmed"))
+    figure = line.split("): ")[1]  # "$7.2M of longs in this range"
+    assert f"not in the estimate): {figure}\" for `liqbot ifbreak BTC 90000 --data " \
+           "tests/fixtures/hyperliquid/synthetic_btc_1h.csv --positions " \
+           "tests/fixtures/hyperliquid/synthetic_positions.jsonl`" in readme
+
+
+def test_cli_bad_snapshot_file_is_one_line_exit_1(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"time": 1, "user": "0xabc", "state": {}}\n{"bad\n')
+    assert main(["ifbreak", "BTC", "90000", "--data", str(CANDLES), "--positions", str(bad),
+                 "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{bad}:" in err

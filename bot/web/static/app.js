@@ -5,12 +5,13 @@
     "#35b779", "#6ece58", "#b5de2b", "#fde725"];  // the PNGs' colormap
   const LEVERAGE = ["#0072B2", "#56B4E9", "#CC79A7", "#E69F00", "#F0E442", "#D55E00", "#009E73"];
   const TEXT = "#d1d4dc", MUTED = "#8a8f98", GRID = "#2a2e39";
+  const CONFIRMED = "#ff4df2";  // the confirmed layer's outlines (real positions, Hyperliquid)
   const $ = (id) => document.getElementById(id);
   const name = decodeURIComponent(location.pathname.split("/").pop() || "");
   const query = new URLSearchParams(location.search);
   // Telegram passes the signed launch data in the fragment; the server checks it (see README).
   const initData = new URLSearchParams(location.hash.slice(1)).get("tgWebAppData") || "";
-  const state = { heatmap: null, map: null, levels: null };
+  const state = { heatmap: null, map: null, levels: null, showConfirmed: true };
   state.build = { heatmapOption: (d, image) => heatmapOption(d, image),
     matrixImage: (d) => matrixImage(d) };  // for bench/webview_bench.py
   window.liqbot = state;
@@ -96,6 +97,23 @@
       { name: "Price", type: "line", data: d.close.map((c, t) => [t, rowOf(d.prices, c)]), z: 3,
         showSymbol: false, lineStyle: { color: "#ffffff", width: 1.2 }, silent: true },
     ];
+    const conf = d.confirmed;
+    if (conf) {  // real positions' liquidation levels, outlined at the right edge (newest column)
+      const lo = d.prices[0], hi = d.prices[np - 1];
+      series.push({ name: conf.label, type: "custom", z: 5, silent: true, clip: true,
+        itemStyle: { color: CONFIRMED },  // the legend's swatch
+        data: conf.levels.filter((c) => c.high >= lo && c.low <= hi)
+          .map((c) => [rowOf(d.prices, c.low), rowOf(d.prices, c.high), c.notional_usd]),
+        renderItem: (params, api) => {
+          const cell = api.size([1, 1]), right = api.coord([nt - 1, 0])[0] + cell[0] / 2;
+          const w = Math.max(14, cell[0] * Math.max(2, nt * 0.06));
+          const y0 = api.coord([0, api.value(0)])[1] + cell[1] / 2;
+          const y1 = api.coord([0, api.value(1)])[1] - cell[1] / 2;
+          return { type: "rect", shape: { x: right - w, y: Math.min(y0, y1), width: w,
+            height: Math.max(3, Math.abs(y0 - y1)) },
+          style: { fill: "none", stroke: CONFIRMED, lineWidth: 2 } };
+        } });
+    }
     if (d.tape.length) {
       series.push({ name: "Real liquidations", type: "scatter", z: 4, silent: true,
         data: d.tape.map(([ms, p, u, side]) => [
@@ -108,7 +126,8 @@
     return {
       backgroundColor: "#131722", animation: false,
       textStyle: { color: TEXT },
-      legend: { top: 4, textStyle: { color: TEXT }, data: series.map((s) => s.name) },
+      legend: { top: 4, textStyle: { color: TEXT }, data: series.map((s) => s.name),
+        selected: conf ? { [conf.label]: state.showConfirmed } : {} },
       grid: { left: 80, right: 30, top: 36, bottom: 70 },
       tooltip: { show: false },
       xAxis: { type: "category", data: d.time_ms.map(utc), axisLabel: { color: MUTED },
@@ -168,14 +187,24 @@
         (p, b) => (p < m.price ? m.long[i][b] : m.short[i][b])), itemStyle: { color: colour },
         barCategoryGap: "5%", large: true });
     });
+    const conf = m.confirmed;
+    if (conf) {  // real positions by liquidation price: outlines over the estimate, not stacked
+      series.push({ name: conf.label, type: "bar", barGap: "-100%", z: 5,
+        data: m.prices.map((p, b) => conf.long[b] + conf.short[b]),
+        itemStyle: { color: "rgba(0,0,0,0)", borderColor: CONFIRMED, borderWidth: 1.5 } });
+    }
+    const estimate = (ps) => ps.filter((q) => !conf || q.seriesName !== conf.label);
+    const real = (ps) => ps.filter((q) => conf && q.seriesName === conf.label);
     return {
       backgroundColor: "#131722", animation: false, textStyle: { color: TEXT },
-      legend: { top: 4, textStyle: { color: TEXT } },
+      legend: { top: 4, textStyle: { color: TEXT },
+        selected: conf ? { [conf.label]: state.showConfirmed } : {} },
       grid: { left: 80, right: 30, top: 36, bottom: 60 },
       tooltip: { trigger: "axis", axisPointer: { type: "shadow" }, backgroundColor: "#1b1f27",
         borderColor: GRID, textStyle: { color: TEXT },
-        formatter: (ps) => esc(`${ps[0].name}: ${usd(ps.reduce((a, q) => a + q.value, 0))} ` +
-          (Number(m.prices[ps[0].dataIndex]) < m.price ? "longs" : "shorts")) },
+        formatter: (ps) => esc(`${ps[0].name}: ${usd(estimate(ps).reduce((a, q) => a + q.value, 0))} ` +
+          (Number(m.prices[ps[0].dataIndex]) < m.price ? "longs" : "shorts") + " (estimate)") +
+          real(ps).map((q) => "<br>" + esc(`${conf.label}: ${usd(q.value)}`)).join("") },
       xAxis: { type: "category", data: m.prices.map((p) => num(p, 2)), axisLabel: { color: MUTED } },
       yAxis: { type: "value", axisLabel: { color: MUTED, formatter: (v) => usd(v) },
         splitLine: { lineStyle: { color: GRID } } },
@@ -201,6 +230,39 @@
       });
       body.appendChild(tr);
     }
+  }
+
+  function fillConfirmed(c) {  // the confirmed layer's own table (never the estimate's)
+    const body = $("confirmed-levels").querySelector("tbody");
+    body.replaceChildren();
+    for (const r of c.levels) {
+      const tr = document.createElement("tr");
+      [r.side, num(r.low, 2), num(r.high, 2), usd(r.notional_usd), pct(r.distance_pct),
+        r.wallets].forEach((text, i) => {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (i === 0) td.className = r.side;
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    }
+    const t = c.totals;
+    $("confirmed-sub").textContent = `${c.coin} · ${t.positions} positions in ${t.wallets} ` +
+      `wallets · longs ${usd(t.long_usd)}, shorts ${usd(t.short_usd)} · as of ${utc(c.as_of_ms)} UTC`;
+    $("confirmed-caveat").textContent = c.caveat;
+    $("confirmed-label").textContent = c.label;
+  }
+
+  // One switch for the layer: the checkbox, both charts' legends and the confirmed table.
+  function showConfirmed(on) {
+    const c = state.levelsData && state.levelsData.confirmed;
+    if (!c) return;
+    state.showConfirmed = on;
+    $("confirmed").checked = on;
+    $("confirmed-section").hidden = !on;
+    for (const chart of [state.heatmap, state.map])  // (emits legendselected, not ...changed)
+      chart.dispatchAction({ type: on ? "legendSelect" : "legendUnSelect", name: c.label });
+    document.body.dataset.confirmed = on ? "shown" : "hidden";
   }
 
   async function loadHeatmap(window_) {
@@ -235,6 +297,18 @@
         (l.proxy ? " · volume proxy (no open interest)" : "");
       fillLevels(l);
       state.map.setOption(mapOption(m));
+      if (l.confirmed) {
+        fillConfirmed(l.confirmed);
+        $("confirmed-toggle").hidden = false;
+        $("confirmed-section").hidden = false;
+        $("confirmed").addEventListener("change", (e) => showConfirmed(e.target.checked));
+        for (const chart of [state.heatmap, state.map]) {
+          chart.on("legendselectchanged", (e) => {
+            if (e.name === l.confirmed.label) showConfirmed(e.selected[e.name]);
+          });
+        }
+        document.body.dataset.confirmed = "shown";
+      }
       $("maptime").textContent = `book at ${utc(m.as_of_ms)} UTC · ${m.bucket}`;
       await loadHeatmap(sel.value);
       document.body.dataset.ready = "1";
