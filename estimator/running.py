@@ -36,13 +36,16 @@ def running_books(model: LevelModel, times: Sequence[int] | IntArray, c: Candles
         raise ValueError("running_books: times and starts must not decrease")
     rows = model.rows
     n_lev = len(params.leverages)
-    buckets = [model.bucket[lo:hi] if model.bucket is not None
+    buckets = [model.bucket[lo:hi].copy() if model.bucket is not None
                else model.grid.index(rows.level[lo:hi]) for lo, hi in _sides(model)]
     present = [b for b in buckets if len(b)]
     kmin = min((int(b.min()) for b in present), default=0)
     width = max((int(b.max()) + 1 for b in present), default=kmin + 1) - kmin
-    state = [_Side(model, lo, hi, rows.lev[lo:hi] * width + (b - kmin), times)
-             for (lo, hi), b in zip(_sides(model), buckets, strict=True)]
+    state = []
+    for (lo, hi), b in zip(_sides(model), buckets, strict=True):
+        b -= kmin
+        b += rows.lev[lo:hi] * width  # cell = leverage × width + bucket, in place
+        state.append(_Side(model, lo, hi, b, times))
     del buckets, present
     prev_t, prev_bf = -1, 0
     for e, t in enumerate(times):
@@ -83,13 +86,12 @@ class _Side:
         self.added = lo  # next row (birth order) not yet looked at
         born, death = model.rows.born[lo:hi], model.death[lo:hi]
         # Evaluation that first sees each row born / dead; rows seen alive by none are skipped.
-        e_born = np.searchsorted(times, born, side="left")
-        e_dead = np.searchsorted(times, death, side="left")
-        seen = np.flatnonzero(e_born < e_dead)
+        e_dead = np.searchsorted(times, death, side="left").astype(np.int32)
+        seen = np.flatnonzero(np.searchsorted(times, born, side="left") < e_dead).astype(np.int32)
         e_dead = e_dead[seen]
-        del e_born
         order = np.argsort(e_dead, kind="stable")
-        self.dying = (seen[order] + lo).astype(np.int64)  # rows by removal evaluation
+        self.dying = seen[order]  # rows (from lo) by removal evaluation
+        del seen
         self.bounds = np.searchsorted(e_dead[order], np.arange(len(times) + 1), side="left")
 
     def step(self, e: int, t: int, prev_t: int, bf: int, prev_bf: int, gain: float,
@@ -110,7 +112,7 @@ class _Side:
                 aged = np.arange(a, b)
                 out.append(aged[m.death[aged] > prev_t])
         # Died since the previous evaluation (and still inside the window).
-        dead = self.dying[self.bounds[e]:self.bounds[e + 1]]
+        dead = self.lo + self.dying[self.bounds[e]:self.bounds[e + 1]].astype(np.int64)
         if bf and len(dead):
             dead = dead[born[dead] >= bf]
         out.append(dead)

@@ -110,7 +110,7 @@ def walk(c: Candles, times: NDArray[np.int64], params: ModelParams, rule: Cluste
     ``times`` must ascend.
     ``progress(done, total)`` is called after each evaluation.
     """
-    model = level_model(c, params, buckets=True)
+    model = level_model(c, params)
     times = np.asarray(times, dtype=np.int64)
     starts = None if lookback is None else np.maximum(times + 1 - lookback, 0)
     price = np.empty(len(times))
