@@ -3,6 +3,8 @@ evaluation (today's walk before issue 20), same candles, same evaluations, same 
 
     python bench/backtest_bench.py [--json] [--larger 42000] [--growth 40000 80000 160000]
                                    [--half-life 168] [--skip-larger-baseline]
+                                   [--minute 250000 500000 1000000] [--minute-baseline 100000]
+                                   [--no-minute]
 
 - bundled: bot/data/btcusd_coinbase_1h.csv (20,111 hourly candles, volume only), the CLI's
   evaluation grid (warm-up 30 days, every 24 candles, 24 h horizon + 6 h reaction).
@@ -13,12 +15,22 @@ evaluation (today's walk before issue 20), same candles, same evaluations, same 
 - growth: the new walk on generated hourly series of --growth sizes: seconds and peak traced
   memory (tracemalloc, MB) per size, and the exponents b of time ∝ rows^b and memory ∝ rows^b
   fitted over them (least squares on logs; 1.0 = linear).
+- minute: generated 1m series (volume only, seeded), the CLI's evaluation grid. Per size of
+  --minute, in a fresh process: the whole ``run_backtest`` (backtest_s), peak RSS (ru_maxrss,
+  MB) and the RSS before it (the candles made); exponents of time and of peak RSS over the
+  RSS before, fitted over the 3 sizes. Baseline, same run, on --minute-baseline rows: the walk
+  before the running total (books read from the live levels at each evaluation, every live
+  level valued each time), walk_s of both, speedup, the largest relative notional difference
+  (the running total sums in another order: rounding only) and whether the clusters are the
+  same.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -43,7 +55,8 @@ from bot.backtest.walk import (  # noqa: E402
     walk,
 )
 from bot.market.replay import load_csv  # noqa: E402
-from estimator import Candles, ClusterRule, ModelParams  # noqa: E402
+from bot.backtest.walk import _top_rows  # noqa: E402
+from estimator import Candles, ClusterRule, ModelParams, books_at, level_model  # noqa: E402
 from tests.bot.backtest_reference import walk_rebuilding  # noqa: E402
 from tests.synthetic import random_walk  # noqa: E402
 
@@ -55,6 +68,74 @@ def hourly(n: int, seed: int = 3) -> Candles:
     """Seeded hourly random walk from 20,000 USD, volume only (like the bundled file)."""
     return random_walk(n, start=20_000.0, step_ms=3_600_000, vol=0.008, wick=0.004,
                        oi_usd=None, seed=seed)
+
+
+def minute(n: int, seed: int = 5) -> Candles:
+    """Seeded 1m random walk from 60,000 USD, volume only."""
+    return random_walk(n, start=60_000.0, step_ms=60_000, vol=0.0008, wick=0.0005,
+                       oi_usd=None, seed=seed)
+
+
+def walk_live_levels(c: Candles, times: np.ndarray, opts: BacktestOptions) -> Estimates:
+    """The walk before the running total: each book from the live levels (books_at)."""
+    model = level_model(c, opts.params, buckets=True)
+    price = np.empty(len(times))
+    eval_idx: list[int] = []
+    rows: list[tuple[str, float, float, float]] = []
+    proxy = True
+    for e, book in enumerate(books_at(model, times, c, opts.params)):
+        found, price[e], proxy = _top_rows(book, opts.rule, opts.top)
+        rows.extend(found)
+        eval_idx.extend([e] * len(found))
+    return Estimates(times=times, price=price, eval_idx=np.asarray(eval_idx, dtype=np.int64),
+                     low=np.asarray([r[1] for r in rows]), high=np.asarray([r[2] for r in rows]),
+                     notional=np.asarray([r[3] for r in rows]),
+                     is_short=np.asarray([r[0] == "short" for r in rows], dtype=bool),
+                     proxy=proxy)
+
+
+def minute_baseline(n: int, opts: BacktestOptions) -> dict[str, Any]:
+    c = minute(n)
+    times = grid(c, opts)
+    t0 = time.perf_counter()
+    new = walk(c, times, opts.params, opts.rule, opts.top)
+    walk_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    old = walk_live_levels(c, times, opts)
+    old_s = time.perf_counter() - t0
+    exact = ("times", "price", "eval_idx", "low", "high", "is_short", "proxy")
+    same_clusters = all(np.array_equal(getattr(new, f), getattr(old, f)) for f in exact)
+    rel = (float(np.max(np.abs(new.notional - old.notional) / old.notional))
+           if same_clusters and len(old) else None)
+    return {"candles": n, "evaluations": len(times), "walk_s": round(walk_s, 2),
+            "live_levels_walk_s": round(old_s, 2), "speedup": round(old_s / walk_s, 1),
+            "same_clusters": same_clusters, "max_rel_notional_diff": rel}
+
+
+def minute_child(n: int, opts: BacktestOptions) -> dict[str, Any]:
+    """One 1m backtest in this (fresh) process: seconds and peak RSS."""
+    c = minute(n)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    run_backtest(c, opts)
+    secs = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"rows": n, "evaluations": len(grid(c, opts)), "backtest_s": round(secs, 2),
+            "rss_before_mb": round(before, 1), "peak_rss_mb": round(peak, 1)}
+
+
+def minute_growth(sizes: list[int], opts: BacktestOptions, half_life: float) -> dict[str, Any]:
+    runs = []
+    for n in sizes:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child-minute", str(n),
+               "--half-life", str(half_life)]
+        runs.append(json.loads(subprocess.run(cmd, check=True, capture_output=True,
+                                              text=True).stdout))
+    secs = [r["backtest_s"] for r in runs]
+    grown = [r["peak_rss_mb"] - r["rss_before_mb"] for r in runs]
+    return {"runs": runs, "time_exponent": exponent(sizes, secs),
+            "memory_exponent": exponent(sizes, grown),
+            "largest_s": secs[-1], "largest_peak_rss_mb": runs[-1]["peak_rss_mb"]}
 
 
 def grid(c: Candles, opts: BacktestOptions) -> np.ndarray:
@@ -121,11 +202,27 @@ def main() -> None:
                     help="model half-life in hours (the CLI default)")
     ap.add_argument("--skip-larger-baseline", action="store_true",
                     help="do not time the previous walk on the larger file (minutes)")
+    ap.add_argument("--minute", type=int, nargs=3, default=[250_000, 500_000, 1_000_000],
+                    help="rows of the generated 1m series (each backtest in a fresh process)")
+    ap.add_argument("--minute-baseline", type=int, default=100_000,
+                    help="1m rows for the walk before the running total (same run)")
+    ap.add_argument("--no-minute", action="store_true", help="skip the 1m cases")
+    ap.add_argument("--only-minute", action="store_true", help="only the 1m cases")
+    ap.add_argument("--child-minute", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     opts = BacktestOptions(params=ModelParams(half_life_hours=args.half_life),
                            rule=ClusterRule())
-    result = {
-        "half_life_hours": args.half_life,
+    if args.child_minute:
+        print(json.dumps(minute_child(args.child_minute, opts)))
+        return
+    result: dict[str, Any] = {"half_life_hours": args.half_life}
+    if not args.no_minute:
+        result["minute_baseline"] = minute_baseline(args.minute_baseline, opts)
+        result["minute"] = minute_growth(args.minute, opts, args.half_life)
+    if args.only_minute:
+        print(json.dumps(result) if args.json else result)
+        return
+    result |= {
         "bundled": compare(load_csv(BUNDLED), opts, baseline=True),
         "larger": compare(hourly(args.larger), opts, baseline=not args.skip_larger_baseline),
         "growth": growth(args.growth, opts),
