@@ -206,32 +206,37 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     if n_cols > 1:
         gain[1:] = np.exp(model.log_f[cols[1:]] - model.log_f[cols[:-1]])
         gain[1:] = np.where(model.zeros[cols[1:]] > model.zeros[cols[:-1]], 0.0, gain[1:])
-    out = []
-    for (idx, fc, ec), bucket in zip(shown, buckets, strict=True):
-        b = bucket - k0
-        born_at = fc * width + b
-        dies = ec < n_cols
-        died_at = ec[dies] * width + b[dies]
-        add = np.bincount(born_at, weights=model.value_at(idx, cols[fc]),
-                          minlength=n_cols * width).reshape(n_cols, width)
-        rem = np.bincount(died_at, weights=model.value_at(idx[dies], cols[ec[dies]]),
-                          minlength=n_cols * width).reshape(n_cols, width)
-        # Live-level counts follow the same recurrence exactly (integers), so a bucket whose
-        # levels are all gone is exactly 0, not the rounding left over from the subtraction.
-        net = (np.bincount(born_at, minlength=n_cols * width)
-               - np.bincount(died_at, minlength=n_cols * width)).reshape(n_cols, width)
-        mat = np.empty((n_cols, width))
-        running = np.zeros(width)
-        live = np.zeros(width, dtype=np.int64)
-        clear = np.empty(width, dtype=bool)
-        for col in range(n_cols):
-            running *= gain[col]
-            running += add[col]
-            running -= rem[col]
-            live += net[col]
-            np.less(running, 0.0, out=clear)
-            clear |= live == 0
-            running[clear] = 0.0
-            mat[col] = running
-        out.append(mat)
+    # Both sides in one matrix (shorts in columns width..2·width): one pass of the recurrence.
+    # Each cell gets the same terms in the same order as a side on its own would.
+    idx = np.concatenate([sh[0] for sh in shown])
+    fc = np.concatenate([sh[1] for sh in shown])
+    ec = np.concatenate([sh[2] for sh in shown])
+    b = np.concatenate([buckets[0] - k0, buckets[1] - k0 + width])
+    span = 2 * width
+    size = n_cols * span
+    born_at = fc * span + b
+    dies = np.flatnonzero(ec < n_cols)
+    died_at = ec[dies] * span + b[dies]
+    add = np.bincount(born_at, weights=model.value_at(idx, cols[fc]),
+                      minlength=size).reshape(n_cols, span)
+    rem = np.bincount(died_at, weights=model.value_at(idx[dies], cols[ec[dies]]),
+                      minlength=size).reshape(n_cols, span)
+    # Live-level counts follow the same recurrence exactly (integers), so a bucket whose
+    # levels are all gone is exactly 0, not the rounding left over from the subtraction.
+    net = (np.bincount(born_at, minlength=size)
+           - np.bincount(died_at, minlength=size)).reshape(n_cols, span)
+    mat = np.empty((n_cols, span))
+    running = np.zeros(span)
+    live = np.zeros(span, dtype=np.int64)
+    clear = np.empty(span, dtype=bool)
+    for col in range(n_cols):
+        running *= gain[col]
+        running += add[col]
+        running -= rem[col]
+        live += net[col]
+        np.less(running, 0.0, out=clear)
+        clear |= live == 0
+        running[clear] = 0.0
+        mat[col] = running
+    out = [np.ascontiguousarray(mat[:, :width]), np.ascontiguousarray(mat[:, width:])]
     return Heatmap(p.grid, k0, cols, c.timestamp[cols], out[0], out[1], model.proxy)
