@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable
 
 from bot.config import Config
 from bot.errors import ConfigError
 from bot.wiring import make_service, open_store
 
 log = logging.getLogger(__name__)
+
+# The whole stop, whatever the platforms are doing (issue 24; Docker's default stop timeout is
+# 10 s): the service's own budget (bot.service.STOP_BUDGET_S) and then the adapters with the rest.
+STOP_S = 4.5
+CANCEL_GRACE_S = 0.1  # for what is cut off to unwind
 
 
 async def run(cfg: Config) -> int:
@@ -43,16 +49,32 @@ async def run(cfg: Config) -> int:
         await stop.wait()
         log.info("stopping: finishing running jobs")
     finally:
-        if view is not None:
-            await view.stop()
-        await service.stop()
-        for adapter in reversed(started):
-            try:
-                await adapter.stop()
-            except Exception:  # one platform failing to stop must not block the others
-                log.exception("stopping the %s adapter failed", adapter.platform)
-        await service.source.close()
+        end = loop.time() + STOP_S
+        # The service first: its jobs finish, sends in flight are cut off back to 'pending'.
+        await _within(end, {"the web view": view.stop()} if view is not None else {})
+        await _within(end, {"the service": service.stop()})
+        await _within(end, {**{f"the {a.platform} adapter": a.stop() for a in started},
+                            "the market source": service.source.close()})
         ok = store.integrity_ok()
         store.close()
         log.info("stopped (store integrity %s)", "ok" if ok else "FAILED")
     return 0
+
+
+async def _within(end: float, steps: dict[str, Awaitable[None]]) -> None:
+    """Run the stop ``steps`` together until ``end`` (loop time); cancel those still running
+    and name them in one line. One step failing never blocks the others."""
+    tasks = {asyncio.ensure_future(aw): name for name, aw in steps.items()}
+    if not tasks:
+        return
+    loop = asyncio.get_running_loop()
+    done, late = await asyncio.wait(tasks, timeout=max(0.0, end - loop.time()))
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("stopping %s failed", tasks[task], exc_info=exc)
+    if late:
+        for task in late:
+            task.cancel()
+        await asyncio.wait(late, timeout=CANCEL_GRACE_S)
+        log.warning("stop: cut off %s after %.1f s", ", ".join(tasks[t] for t in late), STOP_S)
