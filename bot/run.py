@@ -70,8 +70,7 @@ async def _within(end: float, steps: dict[str, Awaitable[None]]) -> None:
     loop = asyncio.get_running_loop()
     done, late = await asyncio.wait(tasks, timeout=max(0.0, end - loop.time()))
     for task in done:
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
+        if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("stopping %s failed", tasks[task], exc_info=exc)
     if late:
         for task in late:
