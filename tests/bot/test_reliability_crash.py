@@ -92,6 +92,7 @@ CHATS: tuple[tuple[str, str, list[tuple[float, float]], list[tuple[float, str, s
 )
 STARTUP_TIMEOUT_S = 60
 UPDATE = "(updates the earlier alert on this cluster) "  # bot.console.ConsoleNotifier.edit
+REPLY = re.compile(r"^\(reply to alert \d+\) ")  # a receipt (bot.audit.receipts)
 RUN_TIMEOUT_S = 120
 
 
@@ -213,8 +214,10 @@ class BotDir:
         if not self.alerts_file.exists():
             return []
         # An alert is one line; a lifecycle update (bot.alerts.lifecycle) names the alert it
-        # updates and ends with the cluster's timeline: both are cut, leaving the row's text.
-        return [line[len("ALERT "):].removeprefix(UPDATE).split(" · timeline: ")[0]
+        # updates and ends with the cluster's timeline, a receipt names the break alert it
+        # answers (its number in that process): all are cut, leaving the row's text.
+        return [REPLY.sub("", line[len("ALERT "):].removeprefix(UPDATE)).split(
+                    " · timeline: ")[0]
                 for line in self.alerts_file.read_text().splitlines()
                 if line.startswith("ALERT ")]
 
