@@ -22,10 +22,11 @@ import numpy as np
 from bot.errors import BadSymbolError, MarketDataError
 from bot.market.base import MarketSnapshot, PriceTick, is_stale, timeframe_ms
 from bot.market.cache import CandleRows, MarketCache, empty_rows
-from bot.market.errors import MalformedResponse, RetryPolicy, with_retry
+from bot.market.errors import MalformedResponse, RetryPolicy, retry_after_s, with_retry
 from bot.market.oi import OiHistory, aggregate, align_usd
 from bot.market.replay import find_gaps
 from bot.market.symbols import resolve
+from bot.market.weight import WEIGHT_LIMITS, WeightBudget, klines_weight
 from estimator import BINANCE_BTCUSDT, Candles, TierTable
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ class CcxtSource:
                  exchange_factory: ExchangeFactory | None = None, *,
                  retry: RetryPolicy | None = None, timeout_ms: int = 10_000,
                  page_limit: int = 1000, min_oi_coverage: float = 0.9,
-                 raw_klines: bool = True, clock: Callable[[], int] | None = None) -> None:
+                 raw_klines: bool = True, clock: Callable[[], int] | None = None,
+                 weight_share: float = 0.7, weight_window_s: float = 60.0) -> None:
         if not exchanges:
             raise ValueError("ccxt source: at least one exchange")
         if not 0 < lookback_days <= 365:
@@ -97,6 +99,9 @@ class CcxtSource:
         self._tiers: dict[str, tuple[TierTable | None, str, str | None]] = {}
         self._last_tick: dict[str, int] = {}
         self._markets_at: dict[str, float] = {}  # monotonic time each market list was loaded
+        # Request weight per exchange that publishes a limit (Binance: 2,400 / min).
+        self.budgets = {name: WeightBudget(WEIGHT_LIMITS[name], weight_share, weight_window_s)
+                        for name in self.exchanges if name in WEIGHT_LIMITS}
 
     @staticmethod
     def _default_factory(timeout_ms: int) -> ExchangeFactory:
@@ -106,8 +111,26 @@ class CcxtSource:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _call(self, ex: Any, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        return await with_retry(f"{ex.id} {what}", call, self.retry,
+    async def _call(self, ex: Any, what: str, call: Callable[[], Awaitable[Any]],
+                    weight: int = 1) -> Any:
+        budget = self.budgets.get(ex.id)
+        if budget is None:
+            return await with_retry(f"{ex.id} {what}", call, self.retry,
+                                    lambda: getattr(ex, "last_response_headers", None))
+
+        async def weighed() -> Any:
+            await budget.acquire(weight)
+            try:
+                return await call()
+            except (ccxt.DDoSProtection, ccxt.RateLimitExceeded):
+                # 429/418: every call waits (a call during a 429 earns a 418 ban).
+                wait = retry_after_s(getattr(ex, "last_response_headers", None))
+                budget.pause(wait if wait is not None else 60.0)
+                raise
+            finally:
+                budget.observe(getattr(ex, "last_response_headers", None))
+
+        return await with_retry(f"{ex.id} {what}", weighed, self.retry,
                                 lambda: getattr(ex, "last_response_headers", None))
 
     async def _exchange(self, name: str) -> Any:
@@ -221,9 +244,11 @@ class CcxtSource:
                       _RANGE_TF[-1])
             step = timeframe_ms(tf)
             since = max(since // step * step, now // step * step - 999 * step)
-        limit = 1 if since is None else 1000
+        # Only the bars needed (weight 1 under 100 bars, 5 for 1,000).
+        limit = 1 if since is None else min(1000, (now - since) // timeframe_ms(tf) + 2)
         bars = await self._call(ex, f"fetch_ohlcv {symbol} {tf}",
-                                lambda: ex.fetch_ohlcv(symbol, tf, since, limit))
+                                lambda: ex.fetch_ohlcv(symbol, tf, since, limit),
+                                klines_weight(limit))
         m = _ohlcv_matrix(bars, 6)
         if len(m) == 0:
             raise MarketDataError(f"{ex.id} returned no recent price for {symbol}")
@@ -254,9 +279,13 @@ class CcxtSource:
         pages: list[np.ndarray] = []
         cursor, page = since, 0
         while cursor <= now:
-            def one(c: int = cursor) -> Awaitable[np.ndarray]:
-                return self._klines_page(ex, symbol, c, now, raw)
-            m = await self._call(ex, f"klines {symbol} {self.timeframe} from {cursor}", one)
+            # Only the candles up to now: a steady recompute asks for a few (weight 1).
+            limit = max(1, min(self.page_limit, (now - cursor) // self.tf_ms + 2))
+
+            def one(c: int = cursor, n: int = limit) -> Awaitable[np.ndarray]:
+                return self._klines_page(ex, symbol, c, now, raw, n)
+            m = await self._call(ex, f"klines {symbol} {self.timeframe} from {cursor}", one,
+                                 klines_weight(limit))
             page += 1
             if expected > 2:
                 log.info("backfill %s %s %s: page %d/~%d", ex.id, symbol, self.timeframe,
@@ -265,24 +294,24 @@ class CcxtSource:
                 break
             pages.append(m)
             last = int(m[-1, 0])
-            if last + self.tf_ms > now or len(m) < self.page_limit:
+            if last + self.tf_ms > now or len(m) < limit:
                 break
             cursor = last + self.tf_ms
         return CandleRows.from_matrix(np.vstack(pages) if pages else np.zeros((0, 7)))
 
     async def _klines_page(self, ex: Any, symbol: str, since: int, now: int,
-                           raw: bool) -> np.ndarray:
+                           raw: bool, limit: int) -> np.ndarray:
         """One page as an (n, 7) matrix; raises MalformedResponse for unusable bodies and for
         an empty page before the present (a missing page mid-range)."""
         if raw:
             body = await ex.fapiPublicGetKlines({
                 "symbol": ex.markets[symbol]["id"], "interval": self.timeframe,
-                "startTime": since, "limit": self.page_limit})
+                "startTime": since, "limit": limit})
             m = _ohlcv_matrix(body, 11)
             # Columns 9–10: taker-buy base volume, taker-buy quote volume.
             m = np.column_stack([m[:, :6], m[:, 9]]) if len(m) else np.zeros((0, 7))
         else:
-            bars = await ex.fetch_ohlcv(symbol, self.timeframe, since, self.page_limit)
+            bars = await ex.fetch_ohlcv(symbol, self.timeframe, since, limit)
             m = _ohlcv_matrix(bars, 6)
             m = np.column_stack([m[:, :6], np.full(len(m), np.nan)]) if len(m) else np.zeros((0, 7))
         if len(m) == 0 and since + 2 * self.tf_ms <= now:

@@ -7,7 +7,8 @@ of time (:func:`price_at`), so any range pages the same way every run. The clock
 Weight limits (off unless ``weight_limit`` is set): every request costs Binance's weight (klines by
 ``limit``), counted per window of ``weight_window_s`` (60 s real; shorter in a time-compressed
 bench) and reported in ``X-MBX-USED-WEIGHT-1M``. Over the limit → 429 with Retry-After until the
-window ends; a request while told to wait → 418 and an IP ban (``ban_s``), counted in ``bans``.
+window ends; a request sent while told to wait (later than ``ban_grace_s`` after the 429, i.e.
+not merely in flight) → 418 and an IP ban (``ban_s``), counted in ``bans``.
 ``add_perpetuals(["AAAUSDT", …])`` lists more synthetic perpetuals.
 
 Faults are scripted per path: ``fake.inject("/fapi/v1/klines", "ok", "429")`` makes the second
@@ -78,8 +79,10 @@ class FakeBinance:
         self.peak_weight = 0
         self.limited = 0  # 429s answered
         self.bans = 0  # 418s answered
-        self._window_start = time.monotonic()
-        self._wait_until = 0.0  # after a 429: requests before this get banned
+        self._window = -1
+        self._wait_until = 0.0  # after a 429: requests before this get banned…
+        self._told_at = 0.0
+        self.ban_grace_s = 0.25  # …unless sent before the client could have seen the 429
         self._banned_until = 0.0
 
     def add_perpetuals(self, names: list[str]) -> None:
@@ -103,11 +106,16 @@ class FakeBinance:
     async def _weigh(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if self.weight_limit is None:
             return await handler(request)
-        now = time.monotonic()
-        if now - self._window_start >= self.weight_window_s:
-            elapsed = (now - self._window_start) // self.weight_window_s
-            self._window_start += elapsed * self.weight_window_s
-            self.used = 0
+        now = time.time()  # windows aligned to the wall clock, like Binance's minutes
+        window = math.floor(now / self.weight_window_s)
+        if window != self._window:
+            self._window, self.used = window, 0
+        if now < self._wait_until and now < self._told_at + self.ban_grace_s:
+            self.limited += 1  # in flight when the first 429 went out: another 429
+            return web.json_response(
+                {"code": -1003, "msg": "Too many requests."}, status=429,
+                headers={"Retry-After": str(math.ceil(self._wait_until - now)),
+                         "X-MBX-USED-WEIGHT-1M": str(self.used)})
         if now < self._banned_until or now < self._wait_until:
             if now >= self._banned_until:
                 self._banned_until = now + self.ban_s
@@ -119,7 +127,8 @@ class FakeBinance:
         self.peak_weight = max(self.peak_weight, self.used)
         if self.used > self.weight_limit:
             self.limited += 1
-            self._wait_until = self._window_start + self.weight_window_s
+            self._wait_until = (window + 1) * self.weight_window_s
+            self._told_at = now
             return web.json_response(
                 {"code": -1003, "msg": "Too many requests; current limit is "
                  f"{self.weight_limit} request weight per minute."}, status=429,
