@@ -43,12 +43,12 @@ def for_config(store: Store, acc: AccuracySection, symbol: str | None,
                window: str = "30d") -> dict[bool, dict[str, Any]]:
     """:func:`scoreboards` with the bootstrap's horizon and spacing in candles taken from the
     config and the stored data (candle step: the price path; spacing: the evaluations)."""
-    where = "WHERE ? IS NULL OR symbol = ?"
     ts = [r[0] for r in store.db.execute(
-        f"SELECT ts FROM price_path {where} ORDER BY symbol, ts LIMIT 1000", (symbol, symbol))]
-    ev = [r[0] for r in store.db.execute(
-        f"SELECT t_ms FROM evaluations {where} ORDER BY symbol, t_ms LIMIT 1000",
+        "SELECT ts FROM price_path WHERE ? IS NULL OR symbol = ? ORDER BY symbol, ts LIMIT 1000",
         (symbol, symbol))]
+    ev = [r[0] for r in store.db.execute(
+        "SELECT t_ms FROM evaluations WHERE ? IS NULL OR symbol = ? ORDER BY symbol, t_ms "
+        "LIMIT 1000", (symbol, symbol))]
     pos = [d for d in np.diff(ts) if d > 0]
     step = int(np.median(pos)) if pos else 60_000
     gaps = [d for d in np.diff(ev) if d > 0]
