@@ -11,7 +11,8 @@ evaluation (today's walk before issue 20), same candles, same evaluations, same 
 - larger: a generated hourly series of --larger candles (seeded random walk, volume only).
   For both: walk_s (new), previous_walk_s (tests/bot/backtest_reference.py with the previous
   estimator fast path, bench/estimator_baseline.py), speedup, same_to_rounding (the same
-  clusters exactly, notionals within rtol 1e-9) and max_rel_notional_diff, backtest_s (the whole ``run_backtest`` with the new walk).
+  clusters exactly, notionals within rtol 1e-9) and max_rel_notional_diff, backtest_s (the
+  whole ``run_backtest`` with the new walk).
 - growth: the new walk on generated hourly series of --growth sizes: seconds and peak traced
   memory (tracemalloc, MB) per size, and the exponents b of time ∝ rows^b and memory ∝ rows^b
   fitted over them (least squares on logs; 1.0 = linear).
@@ -48,6 +49,7 @@ import estimator_baseline as previous  # noqa: E402
 from bot.backtest import BacktestOptions, run_backtest  # noqa: E402
 from bot.backtest.walk import (  # noqa: E402
     Estimates,
+    _top_rows,
     candle_step_ms,
     evaluation_times,
     parse_duration,
@@ -55,7 +57,6 @@ from bot.backtest.walk import (  # noqa: E402
     walk,
 )
 from bot.market.replay import load_csv  # noqa: E402
-from bot.backtest.walk import _top_rows  # noqa: E402
 from estimator import Candles, ClusterRule, ModelParams, books_at, level_model  # noqa: E402
 from tests.bot.backtest_reference import walk_rebuilding  # noqa: E402
 from tests.synthetic import random_walk  # noqa: E402
