@@ -100,7 +100,9 @@ async def run_command(interaction: discord.Interaction, name: str, *args: object
     # deferred — but only once the arguments passed (the core calls ``before_render`` then):
     # Discord keeps the visibility of the defer, and an error must stay private (ephemeral)
     # while a chart is public.
-    defer = partial(interaction.response.defer, thinking=True) if BY_NAME[name].chart else None
+    # The same for a command that may first fetch an untracked symbol (a few seconds).
+    slow = BY_NAME[name].chart or BY_NAME[name].fetches
+    defer = partial(interaction.response.defer, thinking=True) if slow else None
     reply = await core.handle(command_text(name, *args, rest=rest), caller_for(interaction),
                               before_render=defer)
     await send_reply(interaction, f"/{name}", reply or Reply("Unknown command.", error=True))
@@ -275,6 +277,13 @@ async def accuracy(interaction: discord.Interaction, symbol: str | None = None,
     await run_command(interaction, "accuracy", symbol, window)
 
 
+@app_commands.describe(count="How many clusters (1–25, default 5)",
+                       side="Only long or only short clusters (default both)")
+async def top(interaction: discord.Interaction, count: app_commands.Range[int, 1, 25] | None = None,
+              side: Literal["long", "short"] | None = None) -> None:
+    await run_command(interaction, "top", None if count is None else str(count), side)
+
+
 CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "start": start, "help": help_, "levels": levels, "heatmap": heatmap, "map": map_,
     "ifbreak": ifbreak, "mypos": mypos,
@@ -282,6 +291,7 @@ CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "subscribe_liqs": subscribe_liqs,
     "unsubscribe_liqs": unsubscribe_liqs, "alerts": alerts, "level": level,
     "unlevel": unlevel, "status": status, "symbols": symbols, "accuracy": accuracy,
+    "top": top,
 }
 
 

@@ -22,7 +22,8 @@ Handler = Callable[["CommandCore", Caller, tuple[str, ...]], Awaitable[Reply]]
 @dataclass(frozen=True)
 class Command:
     """One chat command. ``admin_in_groups``: in groups only chat admins (or configured bot
-    admins) may run it. ``chart``: counts against the per-user chart rate limit."""
+    admins) may run it. ``chart``: counts against the per-user chart rate limit. ``fetches``:
+    may first fetch an untracked symbol (seconds): Discord defers the answer then."""
 
     name: str
     usage: str
@@ -30,6 +31,7 @@ class Command:
     handler: Handler
     admin_in_groups: bool = False
     chart: bool = False
+    fetches: bool = False
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -37,7 +39,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("help", "/help", "List the commands", market_cmds.help_),
     Command("levels", "/levels [SYM]",
             "Top estimated liquidation clusters per side (size, range, distance)",
-            market_cmds.levels),
+            market_cmds.levels, fetches=True),
     Command("heatmap", "/heatmap [SYM] [12h|24h|3d|7d|30d]",
             "Liquidation heatmap image over a window (default 24h)", market_cmds.heatmap,
             chart=True),
@@ -49,7 +51,7 @@ COMMANDS: tuple[Command, ...] = (
             "of open interest", top_cmds.top),
     Command("ifbreak", "/ifbreak SYM PRICE",
             "If price breaks PRICE: estimated liquidations on the way, clusters in order",
-            position_cmds.ifbreak),
+            position_cmds.ifbreak, fetches=True),
     Command("mypos", "/mypos SYM long|short ENTRY LEVERAGE [SIZE_USD] [watch [PCT]]",
             "Your liquidation price, the estimated clusters between price and it; optional "
             "watch (private chats)", position_cmds.mypos),
