@@ -1,4 +1,4 @@
-"""to_png writes the canvas' pixels exactly (its own PNG writer), read back by Pillow and by
+"""to_png writes the canvas' pixels exactly (Pillow's encoder, RGB), read back by Pillow and by
 matplotlib's reader."""
 
 from __future__ import annotations
