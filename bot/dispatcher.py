@@ -237,6 +237,9 @@ class Dispatcher:
             text = lifecycle.text(row.event, step.timeline, row.chat.timezone)
         else:
             text = render(row.event, row.chat.timezone)
+            if row.event.kind is EventKind.CONFIRMED:  # kept: its cluster's receipt replies to it
+                step = lifecycle.Plan(None, ((row.event.kind.value, row.event.ts_ms,
+                                              row.event.price),), True)
         alert = Alert(text=text, event=row.event, dedupe_key=row.dedupe_key,
                       reply_to=self._break_message(row))
         try:
@@ -276,13 +279,15 @@ class Dispatcher:
 
     def _break_message(self, row: OutboxRow) -> str | None:
         """A receipt answers the break message of its cluster (the thread's message while
-        the thread ends with that break)."""
+        the thread ends with that break); a confirmed cluster's, the chat's confirmed alert
+        on it."""
         if row.event.kind is not EventKind.RECEIPT:
             return None
         thread = self.store.thread(row.chat.id, row.event.ref)
         if thread is None or not thread.closed or not thread.timeline:
             return None
-        return thread.message_id if thread.timeline[-1][0] == EventKind.BREAK.value else None
+        answers = EventKind.CONFIRMED if row.event.positions is not None else EventKind.BREAK
+        return thread.message_id if thread.timeline[-1][0] == answers.value else None
 
     async def _deliver(self, notifier: Notifier, row: OutboxRow, alert: Alert,
                        step: lifecycle.Plan | None) -> str | None:

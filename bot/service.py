@@ -47,6 +47,8 @@ from bot.config import Config, model_params
 from bot.dispatcher import Dispatcher, Notifier
 from bot.errors import LiqBotError, MarketDataError
 from bot.estimates import Estimate, EstimateBoard, compute_estimate
+from bot.hyperliquid.alerts import ConfirmedSubscription, confirmed_breaks, confirmed_events
+from bot.hyperliquid.confirmed import ConfirmedView
 from bot.hyperliquid.desk import PositionsDesk
 from bot.market.base import MarketSource, timeframe_ms
 from bot.market.replay import ReplaySource
@@ -183,6 +185,14 @@ class Service:
                                         else pt.timestamp, self.cfg.tape.receipt_minutes,
                                         est.proxy)
                 for e in events if e.kind is EventKind.BREAK and e.side)
+        confirmed = self._confirmed_view(symbol, est, pt.price, pt.timestamp)
+        if self.tape is not None and confirmed is not None:
+            # Confirmed clusters this tick broke ask for their receipts, before the tick
+            # commits (a crash in between re-runs the tick: the same rows, ignored).
+            self.store.add_receipts_due(confirmed_breaks(
+                *confirmed, symbol, state.last_price, max(pt.high, pt.price),
+                min(pt.low, pt.price), state.last_ms if state.last_ms is not None
+                else pt.timestamp, pt.timestamp, est.book.grid, self.cfg.tape.receipt_minutes))
         # Receipts due by this tick, before the tick commits: a crash in between re-runs the
         # tick, which finds them done, so a replay queues each receipt at the same tick.
         if self.tape is not None:
@@ -196,26 +206,29 @@ class Service:
             result.queued += tick_watches(self.store, symbol, state.last_price, pt.price,
                                           pt.high, pt.low, pt.timestamp, est.clusters,
                                           now=self.dispatcher.clock())
-        if self.positions is not None:  # real positions: alerts even when the estimate is stale
-            result.queued += self._confirmed_alerts(symbol, est, pt.price, pt.timestamp)
+        if confirmed is not None:  # real positions: alerts even when the estimate is stale
+            events_hl = confirmed_events(*confirmed, symbol, pt.price, pt.timestamp,
+                                         est.book.grid)
+            if events_hl:
+                result.queued += self.store.commit_confirmed(events_hl, self.dispatcher.clock())
         self._states[symbol] = new_state
         result.events = events
         if stale:
             result.skipped = "stale data: no alerts"
         return result
 
-    def _confirmed_alerts(self, symbol: str, est: Estimate, price: float, t_ms: int) -> int:
-        """Confirmed clusters (real Hyperliquid positions) near price, once per chat and
-        cluster (bot.hyperliquid.alerts); the book at the tick's time."""
-        from bot.hyperliquid.alerts import confirmed_events
-
-        assert self.positions is not None
+    def _confirmed_view(self, symbol: str, est: Estimate, price: float, t_ms: int
+                        ) -> tuple[list[ConfirmedSubscription], ConfirmedView] | None:
+        """The chats following ``symbol``'s confirmed clusters (real Hyperliquid positions)
+        and the book at the tick's time; None without the layer or followers. Its clusters
+        near price alert once per chat and cluster, broken ones ask for a receipt
+        (bot.hyperliquid.alerts)."""
+        if self.positions is None:
+            return None
         subs = self.store.confirmed_subscriptions(symbol)
         if not subs:
-            return 0
-        view = self.positions.view(symbol, t_ms, price, est.book.grid)
-        events = confirmed_events(subs, view, symbol, price, t_ms, est.book.grid)
-        return self.store.commit_confirmed(events, self.dispatcher.clock()) if events else 0
+            return None
+        return subs, self.positions.view(symbol, t_ms, price, est.book.grid)
 
     def _with_tape(self, events: list[AlertEvent], symbol: str, last_ms: int | None,
                    now: int) -> list[AlertEvent]:

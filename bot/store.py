@@ -155,6 +155,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     audit_tables.MIGRATION,  # v6: receipts, evaluations, price path (bot.audit.tables)
     hl_wallets.MIGRATION,  # v7: Hyperliquid wallets and their last scan (bot.hyperliquid.wallets)
     hl_alerts.MIGRATION,  # v8: chats following confirmed clusters (bot.hyperliquid.alerts)
+    audit_tables.CONFIRMED_MIGRATION,  # v9: receipts of confirmed clusters (bot.audit.tables)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -204,6 +204,16 @@ class SymbolState:
         return cls(**{k: v for k, v in json.loads(text).items() if k in known})
 
 
+def broke_through(side: str, low: float, high: float, prev: float | None, hi: float,
+                  lo: float) -> bool:
+    """The break rule (module docstring): the traded range [``lo``, ``hi``] crossed the
+    cluster's far edge coming from the previous price ``prev`` on its near side. Also the
+    break of a confirmed cluster (:mod:`bot.hyperliquid.alerts`)."""
+    if prev is None:
+        return False
+    return prev < high <= hi if side == "short" else prev > low >= lo
+
+
 def near_distance_pct(c: Cluster, price: float) -> float:
     """Signed distance (%) from ``price`` to the cluster's nearest edge; 0 inside it."""
     if price < c.low:
@@ -341,11 +351,10 @@ def evaluate(state: SymbolState, symbol: str, tick: Tick, clusters: Sequence[Clu
 
         # --- break ------------------------------------------------------------------------
         armed, b_epoch = breaks.get(c.id, [1, 0])
+        crossed = broke_through(c.side, c.low, c.high, prev, hi, lo)
         if c.side == "short":
-            crossed = prev is not None and prev < c.high <= hi
             back = price < c.low * (1 - config.rearm_pct / 100.0)
         else:
-            crossed = prev is not None and prev > c.low >= lo
             back = price > c.high * (1 + config.rearm_pct / 100.0)
         if armed and crossed:
             k = int(np.searchsorted(watch.sub_min, n, side="right"))

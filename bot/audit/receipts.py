@@ -5,7 +5,9 @@ The control band has the cluster's width and sits at the same distance on the ot
 pre-break price P: [2P − high, 2P − low], moved out to the cluster's edge when it would overlap
 it. Both bands count liquidations of the cluster's side (the same measurement, mirrored), with
 the tape's usual slack (:func:`bot.tape.alerts.seen_in`).
-Tape figures are exchange data; the cluster's size is the estimate (USD, or proxy units).
+Tape figures are exchange data; the cluster's size is the estimate (USD, or proxy units) —
+or, for a confirmed cluster (real Hyperliquid positions, :mod:`bot.hyperliquid.alerts`), its
+confirmed size ("confirmed: N real positions on Hyperliquid, $X"), never called an estimate.
 
 Example: ``🧾 Receipt BTC/USDT:USDT 91,000–91,400 long (broke 14:05): tape saw $3.0M of long
 liquidations (41) in 15 min; estimate $120M (proxy units); control band above: $0.2M · tape =
@@ -45,8 +47,9 @@ class DueReceipt:
     break_ms: int
     since_ms: int
     due_ms: int
-    estimate_usd: float
+    estimate_usd: float  # a confirmed cluster: its real positions' USD
     proxy: bool
+    positions: int | None = None  # a confirmed cluster: its real positions (else None)
 
 
 def due_from_break(e: AlertEvent, pre_price: float, since_ms: int, minutes: float,
@@ -83,7 +86,8 @@ def receipt_event(r: DueReceipt, events: Iterable[Liquidation], price: float) ->
                       ts_ms=r.due_ms, side=r.side, low=r.low, high=r.high,
                       notional_usd=r.estimate_usd, tape_usd=usd, tape_count=n,
                       level_price=r.pre_price, control_usd=control, since_ms=r.break_ms,
-                      note="proxy" if r.proxy else "usd")
+                      note="confirmed" if r.positions is not None else
+                      "proxy" if r.proxy else "usd", positions=r.positions)
 
 
 def receipt_text(e: AlertEvent, tz: str = "UTC") -> str:
@@ -91,10 +95,16 @@ def receipt_text(e: AlertEvent, tz: str = "UTC") -> str:
     rng = f"{price_text(e.low or 0.0)}–{price_text(e.high or 0.0)}"
     broke = time_text(e.since_ms or e.ts_ms, tz)[11:16]
     minutes = round((e.ts_ms - (e.since_ms or e.ts_ms)) / 60_000)
-    units = "proxy units" if e.note == "proxy" else "USD"
     where = "above" if e.side == "long" else "below"
+    if e.positions is not None:  # a confirmed cluster: real positions, never an estimate
+        from bot.hyperliquid.alerts import SOURCE, confirmed_size
+
+        size = confirmed_size(e.positions, e.notional_usd or 0.0)
+        label = f"confirmed = {SOURCE}"
+    else:
+        units = "proxy units" if e.note == "proxy" else "USD"
+        size, label = f"estimate {money(e.notional_usd or 0.0)} ({units})", ESTIMATE_LABEL
     return (f"🧾 Receipt {e.symbol} {rng} {e.side} (broke {broke}): tape saw "
             f"{money(e.tape_usd or 0.0)} of {e.side} liquidations ({e.tape_count or 0}) in "
-            f"{minutes} min; estimate {money(e.notional_usd or 0.0)} ({units}); control band "
-            f"{where}: {money(e.control_usd or 0.0)} · {TAPE_LABEL}; {ESTIMATE_LABEL}. "
-            f"{UNDER_REPORTS}")
+            f"{minutes} min; {size}; control band {where}: {money(e.control_usd or 0.0)} · "
+            f"{TAPE_LABEL}; {label}. {UNDER_REPORTS}")

@@ -5,6 +5,8 @@
   chat and break, keyed like the break's outbox row). :meth:`AuditTables.commit_receipts`
   queues receipts and marks their rows done in ONE transaction, and the outbox key (chat,
   'receipt', ref, epoch) is unique: a receipt is queued exactly once whatever restarts happen.
+  A confirmed cluster's receipt (:mod:`bot.hyperliquid.alerts`) has ``positions`` (its real
+  positions; :data:`CONFIRMED_MIGRATION`, v9) and needs no break row: it is queued once due.
 - ``evaluations``: every recorded recompute's top clusters per side, and once its horizon has
   passed its per-evaluation scores (written once; :mod:`bot.audit.evaluations`).
 - ``price_path``: the candles (high, low, close) the bot fetched, to score evaluations.
@@ -66,6 +68,9 @@ MIGRATION: tuple[str, ...] = (
         PRIMARY KEY (symbol, ts))""",
 )
 
+# v9: a confirmed cluster's receipt carries its real positions (NULL: an estimated cluster).
+CONFIRMED_MIGRATION: tuple[str, ...] = ("ALTER TABLE receipts ADD COLUMN positions INTEGER",)
+
 
 class AuditTables:
     db: sqlite_utils.Database
@@ -76,25 +81,29 @@ class AuditTables:
     def add_receipts_due(self, due: Iterable[DueReceipt]) -> int:
         """Remember breaks waiting for a receipt (a break already remembered is ignored)."""
         rows = [(r.chat, r.ref, r.epoch, r.symbol, r.side, r.low, r.high, r.pre_price,
-                 r.break_ms, r.since_ms, r.due_ms, r.estimate_usd, int(r.proxy)) for r in due]
+                 r.break_ms, r.since_ms, r.due_ms, r.estimate_usd, int(r.proxy), r.positions)
+                for r in due]
         with self.db.atomic():
             before = self.db.conn.total_changes
             self.db.conn.executemany(
                 "INSERT OR IGNORE INTO receipts (chat, ref, epoch, symbol, side, low, high,"
-                " pre_price, break_ms, since_ms, due_ms, estimate_usd, proxy)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                " pre_price, break_ms, since_ms, due_ms, estimate_usd, proxy, positions)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             return int(self.db.conn.total_changes - before)
 
     def receipts_due(self, symbol: str, now_ms: int) -> list[DueReceipt]:
-        """Receipts of ``symbol`` due by ``now_ms`` (tick clock) whose break was queued."""
+        """Receipts of ``symbol`` due by ``now_ms`` (tick clock) whose break was queued (a
+        confirmed cluster's: its row is its break)."""
         rows = self.db.execute(
             "SELECT r.chat, r.ref, r.epoch, r.symbol, r.side, r.low, r.high, r.pre_price,"
-            " r.break_ms, r.since_ms, r.due_ms, r.estimate_usd, r.proxy FROM receipts r"
-            " WHERE r.symbol = ? AND r.done = 0 AND r.due_ms <= ? AND EXISTS (SELECT 1 FROM"
-            " outbox o WHERE o.chat = r.chat AND o.kind = 'break' AND o.ref = r.ref"
-            " AND o.epoch = r.epoch) ORDER BY r.due_ms, r.chat", (symbol, now_ms)).fetchall()
+            " r.break_ms, r.since_ms, r.due_ms, r.estimate_usd, r.proxy, r.positions"
+            " FROM receipts r WHERE r.symbol = ? AND r.done = 0 AND r.due_ms <= ?"
+            " AND (r.positions IS NOT NULL OR EXISTS (SELECT 1 FROM outbox o"
+            " WHERE o.chat = r.chat AND o.kind = 'break' AND o.ref = r.ref"
+            " AND o.epoch = r.epoch)) ORDER BY r.due_ms, r.chat", (symbol, now_ms)).fetchall()
         return [DueReceipt(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10],
-                           r[11], bool(r[12])) for r in rows]
+                           r[11], bool(r[12]), None if r[13] is None else int(r[13]))
+                for r in rows]
 
     def commit_receipts(self, receipts: Sequence[AlertEvent], now: int) -> int:
         """Queue the receipt alerts and mark their rows done, in one transaction. Returns the
@@ -108,9 +117,10 @@ class AuditTables:
 
     def receipt_captures(self, symbol: str | None, since_ms: int) -> list[float]:
         """Tape USD inside the cluster of each receipt made (one per break, not per chat)
-        for breaks at or after ``since_ms``."""
+        for breaks at or after ``since_ms``; estimated clusters only (the scoreboard's)."""
         rows = self.db.execute(
             "SELECT MAX(tape_usd) FROM receipts WHERE done = 1 AND break_ms >= ?"
+            " AND positions IS NULL"
             " AND (? IS NULL OR symbol = ?) GROUP BY symbol, ref, break_ms",
             (since_ms, symbol, symbol)).fetchall()
         return [float(r[0]) for r in rows if r[0] is not None]

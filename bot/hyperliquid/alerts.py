@@ -8,6 +8,12 @@ is within ``approach_pct`` % of price (or that price is inside) alerts each foll
 ONCE — ref ``hl:<side>:<first bucket>``, epoch 0, so the outbox's unique key makes a repeated
 tick or a restart a no-op. Wording: "confirmed: N real positions on Hyperliquid, $X", never
 "estimate".
+
+Break (issue 18): with the tape on, a confirmed cluster of at least a chat's ``min_usd`` that
+the tick's traded range crosses by the estimate's break rule
+(:func:`bot.alerts.engine.broke_through`) asks for that chat's sweep receipt: the same
+receipts as estimated breaks (:mod:`bot.audit.receipts`), once per chat and cluster ref (epoch
+0, like the alert), replying to the chat's confirmed alert on that cluster when it got one.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.alerts.engine import broke_through
 from bot.alerts.events import AlertEvent, EventKind
+from bot.audit.receipts import DueReceipt
 from bot.errors import UserInputError
 from bot.fmt import money, price_text
 
@@ -24,6 +32,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from bot.hyperliquid.confirmed import ConfirmedView
+    from bot.hyperliquid.positions import ConfirmedCluster
     from estimator.grid import PriceGrid
 
 MIGRATION: tuple[str, ...] = (
@@ -83,6 +92,30 @@ class ConfirmedAlertTables:
             return self._insert_outbox(events, t)
 
 
+def cluster_ref(c: ConfirmedCluster, grid: PriceGrid) -> str:
+    """``hl:<side>:<first bucket>``: a confirmed cluster's alert (and receipt) ref."""
+    return f"hl:{c.side}:{int(grid.index(c.low * (1 + 1e-12)))}"
+
+
+def confirmed_breaks(subs: Sequence[ConfirmedSubscription], view: ConfirmedView, symbol: str,
+                     prev: float | None, hi: float, lo: float, since_ms: int, ts_ms: int,
+                     grid: PriceGrid, minutes: float) -> list[DueReceipt]:
+    """The receipts asked for by confirmed clusters the tick [``lo``, ``hi``] broke, coming
+    from the previous price ``prev`` (at ``since_ms``): one per following chat whose
+    ``min_usd`` the cluster reaches, due ``minutes`` after ``ts_ms``, with the cluster's
+    confirmed size (its real positions' USD and count)."""
+    due = []
+    for c in view.clusters:
+        if prev is None or not broke_through(c.side, c.low, c.high, prev, hi, lo):
+            continue
+        ref = cluster_ref(c, grid)
+        due += [DueReceipt(s.chat, ref, 0, symbol, c.side, c.low, c.high, prev, ts_ms, since_ms,
+                           ts_ms + int(round(minutes * 60_000)), c.notional_usd, False,
+                           positions=c.positions)
+                for s in subs if c.notional_usd >= s.min_usd]
+    return due
+
+
 def confirmed_events(subs: Sequence[ConfirmedSubscription], view: ConfirmedView,
                      symbol: str, price: float, ts_ms: int, grid: PriceGrid) -> list[AlertEvent]:
     events = []
@@ -92,7 +125,7 @@ def confirmed_events(subs: Sequence[ConfirmedSubscription], view: ConfirmedView,
         else:
             near = c.high if c.high < price else c.low
             dist = (near - price) / price * 100.0
-        ref = f"hl:{c.side}:{int(grid.index(c.low * (1 + 1e-12)))}"
+        ref = cluster_ref(c, grid)
         for s in subs:
             if c.notional_usd >= s.min_usd and abs(dist) <= s.approach_pct:
                 events.append(AlertEvent(
@@ -108,10 +141,15 @@ def confirmed_text(e: AlertEvent) -> str:
     dist = e.distance_pct or 0.0
     where = "price is inside" if dist == 0 else \
         f"{abs(dist):.1f} % {'above' if dist > 0 else 'below'} price"
-    n = e.positions or 0
-    return (f"🟦 {e.symbol} confirmed: {n} real {'position' if n == 1 else 'positions'} on "
-            f"Hyperliquid, {money(e.notional_usd or 0.0)}, {e.side}s liquidate at "
+    return (f"🟦 {e.symbol} {confirmed_size(e.positions or 0, e.notional_usd or 0.0)}, "
+            f"{e.side}s liquidate at "
             f"{price_text(e.low or 0.0)}–{price_text(e.high or 0.0)} ({where})")
+
+
+def confirmed_size(n: int, usd: float) -> str:
+    """``confirmed: 4 real positions on Hyperliquid, $1.2M`` (alerts and receipts)."""
+    return (f"confirmed: {n} real {'position' if n == 1 else 'positions'} on Hyperliquid, "
+            f"{money(usd)}")
 
 
 def layer_of(args: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
