@@ -76,7 +76,13 @@ def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
         embed.add_field(name="Tape in range", value=f"{money(ev.tape_usd or 0.0)} "
                                                     f"({ev.tape_count or 0})")
         embed.add_field(name="Control band", value=money(ev.control_usd or 0.0))
-        embed.add_field(name="Estimate", value=money(ev.notional_usd or 0.0))
+        if ev.positions is not None:  # a confirmed cluster's: real positions, not an estimate
+            from bot.hyperliquid.alerts import SOURCE
+            source = f"tape = exchange data; confirmed = {SOURCE}"
+            embed.add_field(name="Real positions", value=f"{ev.positions}, "
+                                                         f"{money(ev.notional_usd or 0.0)}")
+        else:
+            embed.add_field(name="Estimate", value=money(ev.notional_usd or 0.0))
     elif ev.kind is EventKind.CONFIRMED:
         from bot.hyperliquid.alerts import SOURCE
         source = SOURCE

@@ -136,6 +136,14 @@ def test_a_confirmed_break_asks_for_a_receipt_worded_with_the_confirmed_size() -
     assert "confirmed: 2 real positions on Hyperliquid, $300K" in text
     assert "tape saw $0 of short liquidations (0) in 15 min" in text
     assert "control band below" in text and "estimate" not in text.lower()
+    # Discord: the embed's fields and footer say the same, never "estimate".
+    from bot.discord_embeds import alert_embed
+    from bot.dispatcher import Alert
+    embed = alert_embed(Alert(text, e, e.dedupe_key))
+    shown = [embed.title, embed.description, embed.footer.text,
+             *(f"{f.name} {f.value}" for f in embed.fields)]
+    assert "Real positions 2, $300K" in shown
+    assert not any("estimate" in (s or "").lower() for s in shown), shown
 
 
 def test_a_confirmed_receipt_needs_no_break_row_and_is_queued_once() -> None:
