@@ -102,6 +102,7 @@ class CcxtSource:
         # Request weight per exchange that publishes a limit (Binance: 2,400 / min).
         self.budgets = {name: WeightBudget(WEIGHT_LIMITS[name], weight_share, weight_window_s)
                         for name in self.exchanges if name in WEIGHT_LIMITS}
+        self._budget_of: dict[int, WeightBudget | None] = {}  # by exchange object (its slot)
 
     @staticmethod
     def _default_factory(timeout_ms: int) -> ExchangeFactory:
@@ -113,7 +114,7 @@ class CcxtSource:
 
     async def _call(self, ex: Any, what: str, call: Callable[[], Awaitable[Any]],
                     weight: int = 1) -> Any:
-        budget = self.budgets.get(ex.id)
+        budget = self._budget_of.get(id(ex))
         if budget is None:
             return await with_retry(f"{ex.id} {what}", call, self.retry,
                                     lambda: getattr(ex, "last_response_headers", None))
@@ -140,6 +141,7 @@ class CcxtSource:
             # Kept so a body ccxt could not decode (it then returns [] quietly) is caught.
             self._ex[name].enableLastJsonResponse = True
             self._loaded[name] = asyncio.Lock()
+            self._budget_of[id(self._ex[name])] = self.budgets.get(name)
         ex = self._ex[name]
         async with self._loaded[name]:
             age = time.monotonic() - self._markets_at.get(name, -math.inf)

@@ -77,6 +77,7 @@ class FakeBinance:
         self.ban_s = 120.0
         self.used = 0  # weight in the current window
         self.peak_weight = 0
+        self.total_weight = 0  # every request's weight since start
         self.limited = 0  # 429s answered
         self.bans = 0  # 418s answered
         self._window = -1
@@ -123,7 +124,9 @@ class FakeBinance:
             return web.json_response(
                 {"code": -1003, "msg": "Way too many requests; IP banned."}, status=418,
                 headers={"Retry-After": str(math.ceil(self._banned_until - now))})
-        self.used += self.weight(request.path, dict(request.query))
+        cost = self.weight(request.path, dict(request.query))
+        self.used += cost
+        self.total_weight += cost
         self.peak_weight = max(self.peak_weight, self.used)
         if self.used > self.weight_limit:
             self.limited += 1
