@@ -116,6 +116,7 @@ class Service:
         self.track_grace_s = GRACE_S
         self._leaving: dict[str, float] = {}  # tracked symbols without subscribers, since
         self._phase: dict[str, float] = {}  # each recompute's offset in the interval (s)
+        self._last_done: dict[str, float] = {}  # monotonic time of each symbol's last estimate
         self._epoch = datetime.now(UTC)
 
     @property
@@ -145,6 +146,7 @@ class Service:
             self.board.fail(symbol, str(exc))
             return
         self.board.put(est)
+        self._last_done[symbol] = time.monotonic()
         self.store.save_clusters(symbol, est.clusters, est.computed_ms)
         self._audit(est)
         log.info("recompute %s: %d clusters, %.0f ms%s", symbol, len(est.clusters),
@@ -396,9 +398,13 @@ class Service:
         s = self.cfg.schedule
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
         self.scheduler = sch
-        self._epoch = datetime.now(UTC)
         if replay is None:
-            tracked = self.board.symbols
+            # Phases from the end of the start-up, in the order the symbols were computed: the
+            # first one computed runs first, so none waits much longer than an interval (with
+            # a start-up shorter than the interval, none waits longer).
+            self._epoch = datetime.now(UTC)
+            tracked = tuple(sorted(self.board.symbols,
+                                   key=lambda sym: self._last_done.get(sym, 0.0)))
             for symbol, phase in zip(tracked, even_phases(len(tracked), s.recompute_seconds),
                                      strict=True):
                 self._schedule_recompute(symbol, phase)
@@ -440,7 +446,7 @@ class Service:
         assert self.scheduler is not None
         interval = self.cfg.schedule.recompute_seconds
         elapsed = (datetime.now(UTC) - self._epoch).total_seconds()
-        k = math.floor((elapsed - phase) / interval) + 1
+        k = max(0, math.ceil((elapsed - phase) / interval))  # the next occurrence
         first = self._epoch + timedelta(seconds=phase + k * interval)
         self._phase[symbol] = phase
         self.scheduler.add_job(self._guard(f"recompute:{symbol}", partial(self.recompute, symbol)),

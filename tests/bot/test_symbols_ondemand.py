@@ -197,3 +197,20 @@ async def test_market_list_is_reloaded_daily_so_new_listings_can_be_asked_for(ri
     assert isinstance(source, CcxtSource)
     source._markets_at["binanceusdm"] -= MARKETS_TTL_S  # a day later
     assert (await rig.ask("/levels NEW")).startswith("NEW/USDT:USDT · price")
+
+
+async def test_started_service_spreads_recompute_jobs_and_tracks_subscriptions(rig: Rig) -> None:
+    chat = rig.store.upsert_chat("console", "c9").id
+    rig.store.subscribe(chat, SOL, min_usd=1e6, approach_pct=1.0)
+    await rig.service.start()
+    try:
+        assert rig.service.board.symbols == (BTC, SOL)  # subscribed at start: tracked
+        sch = rig.service.scheduler
+        assert sch is not None
+        runs = sorted(sch.get_job(f"recompute:{s}").next_run_time for s in (BTC, SOL))
+        interval = rig.service.cfg.schedule.recompute_seconds
+        assert abs((runs[1] - runs[0]).total_seconds() - interval / 2) < 1  # not both at once
+        assert sch.get_job("track") is not None
+        assert "already tracks 2 symbols" in await rig.ask("/subscribe ETH 1m 1")  # the cap
+    finally:
+        await rig.service.stop()
