@@ -29,7 +29,7 @@ READS = {"active_levels", "active_liq_subscriptions", "active_subscriptions", "d
          "quiet_symbols", "held_count",
          # audit (bot/audit/tables.py) and Hyperliquid wallets (bot/hyperliquid/wallets.py)
          "evaluation_count", "last_evaluation_ms", "last_path_ms", "path", "receipt_captures",
-         "receipts_due", "scored_rows", "scored_table", "unscored", "wallet", "wallet_count", "wallet_states",
+         "receipts_due", "scored_table", "unscored", "wallet", "wallet_count", "wallet_states",
          "wallets_to_scan", "confirmed_subscriptions"}
 
 
