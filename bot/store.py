@@ -42,18 +42,17 @@ from typing import Any
 
 import sqlite_utils
 
-from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
-from bot.alerts.events import AlertEvent
+from bot import position_watch, store_file
 from bot.alerts import digest
 from bot.alerts.digest import DigestTables
+from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
+from bot.alerts.events import AlertEvent
 from bot.alerts.threads import AlertThreads
 from bot.audit import tables as audit_tables
 from bot.errors import LimitExceededError, StoreError, UserInputError
-from bot import position_watch
 from bot.hyperliquid import alerts as hl_alerts
 from bot.hyperliquid import wallets as hl_wallets
 from bot.redact import redact
-from bot import store_file
 from bot.tape.tables import TapeTables
 from estimator import Cluster
 

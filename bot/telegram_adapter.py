@@ -63,8 +63,8 @@ from bot.errors import (
 )
 from bot.market.errors import RetryPolicy
 from bot.store import Chat
-from bot.telegram_limits import ALERT, ChatRateLimiter, retry_after_s
 from bot.telegram_format import caption_and_rest, escape, keyboard, split_html
+from bot.telegram_limits import ALERT, ChatRateLimiter, retry_after_s
 
 log = logging.getLogger(__name__)
 
