@@ -262,8 +262,8 @@ class Dispatcher:
             stats.failed += 1
             return True
         except TimeoutError:
-            exc = TransientDeliveryError(f"no answer within {self.send_timeout_s:g} s")
-            self._retry_or_give_up(row, exc, stats)
+            late = TransientDeliveryError(f"no answer within {self.send_timeout_s:g} s")
+            self._retry_or_give_up(row, late, stats)
             return False
         except Exception as exc:  # one bad send (or adapter bug) must not stop the pass
             self._retry_or_give_up(row, exc, stats)

@@ -10,6 +10,7 @@ are dots (area ∝ USD, coloured by side) and zones they fell in lately are labe
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import cast
 
 import matplotlib as mpl
 import matplotlib.dates as mdates
@@ -161,7 +162,7 @@ def _colour_bar(fig: Figure, mesh: ScalarMappable, label: str) -> None:
     """Log colour bar whose ticks end at the scale's top value (the brightest bucket)."""
     cax = fig.add_axes(_LAYOUT["cbar"])
     cb = fig.colorbar(mesh, cax=cax)
-    vmin, vmax = float(mesh.norm.vmin), float(mesh.norm.vmax)
+    vmin, vmax = float(cast(float, mesh.norm.vmin)), float(cast(float, mesh.norm.vmax))
     ticks = LogLocator(subs=(1.0, 2.0, 5.0)).tick_values(vmin, vmax)
     # Keep the round ticks that leave room for the top label (log distance ≥ 0.15 decades).
     kept = [float(t) for t in ticks if vmin <= t <= vmax / 1.4]

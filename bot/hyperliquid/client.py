@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import ccxt.pro
 
@@ -103,11 +103,13 @@ class InfoClient:
         def check(body: Any) -> Any:
             parse_state(user, body)
             return body
-        return await self._info({"type": "clearinghouseState", "user": user}, check)
+        return cast(dict[str, Any],
+                    await self._info({"type": "clearinghouseState", "user": user}, check))
 
     async def asset_contexts(self) -> dict[str, dict[str, float]]:
         """``{coin: {"mark", "oi"}}`` from ``metaAndAssetCtxs``."""
-        return await self._info({"type": "metaAndAssetCtxs"}, asset_contexts)
+        return cast(dict[str, dict[str, float]],
+                    await self._info({"type": "metaAndAssetCtxs"}, asset_contexts))
 
     async def close(self) -> None:
         await self.ex.close()

@@ -14,7 +14,7 @@ import asyncio
 import csv
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,7 +84,7 @@ class LiquidationWriter:
         self._open.clear()
 
 
-def write_candles_daily(columns: dict[str, Sequence[float]], out: Path, stem: str) -> set[Path]:
+def write_candles_daily(columns: Mapping[str, Sequence[float]], out: Path, stem: str) -> set[Path]:
     """Candle columns (``timestamp`` in ms first) → one CSV per UTC day, merged by timestamp
     with rows already there that have the same columns (new rows win)."""
     names = list(columns)
