@@ -446,7 +446,8 @@ class Service:
         assert self.scheduler is not None
         interval = self.cfg.schedule.recompute_seconds
         elapsed = (datetime.now(UTC) - self._epoch).total_seconds()
-        k = max(0, math.ceil((elapsed - phase) / interval))  # the next occurrence
+        # The next occurrence; one just passed (by a moment, e.g. phase 0 at start) runs now.
+        k = max(0, math.ceil((elapsed - phase - 1.0) / interval))
         first = self._epoch + timedelta(seconds=phase + k * interval)
         self._phase[symbol] = phase
         self.scheduler.add_job(self._guard(f"recompute:{symbol}", partial(self.recompute, symbol)),
