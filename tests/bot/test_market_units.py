@@ -62,7 +62,8 @@ def test_resolve_by_unified_symbol_or_exchange_id() -> None:
     assert resolve("xbtusd", markets) == "XBT/USD:XBT"  # by exchange id
     with pytest.raises(BadSymbolError, match="^ETH is not a perpetual on x\\.$"):
         resolve("ETH", markets, "x")  # spot only
-    with pytest.raises(BadSymbolError, match=r"^BTC/USD:USD is not a perpetual; did you mean BTC\?$"):
+    with pytest.raises(BadSymbolError,
+                       match=r"^BTC/USD:USD is not a perpetual; did you mean BTC\?$"):
         resolve("BTCUSD", markets)  # same base, other quote
 
 

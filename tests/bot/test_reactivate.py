@@ -32,7 +32,7 @@ CALLS = {"start": "/start", "help": "/help", "levels": "/levels", "heatmap": "/h
          "subscribe_liqs": "/subscribe_liqs BTC", "unsubscribe_liqs": "/unsubscribe_liqs BTC",
          "alerts": "/alerts", "level": "/level BTC 90k", "unlevel": "/unlevel 1",
          "status": "/status", "symbols": "/symbols", "ifbreak": "/ifbreak BTC 9k",
-         "mypos": "/mypos BTC long 10k 10x", "accuracy": "/accuracy BTC 7d"}
+         "mypos": "/mypos BTC long 10k 10x", "accuracy": "/accuracy BTC 7d", "top": "/top"}
 
 
 @pytest.fixture(autouse=True)
