@@ -69,7 +69,7 @@ def parse_top_args(args: tuple[str, ...]) -> tuple[int, str | None]:
         low = arg.lower()
         if low in ("long", "short", "longs", "shorts"):
             side = low.rstrip("s")
-        elif low.isdigit() and 1 <= int(low) <= MAX_N:
+        elif low.isascii() and low.isdigit() and 1 <= int(low) <= MAX_N:
             n = int(low)
         else:
             raise UserInputError(f"'{arg[:20]}' is neither a count (1–{MAX_N}) nor long/short.")

@@ -154,7 +154,7 @@ class WebView:
     async def _levels(self, request: web.Request) -> web.StreamResponse:
         est = await self._estimate(request)
         top = request.query.get("top", "5")
-        if not top.isdigit() or not 1 <= int(top) <= 50:
+        if not (top.isascii() and top.isdigit()) or not 1 <= int(top) <= 50:
             raise web.HTTPBadRequest(reason=f"top must be a whole number 1..50, got {top[:12]!r}")
         return _json(api.levels_json(est, int(top), confirmed_view(self.core, est)))
 

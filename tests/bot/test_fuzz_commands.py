@@ -187,3 +187,15 @@ def _core_parts(tmp_path_factory):
     parts[2].close()
     loop.run_until_complete(parts[0].source.close())
     loop.close()
+
+
+@pytest.mark.parametrize("text", ["/top ²", "/top ³ long"])
+async def test_superscript_digits_are_refused_not_crashed(text: str) -> None:
+    """str.isdigit() accepts '²', int() does not: found by the fuzzer on /top."""
+    service, core, store = await started_service()
+    try:
+        reply = await core.handle(text, private())
+    finally:
+        store.close()
+        await service.source.close()
+    assert reply is not None and reply.text != APOLOGY and reply.error, reply
