@@ -6,15 +6,20 @@ or None when the block holds anything else (exponents, spaces, blank lines, a wr
 count, text, non-ASCII...). The caller then parses that block with the exact line-by-line
 reader, which either accepts it the same way or names the bad line.
 
-This module only checks the block's shape (plain ``[-]digits[.digits]`` cells, ``width`` per
-row); numpy's C reader (``np.loadtxt``, correctly rounded like ``float()``) converts it.
+Exactness: a cell ``[-]digits[.digits]`` with at most 18 digits is an exact integer mantissa
+m over 10^k; when m < 2^53 and k ≤ 22 both are exact doubles and one IEEE division rounds
+m / 10^k correctly, i.e. to the same double ``float()`` gives (Clinger's fast path). Other
+cells in a valid block (more digits, m ≥ 2^53, k > 22) go through ``float()`` one by one.
 """
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
+
+_P10_INT = np.array([10**k for k in range(19)], dtype=np.int64)
+_P10_FLOAT = np.array([10.0**k for k in range(23)])  # exact doubles up to 10^22
+_EXACT_MANTISSA = 2**53
+_MAX_DIGITS = 18  # 10^18 - 1 < 2^63: the mantissa cannot overflow int64
 
 
 def parse_block(block: bytes | memoryview, width: int) -> np.ndarray | None:
@@ -51,7 +56,30 @@ def parse_block(block: bytes | memoryview, width: int) -> np.ndarray | None:
     ndig = length - neg - dots
     if not bool(ndig.min() > 0) or int(ndig.sum()) != int(np.count_nonzero(is_digit)):
         return None  # "", "-" or ".": the exact reader names the line
-    # numpy's C reader converts the cells (correctly rounded, as float() is).
-    out: np.ndarray = np.loadtxt(io.BytesIO(bytes(block)), delimiter=",", dtype=np.float64,
-                                 ndmin=2)
+    frac = np.zeros(len(end), dtype=end.dtype)  # digits after the dot
+    with_dot = np.flatnonzero(dots)
+    frac[with_dot] = end[with_dot] - np.flatnonzero(is_dot) - 1  # one dot each, in order
+    # The digits alone, cell after cell: digit k has (last digit of its cell - k) after it.
+    last = np.cumsum(ndig) - 1
+    rank = np.repeat(last, ndig)
+    rank -= _counting(len(rank))
+    np.minimum(rank, _MAX_DIGITS, out=rank)  # longer cells are inexact: float() below
+    mantissa = np.add.reduceat(digit[is_digit] * _P10_INT[rank], last - (ndig - 1))
+    inexact = (mantissa >= _EXACT_MANTISSA) | (frac > 22) | (ndig > _MAX_DIGITS)
+    values = mantissa.astype(np.float64) / _P10_FLOAT[np.minimum(frac, 22)]
+    np.negative(values, out=values, where=neg)
+    for i in np.flatnonzero(inexact).tolist():
+        values[i] = float(bytes(block[start[i]:end[i]]))
+    out: np.ndarray = values.reshape(rows, width)
     return out
+
+
+_COUNT = np.arange(0)
+
+
+def _counting(n: int) -> np.ndarray:
+    """0, 1, … n-1 (one array, grown as needed, instead of one per block)."""
+    global _COUNT
+    if len(_COUNT) < n:
+        _COUNT = np.arange(max(n, 2 * len(_COUNT)))
+    return _COUNT[:n]
