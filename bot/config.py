@@ -515,25 +515,27 @@ def _positions_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
     p = cfg.positions
     if not p.enabled:
         return cfg
-    if cfg.source.kind == "replay" and not p.path:
-        raise ConfigError(f"{source}:{lines.key('positions', 'enabled')}: positions is enabled "
-                          "with a replay source: set positions.path to a snapshot file")
-    if p.path and not Path(p.path).is_file():
-        raise ConfigError(f"{source}:{lines.key('positions', 'path')}: positions.path "
-                          f"{p.path!r} is not a file")
+    _replayed_file(cfg, "positions", p.path, "a snapshot file", source, lines)
     return cfg
+
+
+def _replayed_file(cfg: Config, section: str, path: str, what: str, source: str,
+                   lines: _KeyLines) -> None:
+    """An enabled [tape]/[positions] section: a replay source needs ``path``, and a given path
+    must be a file."""
+    if cfg.source.kind == "replay" and not path:
+        raise ConfigError(f"{source}:{lines.key(section, 'enabled')}: {section} is enabled with "
+                          f"a replay source: set {section}.path to {what}")
+    if path and not Path(path).is_file():
+        raise ConfigError(f"{source}:{lines.key(section, 'path')}: {section}.path {path!r} is "
+                          "not a file")
 
 
 def _tape_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
     t = cfg.tape
     if not t.enabled:
         return cfg
-    if cfg.source.kind == "replay" and not t.path:
-        raise ConfigError(f"{source}:{lines.key('tape', 'enabled')}: tape is enabled with a "
-                          "replay source: set tape.path to a recorded liquidations CSV")
-    if t.path and not Path(t.path).is_file():
-        raise ConfigError(f"{source}:{lines.key('tape', 'path')}: tape.path {t.path!r} is not "
-                          "a file")
+    _replayed_file(cfg, "tape", t.path, "a recorded liquidations CSV", source, lines)
     if cfg.source.kind == "live" and not t.exchanges:
         raise ConfigError(f"{source}:{lines.key('tape', 'exchanges')}: tape.exchanges is empty")
     if cfg.source.kind == "live":
