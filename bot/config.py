@@ -164,7 +164,16 @@ class TelegramSection:
     token_file: str = ""
     base_url: str = ""
     stale_command_minutes: float = 10.0  # older commands (sent while down) are not acted on
+    # "webhook": Telegram POSTs updates to webhook_url (a proxy forwards them to PTB's webhook
+    # server on listen:port/url_path); every request must carry the secret token.
+    mode: str = "polling"
+    webhook_url: str = ""
+    listen: str = "127.0.0.1"
+    port: int = 8443
+    url_path: str = ""  # "" = the path of webhook_url
+    secret_token_env: str = "TELEGRAM_WEBHOOK_SECRET"
     token: Secret | None = None
+    secret_token: Secret | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,14 @@ class WebSection:
 
 
 @dataclass(frozen=True)
+class ClusterSection:
+    """Several ``liqbot run --role`` processes on one PostgreSQL store (bot.leases)."""
+
+    lease_seconds: float = 30.0  # a market worker's symbol lease; renewed every third of it
+    worker: str = ""  # this process's name in the lease table ("" = hostname:pid)
+
+
+@dataclass(frozen=True)
 class Config:
     bot: BotSection = field(default_factory=BotSection)
     source: SourceSection = field(default_factory=SourceSection)
@@ -201,6 +218,7 @@ class Config:
     telegram: TelegramSection = field(default_factory=TelegramSection)
     discord: DiscordSection = field(default_factory=DiscordSection)
     web: WebSection = field(default_factory=WebSection)
+    cluster: ClusterSection = field(default_factory=ClusterSection)
     path: str = "<defaults>"
 
 
@@ -212,8 +230,9 @@ _SECTIONS: dict[str, type] = {
     "limits": LimitsSection,
     "console": ConsoleSection, "telegram": TelegramSection, "discord": DiscordSection,
     "web": WebSection,
+    "cluster": ClusterSection,
 }
-_NOT_IN_FILE = {"token"}
+_NOT_IN_FILE = {"token", "secret_token"}
 _ITEM_TYPES = {("model", "leverage"): "number", ("model", "weights"): "number",
                ("discord", "guild_ids"): "int", ("bot", "admins"): "id"}
 
@@ -274,6 +293,11 @@ def _env_name(v: Any) -> str | None:
     return None if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) else "is not an env var name"
 
 
+_WEBHOOK_URL = re.compile(r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?")
+# Bot API: 1-256 characters A-Z a-z 0-9 _ -; at least 16 here (a shared password: short ones
+# can be guessed, and redaction skips strings under bot.redact.MIN_SECRET).
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,256}")
+
 _CHECKS: dict[tuple[str, str], Check] = {
     ("bot", "timezone"): _timezone,
     ("bot", "store"): _file_name,
@@ -320,7 +344,19 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("limits", "tracked_symbols"): lambda v: None if 1 <= v <= 1000 else "must be in [1, 1000]",
     ("telegram", "token_env"): _env_name,
     ("telegram", "stale_command_minutes"): _positive,
+    ("telegram", "mode"): _one_of("polling", "webhook"),
+    ("telegram", "webhook_url"): lambda v: None if v == "" or _WEBHOOK_URL.fullmatch(v) else
+        "must be an http(s) URL without query or fragment (e.g. https://bot.example.org/tg)",
+    ("telegram", "listen"): lambda v: None if v.strip() else "must be an address (e.g. 127.0.0.1)",
+    ("telegram", "port"): lambda v: None if 1 <= v <= 65535 else "must be in [1, 65535]",
+    ("telegram", "url_path"): lambda v: None if re.fullmatch(r"[A-Za-z0-9._~/-]*", v) else
+        "must be a URL path (letters, digits, . _ ~ / -)",
+    ("telegram", "secret_token_env"): _env_name,
     ("discord", "token_env"): _env_name,
+    ("cluster", "lease_seconds"): lambda v: None if 3 <= v <= 3600 else "must be in [3, 3600] "
+                                                                       "seconds",
+    ("cluster", "worker"): lambda v: None if re.fullmatch(r"[A-Za-z0-9_.:@-]{0,100}", v) else
+        "must be up to 100 letters, digits or _.:@- (e.g. market-1; \"\" = hostname:pid)",
     ("web", "listen"): lambda v: None if v.strip() else "must be an address (e.g. 127.0.0.1)",
     ("web", "port"): lambda v: None if 1 <= v <= 65535 else "must be in [1, 65535]",
     ("web", "public_url"): lambda v: None if v == "" or re.fullmatch(
@@ -464,8 +500,29 @@ def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
         if without:
             raise ConfigError(f"{source}:{lines.key('source', 'timeframe')}: source.timeframe "
                               f"{tf!r} is not offered by {', '.join(without)}")
-    return _web_checks(_positions_checks(_tape_checks(cfg, source, lines), source, lines),
-                       source, lines)
+    cfg = _web_checks(_positions_checks(_tape_checks(cfg, source, lines), source, lines),
+                      source, lines)
+    return _webhook_checks(cfg, source, lines)
+
+
+def _webhook_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
+    """``[telegram] mode = "webhook"`` needs the public URL; https unless ``base_url`` names a
+    local Bot API server (which may post to http). ``url_path`` defaults to the URL's path."""
+    t = cfg.telegram
+    if not t.enabled or t.mode != "webhook":
+        return cfg
+    if not t.webhook_url:
+        raise ConfigError(f"{source}:{lines.key('telegram', 'mode')}: telegram.webhook_url is "
+                          "required with telegram.mode = 'webhook' (the public https URL "
+                          "Telegram posts updates to)")
+    if not t.base_url and not t.webhook_url.startswith("https://"):
+        raise ConfigError(f"{source}:{lines.key('telegram', 'webhook_url')}: "
+                          "telegram.webhook_url must be https:// (Telegram posts to https URLs "
+                          "only; http is for a local Bot API server set in telegram.base_url)")
+    if lines.has("telegram", "url_path"):
+        return cfg
+    path = _WEBHOOK_URL.fullmatch(t.webhook_url).group(1) or ""  # type: ignore[union-attr]
+    return replace(cfg, telegram=replace(t, url_path=path))
 
 
 def _web_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
@@ -584,7 +641,26 @@ def _with_secrets(cfg: Config, source: str, lines: _KeyLines, env: Mapping[str, 
                 f"(set the environment variable {sec.token_env}"
                 f"{' or fix token_file' if sec.token_file else ''})")
         updates[name] = replace(sec, token=Secret(token))
+        if name == "telegram" and sec.mode == "webhook":
+            updates[name] = replace(updates[name], secret_token=_webhook_secret(
+                sec, env, f"{source}:{lines.key(name, 'secret_token_env')}"))
     return replace(cfg, **updates) if updates else cfg
+
+
+def _webhook_secret(sec: TelegramSection, env: Mapping[str, str], where: str) -> Secret:
+    """The webhook's secret token from ``secret_token_env`` (never printed: not even a bad
+    one, which may be the real one mistyped)."""
+    value = env.get(sec.secret_token_env, "").strip()
+    if not value:
+        raise ConfigError(f"{where}: telegram.mode is 'webhook' but the environment variable "
+                          f"{sec.secret_token_env} (telegram.secret_token_env) is not set; it "
+                          "holds the secret token Telegram sends with every update (e.g. "
+                          "openssl rand -hex 32)")
+    if not _SECRET_TOKEN.fullmatch(value):
+        raise ConfigError(f"{where}: telegram.secret_token_env: the value of "
+                          f"{sec.secret_token_env} must be 16-256 characters A-Z a-z 0-9 _ - "
+                          f"(it has {len(value)}; e.g. openssl rand -hex 32)")
+    return Secret(value)
 
 
 def _warn_if_readable(path: Path, where: str) -> None:
