@@ -171,7 +171,7 @@ class TelegramSection:
     listen: str = "127.0.0.1"
     port: int = 8443
     url_path: str = ""  # "" = the path of webhook_url
-    secret_token_env: str = "TELEGRAM_WEBHOOK_SECRET"
+    secret_token_env: str = "TELEGRAM_WEBHOOK_TOKEN"
     token: Secret | None = None
     secret_token: Secret | None = None
 
