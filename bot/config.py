@@ -204,6 +204,14 @@ class ClusterSection:
 
 
 @dataclass(frozen=True)
+class MetricsSection:
+    """``/metrics`` (Prometheus) and ``/healthz`` of each ``liqbot run`` (bot.ops_http)."""
+
+    listen: str = "127.0.0.1"
+    port: int = 0  # 0 = off: nothing listens
+
+
+@dataclass(frozen=True)
 class Config:
     bot: BotSection = field(default_factory=BotSection)
     source: SourceSection = field(default_factory=SourceSection)
@@ -219,6 +227,7 @@ class Config:
     discord: DiscordSection = field(default_factory=DiscordSection)
     web: WebSection = field(default_factory=WebSection)
     cluster: ClusterSection = field(default_factory=ClusterSection)
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     path: str = "<defaults>"
 
 
@@ -231,6 +240,7 @@ _SECTIONS: dict[str, type] = {
     "console": ConsoleSection, "telegram": TelegramSection, "discord": DiscordSection,
     "web": WebSection,
     "cluster": ClusterSection,
+    "metrics": MetricsSection,
 }
 _NOT_IN_FILE = {"token", "secret_token"}
 _ITEM_TYPES = {("model", "leverage"): "number", ("model", "weights"): "number",
@@ -358,6 +368,8 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("cluster", "worker"): lambda v: None if re.fullmatch(r"[A-Za-z0-9_.:@-]{0,100}", v) else
         "must be up to 100 letters, digits or _.:@- (e.g. market-1; \"\" = hostname:pid)",
     ("web", "listen"): lambda v: None if v.strip() else "must be an address (e.g. 127.0.0.1)",
+    ("metrics", "listen"): lambda v: None if v.strip() else "must be an address (e.g. 0.0.0.0)",
+    ("metrics", "port"): lambda v: None if 0 <= v <= 65535 else "must be in [0, 65535] (0 = off)",
     ("web", "port"): lambda v: None if 1 <= v <= 65535 else "must be in [1, 65535]",
     ("web", "public_url"): lambda v: None if v == "" or re.fullmatch(
         r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?", v) else

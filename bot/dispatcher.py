@@ -47,6 +47,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from bot import metrics
 from bot.alerts import lifecycle
 from bot.alerts.events import AlertEvent, EventKind
 from bot.alerts.messages import render
@@ -243,7 +244,7 @@ class Dispatcher:
         alert = Alert(text=text, event=row.event, dedupe_key=row.dedupe_key,
                       reply_to=self._break_message(row))
         try:
-            async with asyncio.timeout(self.send_timeout_s):
+            async with asyncio.timeout(self.send_timeout_s), metrics.send_time(row.chat.platform):
                 message_id = await self._deliver(notifier, row, alert, step)
         except asyncio.CancelledError:
             self.store.release(row.id)  # stopped mid-send: pending again for the next start

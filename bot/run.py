@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 
 from bot.config import Config
 from bot.errors import ConfigError
+from bot.ops_http import start_ops
 from bot.wiring import make_service, open_store
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,9 @@ async def run(cfg: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     service, core = make_service(cfg, store)
     started = []
-    view = None
+    view = ops = None
     try:
+        ops = await start_ops(cfg, store, service)  # /metrics + /healthz ([metrics] port)
         await service.start()
         for adapter in service.adapters:
             await adapter.start(core)
@@ -51,7 +53,8 @@ async def run(cfg: Config) -> int:
     finally:
         end = loop.time() + STOP_S
         # The service first: its jobs finish, sends in flight are cut off back to 'pending'.
-        await _within(end, {"the web view": view.stop()} if view is not None else {})
+        await _within(end, {**({"the web view": view.stop()} if view is not None else {}),
+                            **({"the metrics endpoint": ops.stop()} if ops is not None else {})})
         await _within(end, {"the service": service.stop()})
         await _within(end, {**{f"the {a.platform} adapter": a.stop() for a in started},
                             "the market source": service.source.close()})

@@ -38,6 +38,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import metrics
 from bot.adapters import ChatAdapter
 from bot.alerts import EngineConfig, SymbolState, SymbolWatch, Tick, evaluate
 from bot.alerts.events import AlertEvent, EventKind
@@ -126,6 +127,7 @@ class Service:
     # --- the three steps -------------------------------------------------------------------
     async def recompute(self, symbol: str) -> None:
         """Fetch and estimate one symbol; on failure keep the previous estimate and say why."""
+        t0 = time.monotonic()
         try:
             snapshot = await self.source.fetch(symbol)
             previous = self.board.get(symbol)
@@ -142,6 +144,7 @@ class Service:
             est = await asyncio.to_thread(compute_estimate, snapshot, self.params, prior,
                                           self.board.next_version(symbol))
         except LiqBotError as exc:
+            metrics.error("recompute")
             log.warning("recompute %s failed: %s", symbol, exc)
             self.board.fail(symbol, str(exc))
             return
@@ -149,9 +152,11 @@ class Service:
         self._last_done[symbol] = time.monotonic()
         self.store.save_clusters(symbol, est.clusters, est.computed_ms)
         self._audit(est)
+        metrics.recomputed(symbol, time.monotonic() - t0)
         log.info("recompute %s: %d clusters, %.0f ms%s", symbol, len(est.clusters),
                  est.compute_s * 1000, " (stale data)" if snapshot.stale else "")
 
+    @metrics.timed_tick
     async def price_tick(self, symbol: str) -> TickResult:
         """Run the threshold engine on the latest price; events go to the outbox atomically."""
         result = TickResult(symbol)
@@ -168,6 +173,7 @@ class Service:
         except LiqBotError as exc:
             # No price, no tick: nothing is evaluated. The estimate itself is still good, so
             # this does not pause alerts beyond this tick (a failed recompute does).
+            metrics.error("price")
             log.warning("price %s failed: %s", symbol, exc)
             result.skipped = "price unavailable"
             return result
@@ -299,6 +305,7 @@ class Service:
 
     async def dispatch(self) -> int:
         stats = await self.dispatcher.run_once()
+        metrics.dispatched(stats.retried, stats.failed)
         return stats.sent
 
     def _state(self, symbol: str) -> SymbolState:
@@ -371,6 +378,7 @@ class Service:
             try:
                 await job()
             except Exception:
+                metrics.error("job")
                 log.exception("job %s failed", name)
             except asyncio.CancelledError:
                 if not self._stopping:
@@ -378,6 +386,7 @@ class Service:
                 log.info("job %s cut off by stop", name)  # its sends went back to pending
             finally:
                 self._running.discard(task)
+                metrics.job_done(name)
 
         return run
 
