@@ -30,8 +30,18 @@ class StorePathError(StoreError, ConfigError):
     directory): a config problem, exit code 2."""
 
 
+class StoreUnreachableError(StoreError, ConfigError):
+    """The configured PostgreSQL store cannot be reached or refuses the login (exit code 2);
+    the message never holds the password."""
+
+
 class StoreLockedError(StoreError):
     """Another process owns the store (only one ``liqbot run`` per SQLite store)."""
+
+
+class LeaseLostError(StoreError):
+    """A market worker no longer holds the symbol's lease (another worker took it over): its
+    tick was not committed (bot.leases)."""
 
 
 class UserInputError(LiqBotError):

@@ -42,14 +42,14 @@ from typing import Any
 
 import sqlite_utils
 
-from bot import position_watch, store_file
+from bot import leases, position_watch, store_file
 from bot.alerts import digest
 from bot.alerts.digest import DigestTables
 from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
 from bot.alerts.events import AlertEvent
 from bot.alerts.threads import AlertThreads
 from bot.audit import tables as audit_tables
-from bot.errors import LimitExceededError, StoreError, UserInputError
+from bot.errors import LeaseLostError, LimitExceededError, StoreError, UserInputError
 from bot.hyperliquid import alerts as hl_alerts
 from bot.hyperliquid import wallets as hl_wallets
 from bot.redact import redact
@@ -155,6 +155,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     hl_wallets.MIGRATION,  # v7: Hyperliquid wallets and their last scan (bot.hyperliquid.wallets)
     hl_alerts.MIGRATION,  # v8: chats following confirmed clusters (bot.hyperliquid.alerts)
     audit_tables.CONFIRMED_MIGRATION,  # v9: receipts of confirmed clusters (bot.audit.tables)
+    leases.MIGRATION,  # v10: symbol leases of market workers, their heartbeats (bot.leases)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -467,7 +468,8 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
     def commit_tick(self, symbol: str, new_state: SymbolState,
                     clusters: Sequence[Cluster] | None, events: Iterable[AlertEvent],
                     now: int | None = None,
-                    digest_hours: float = digest.DEFAULT_DIGEST_HOURS) -> int:
+                    digest_hours: float = digest.DEFAULT_DIGEST_HOURS,
+                    lease_owner: str | None = None) -> int:
         """Write the engine state, the clusters (when given) and one outbox row per event in
         ONE transaction. Rows whose (chat, kind, ref, epoch) exists are ignored, as are events
         for inactive chats. News for quiet subscriptions are held for their digest, and
@@ -476,9 +478,19 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
 
         ``now`` (ms) becomes the rows' creation and first-try time and must be on the
         dispatcher's clock (wall clock by default), not the market timestamp of a replayed
-        candle: the dispatcher gives up on rows older than its ``give_up_after_ms``."""
+        candle: the dispatcher gives up on rows older than its ``give_up_after_ms``.
+
+        ``lease_owner`` (market workers, :mod:`bot.leases`): commit only while that worker
+        owns ``symbol``'s lease — the lease row is updated first, so it stays locked until
+        the commit and a takeover waits for it; else :class:`~bot.errors.LeaseLostError` and
+        nothing is written."""
         t = now if now is not None else now_ms()
         with self.db.atomic():
+            if lease_owner is not None and self.db.execute(
+                    "UPDATE symbol_leases SET owner = owner WHERE symbol = ? AND owner = ?",
+                    (symbol, lease_owner)).rowcount != 1:
+                raise LeaseLostError(f"{symbol}: the lease is no longer {lease_owner}'s; "
+                                     "tick dropped")
             self.db.execute(
                 "INSERT INTO engine_state (symbol, state, updated_ms) VALUES (?, ?, ?)"
                 " ON CONFLICT (symbol) DO UPDATE SET state = excluded.state,"
