@@ -22,9 +22,17 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
-from telegram import BotCommand, InputFile, Message, ReplyParameters, Update, User
+from telegram import (
+    BotCommand,
+    InlineKeyboardMarkup,
+    InputFile,
+    Message,
+    ReplyParameters,
+    Update,
+    User,
+)
 from telegram import Chat as TgChat
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import (
@@ -62,11 +70,13 @@ from bot.errors import (
     UserInputError,
 )
 from bot.market.errors import RetryPolicy
+from bot.market.symbols import short_name
 from bot.store import Chat
 from bot.telegram_format import caption_and_rest, escape, keyboard, split_html
 from bot.telegram_limits import ALERT, ChatRateLimiter, retry_after_s
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PLATFORM = "telegram"
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
@@ -293,11 +303,60 @@ class TelegramAdapter:
         await self._answer(caller, query.data)
 
     async def _answer(self, caller: Caller, text: str) -> None:
+        """Ask the core and send its reply. A cold on-demand request (an untracked symbol to
+        fetch first, seconds) gets "Computing SOL…" at once, which becomes the answer: its
+        text is edited into a text answer; a chart is sent as a photo (a text message cannot
+        become one) and the placeholder is then deleted. Kept or tracked symbols: no
+        placeholder."""
         assert self._core is not None, "start() first"
-        reply = await self._core.handle(text, caller)
-        if reply is not None:
-            await self.send_reply(_chat_id(caller.chat_id),
-                                  int(caller.thread_id) if caller.thread_id else None, reply)
+        chat_id = _chat_id(caller.chat_id)
+        thread = int(caller.thread_id) if caller.thread_id else None
+        placeholder: list[Message] = []
+
+        async def computing(symbol: str) -> None:
+            try:
+                placeholder.append(await _retried("sendMessage", partial(
+                    self.app.bot.send_message, chat_id, escape(computing_text(symbol)),
+                    parse_mode=ParseMode.HTML, message_thread_id=thread)))
+            except TelegramError as exc:  # the answer still comes, as a new message
+                log.warning("telegram: placeholder to chat %s failed: %s", chat_id, exc)
+
+        reply = await self._core.handle(text, caller, before_fetch=computing)
+        if placeholder:
+            await self._replace(placeholder[0], chat_id, thread, reply)
+        elif reply is not None:
+            await self.send_reply(chat_id, thread, reply)
+
+    async def _replace(self, placeholder: Message, chat_id: int | str, thread: int | None,
+                       reply: Reply | None) -> None:
+        """Turn the "Computing…" ``placeholder`` into ``reply`` (see :meth:`_answer`)."""
+        bot = self.app.bot
+        if reply is not None and reply.png is None:
+            first, *rest = split_html(reply.text)
+            markup = keyboard(reply.buttons, reply.web_url,
+                              private=not str(chat_id).startswith("-"))
+            try:
+                await _retried("editMessageText", partial(
+                    bot.edit_message_text, first, chat_id=chat_id,
+                    message_id=placeholder.message_id, parse_mode=ParseMode.HTML,
+                    reply_markup=None if rest else markup))
+            except BadRequest as exc:  # deleted meanwhile…: the answer goes out as new
+                log.info("telegram: placeholder edit failed (%s); sending anew", exc.message)
+                await self.send_reply(chat_id, thread, reply)
+                return
+            await self._send_chunks(chat_id, thread, rest, markup)
+            for follow in reply.followups:
+                await self.send_reply(chat_id, thread, follow)
+            return
+        try:  # the chart first, then the placeholder goes: the chat is never empty-handed
+            if reply is not None:
+                await self.send_reply(chat_id, thread, reply)
+        finally:
+            try:
+                await bot.delete_message(chat_id, placeholder.message_id)
+            except TelegramError as exc:
+                log.info("telegram: placeholder %s not deleted: %s", placeholder.message_id,
+                         exc)
 
     async def _caller(self, chat: TgChat, user: User, msg: Message | None, text: str) -> Caller:
         """Who asked; ``is_admin`` is looked up only when the command needs it."""
@@ -346,12 +405,17 @@ class TelegramAdapter:
                 message_thread_id=thread, reply_markup=None if rest else markup))
         else:
             rest = split_html(reply.text)
-        for i, chunk in enumerate(rest):
-            await _retried("sendMessage", partial(
-                bot.send_message, chat_id, chunk, parse_mode=ParseMode.HTML,
-                message_thread_id=thread, reply_markup=markup if i == len(rest) - 1 else None))
+        await self._send_chunks(chat_id, thread, rest, markup)
         for follow in reply.followups:
             await self.send_reply(chat_id, thread, follow)
+
+    async def _send_chunks(self, chat_id: int | str, thread: int | None, chunks: list[str],
+                           markup: InlineKeyboardMarkup | None) -> None:
+        """HTML chunks as messages, the buttons under the last one."""
+        for i, chunk in enumerate(chunks):
+            await _retried("sendMessage", partial(
+                self.app.bot.send_message, chat_id, chunk, parse_mode=ParseMode.HTML,
+                message_thread_id=thread, reply_markup=markup if i == len(chunks) - 1 else None))
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log a handler's error (the token is redacted) and apologise to the chat."""
@@ -370,7 +434,7 @@ class TelegramAdapter:
             log.warning("telegram: could not apologise in chat %s: %s", chat.id, exc)
 
 
-async def _retried(what: str, call: Callable[[], Awaitable[Message]]) -> Message:
+async def _retried(what: str, call: Callable[[], Awaitable[T]]) -> T:
     """``call()`` again after a transient failure (5xx, connection error, timeout), waiting as
     :data:`REPLY_RETRY` says; a refusal (400, 403) or the last failure is raised."""
     for attempt in range(REPLY_RETRY.attempts):
@@ -386,6 +450,12 @@ async def _retried(what: str, call: Callable[[], Awaitable[Message]]) -> Message
                         exc.message, attempt + 1, REPLY_RETRY.attempts - 1, wait)
             await asyncio.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def computing_text(symbol: str) -> str:
+    """The placeholder of a cold on-demand request, edited into the answer."""
+    return (f"Computing {short_name(symbol)}… (first request for it here: fetching its "
+            "candles and open interest, a few seconds)")
 
 
 def _needs_admin(text: str) -> bool:

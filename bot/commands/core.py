@@ -39,6 +39,10 @@ OFFLINE = ("This bot was offline when you sent /{name} ({age} ago), so it did no
 # (rendering) begins: Discord defers the interaction there, so every error comes before it.
 _BEFORE_RENDER: ContextVar[Callable[[], Awaitable[object]] | None] = ContextVar(
     "before_render", default=None)
+# What the adapter wants done before an untracked symbol is fetched (a cold on-demand request,
+# seconds): Telegram posts "computing SYM…" then, and edits it into the answer.
+_BEFORE_FETCH: ContextVar[Callable[[str], Awaitable[object]] | None] = ContextVar(
+    "before_fetch", default=None)
 
 
 class RateLimiter:
@@ -115,6 +119,10 @@ class CommandCore:
             return est
         if (est := self.ondemand.fresh(symbol)) is not None:
             return est
+        fetching = _BEFORE_FETCH.get()
+        if fetching is not None:
+            _BEFORE_FETCH.set(None)  # once per command
+            await fetching(symbol)
         hook = _BEFORE_RENDER.get()
         if hook is not None:
             _BEFORE_RENDER.set(None)  # once per command
@@ -163,14 +171,19 @@ class CommandCore:
         return Reply(OFFLINE.format(name=parsed.name[:32], age=age), error=True)
 
     async def handle(self, text: str, caller: Caller, *,
-                     before_render: Callable[[], Awaitable[object]] | None = None
+                     before_render: Callable[[], Awaitable[object]] | None = None,
+                     before_fetch: Callable[[str], Awaitable[object]] | None = None
                      ) -> Reply | None:
         """Answer one command line; None when ``text`` is not a command we know.
-        ``before_render``: awaited once when a chart command starts rendering."""
+        ``before_render``: awaited once when a chart command starts rendering (or a cold
+        on-demand fetch starts). ``before_fetch``: awaited once with the symbol when an
+        untracked symbol must be fetched first (not for kept or tracked ones)."""
         token = _BEFORE_RENDER.set(before_render)
+        fetch_token = _BEFORE_FETCH.set(before_fetch)
         try:
             return await self._handle(text, caller)
         finally:
+            _BEFORE_FETCH.reset(fetch_token)
             _BEFORE_RENDER.reset(token)
 
     async def _handle(self, text: str, caller: Caller) -> Reply | None:

@@ -1,10 +1,11 @@
 """A loopback Bot API server (aiohttp) for python-telegram-bot 22, with fault injection.
 
 Speaks the subset PTB uses: getMe, deleteWebhook, getUpdates (long poll, short), sendMessage,
-sendPhoto (multipart, part ``photo``), editMessageText, editMessageCaption, setMyCommands,
-answerCallbackQuery, getChatMember. Edits change the recorded message in place (its ``text`` /
-``caption``, ``edits`` counts them) and are listed in :attr:`FakeTelegram.edited`; editing a
-message :meth:`FakeTelegram.delete_message` removed answers 400 "message to edit not found",
+sendPhoto (multipart, part ``photo``), editMessageText, editMessageCaption, deleteMessage,
+setMyCommands, answerCallbackQuery, getChatMember. Edits change the recorded message in place
+(its ``text`` / ``caption``, ``edits`` counts them) and are listed in
+:attr:`FakeTelegram.edited`; editing a message :meth:`FakeTelegram.delete_message` removed (or
+the bot deleted: :attr:`FakeTelegram.bot_deleted`) answers 400 "message to edit not found",
 like the Bot API.
 Every call is a POST to ``/bot<TOKEN>/<method>``; form values arrive as strings, JSON-encoded
 for lists/dicts (DESIGN.md, Testing). Tests push updates with :meth:`FakeTelegram.command` /
@@ -64,6 +65,7 @@ class FakeTelegram:
         self.sent: list[dict[str, Any]] = []  # accepted sendMessage/sendPhoto, in order
         self.edited: list[dict[str, Any]] = []  # accepted edits: chat_id, message_id, text
         self.deleted: set[tuple[int, int]] = set()  # (chat id, message id) deleted by a user
+        self.bot_deleted: list[tuple[int, int]] = []  # … and those deleted by deleteMessage
         self.faults: dict[tuple[str, int | None], deque[str]] = defaultdict(deque)
         self.fault_times: list[tuple[str, float]] = []
         self.admins: set[tuple[int, int]] = set()  # (chat id, user id)
@@ -288,6 +290,15 @@ class FakeTelegram:
         chat = self.chats.get(chat_id, {"id": chat_id, "type": "private"})
         return {"message_id": message_id, "date": int(time.time()), "edit_date":
                 int(time.time()), "chat": chat, "from": BOT, field: p[field]}
+
+    async def _m_deleteMessage(self, p: dict[str, Any]) -> Any:
+        chat_id, message_id = int(p["chat_id"]), int(p["message_id"])
+        if (chat_id, message_id) in self.deleted or not any(
+                m["chat_id"] == chat_id and m["message_id"] == message_id for m in self.sent):
+            return _error(400, "Bad Request: message to delete not found")
+        self.deleted.add((chat_id, message_id))
+        self.bot_deleted.append((chat_id, message_id))
+        return True
 
     async def _m_sendPhoto(self, p: dict[str, Any]) -> Any:
         photo = p["photo"]
