@@ -67,6 +67,7 @@ class SourceSection:
     exchanges: tuple[str, ...] = ("binanceusdm",)
     timeframe: str = "5m"
     lookback_days: float = 30.0
+    rest_url: str = ""  # live, binanceusdm alone: another REST base (relay, tests)
 
 
 @dataclass(frozen=True)
@@ -506,6 +507,13 @@ def _cross_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
             raise ConfigError(f"{source}:{lines.key('source', 'exchanges')}: source.exchanges: "
                               f"unknown ccxt exchange(s) {', '.join(unknown)} (e.g. binanceusdm, "
                               "bybit, okx)")
+        if cfg.source.rest_url and cfg.source.exchanges != ("binanceusdm",):
+            raise ConfigError(f"{source}:{lines.key('source', 'rest_url')}: source.rest_url is "
+                              "for exchanges = ['binanceusdm'] alone")
+        if cfg.source.rest_url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?",
+                                                    cfg.source.rest_url):
+            raise ConfigError(f"{source}:{lines.key('source', 'rest_url')}: source.rest_url "
+                              f"{cfg.source.rest_url!r} is not an http(s) URL")
         tf = cfg.source.timeframe
         without = [e for e in cfg.source.exchanges if tf not in (getattr(ccxt, e)().timeframes
                                                                  or {tf: tf})]

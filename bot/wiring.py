@@ -28,11 +28,13 @@ def make_source(cfg: Config) -> MarketSource:
         replay.window = max(int(src.lookback_days * 86_400_000 / replay.step_ms), 2)
         return replay
     from bot.market.cache import MarketCache  # ccxt is only imported for live use
-    from bot.market.ccxt_source import CcxtSource
+    from bot.market.ccxt_source import CcxtSource, binance_factory
 
     cache = MarketCache(str(Path(cfg.bot.store).with_suffix(".market.db")))
+    # [source] rest_url: binanceusdm behind another base URL (a relay; the tests' fake).
+    factory = binance_factory(src.rest_url) if src.rest_url else None
     return CcxtSource(src.exchanges, timeframe=src.timeframe, lookback_days=src.lookback_days,
-                      cache=cache)
+                      cache=cache, exchange_factory=factory)
 
 
 def open_store(cfg: Config) -> Store:
