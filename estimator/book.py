@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from estimator.candles import Candles, FloatArray, IntArray
 from estimator.grid import PriceGrid
@@ -190,53 +191,89 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     cols = np.unique(spaced.round().astype(np.int64))
     model = level_model(c, p)
     rows, n_cols = model.rows, len(cols)
-    # The first column at/after each candle index (n, "never died", maps past the last one).
-    col_at = np.searchsorted(cols, np.arange(n + 1), side="left")
-    shown = []  # per side: rows alive at one column at least, their first and end columns
-    for lo, hi in _sides(model):
-        first_col = col_at[rows.born[lo:hi]]  # first column at/after birth
-        end_col = col_at[model.death[lo:hi]]  # first column at/after death
-        keep = np.flatnonzero(first_col < end_col)
-        shown.append((lo + keep, first_col[keep], end_col[keep]))
-    buckets = [model.bucket_of(idx) for idx, _, _ in shown]
-    k0, k1 = _bucket_range(buckets, float(c.close[-1]), p.grid)
+    # Every row at once, no filtering: its first column at/after its birth and at/after its
+    # death (n_cols: never, or after the last column), by one look-up per candle index.
+    col_at = np.repeat(np.arange(n_cols + 1), np.diff(cols, prepend=-1, append=n))
+    fc = col_at[rows.born]
+    ec = col_at[model.death]
+    hidden = fc == ec  # died before the first column at/after its birth: never shown
+    # Every row's bucket (a fresh array: shifted into a cell index in place below).
+    cell = model.grid.index(rows.level) if model.bucket is None else model.bucket.copy()
+    k0, k1 = _shown_range(cell, hidden, _sides(model), float(c.close[-1]), p.grid)
     width = k1 - k0
+    # Value at the first and at the end column, from the survival the model already holds.
+    log_born = model.log_f[rows.born]
+    log_col = np.append(model.log_f[cols], 0.0)  # end column n_cols: never taken out
+    add = log_col[fc]
+    add -= log_born
+    np.exp(add, out=add)
+    add *= rows.notional
+    rem = log_col[ec]
+    rem -= log_born
+    del log_born
+    np.exp(rem, out=rem)
+    rem *= rows.notional
+    if model.zeros[-1]:  # an OI wipe-out between birth and column: worth 0 there
+        zeros_col = np.append(model.zeros[cols], 0)
+        zeros_born = model.zeros[rows.born]
+        add[zeros_col[fc] > zeros_born] = 0.0
+        rem[zeros_col[ec] > zeros_born] = 0.0
+    # A hidden row is added and taken out in one cell: give it no weight, and a cell in range.
+    np.copyto(add, 0.0, where=hidden)
+    np.copyto(rem, 0.0, where=hidden)
+    # Cell of a row in a (side, column 0..n_cols, bucket) matrix: shorts after the longs.
+    cell -= k0
+    np.clip(cell, 0, width - 1, out=cell)
+    cell[rows.n_long:] += (n_cols + 1) * width
+    fc *= width
+    fc += cell
+    ec *= width
+    ec += cell
+    size = 2 * (n_cols + 1) * width
+    # (asarray: with no rows at all, bincount gives integers)
+    mat = np.asarray(np.bincount(fc, weights=add, minlength=size), dtype=np.float64)
+    mat -= np.bincount(ec, weights=rem, minlength=size)
+    # Live-level counts follow the same recurrence exactly (integers), so a bucket whose
+    # levels are all gone is exactly 0, not the rounding left over from the subtraction.
+    net = np.bincount(fc, minlength=size)
+    net -= np.bincount(ec, minlength=size)
+    del add, rem, cell, fc, ec, hidden
+    mat3 = mat.reshape(2, n_cols + 1, width)
+    net3 = net.reshape(2, n_cols + 1, width)
     # Survival between consecutive columns.
     gain = np.ones(n_cols)
     if n_cols > 1:
         gain[1:] = np.exp(model.log_f[cols[1:]] - model.log_f[cols[:-1]])
         gain[1:] = np.where(model.zeros[cols[1:]] > model.zeros[cols[:-1]], 0.0, gain[1:])
-    # Both sides in one matrix (shorts in columns width..2·width): one pass of the recurrence.
-    # Each cell gets the same terms in the same order as a side on its own would.
-    idx = np.concatenate([sh[0] for sh in shown])
-    fc = np.concatenate([sh[1] for sh in shown])
-    ec = np.concatenate([sh[2] for sh in shown])
-    b = np.concatenate([buckets[0] - k0, buckets[1] - k0 + width])
-    span = 2 * width
-    size = n_cols * span
-    born_at = fc * span + b
-    dies = np.flatnonzero(ec < n_cols)
-    died_at = ec[dies] * span + b[dies]
-    add = np.bincount(born_at, weights=model.value_at(idx, cols[fc]),
-                      minlength=size).reshape(n_cols, span)
-    rem = np.bincount(died_at, weights=model.value_at(idx[dies], cols[ec[dies]]),
-                      minlength=size).reshape(n_cols, span)
-    # Live-level counts follow the same recurrence exactly (integers), so a bucket whose
-    # levels are all gone is exactly 0, not the rounding left over from the subtraction.
-    net = (np.bincount(born_at, minlength=size)
-           - np.bincount(died_at, minlength=size)).reshape(n_cols, span)
-    mat = np.empty((n_cols, span))
-    running = np.zeros(span)
-    live = np.zeros(span, dtype=np.int64)
-    clear = np.empty(span, dtype=bool)
+    # The recurrence V[c] = V[c−1]·g[c] + born[c] − died[c], in place, both sides at once.
+    live = np.zeros((2, width), dtype=np.int64)
+    empty = np.empty((2, width), dtype=bool)
+    carried = np.empty((2, width))
     for col in range(n_cols):
-        running *= gain[col]
-        running += add[col]
-        running -= rem[col]
-        live += net[col]
-        np.less(running, 0.0, out=clear)
-        clear |= live == 0
-        running[clear] = 0.0
-        mat[col] = running
-    out = [np.ascontiguousarray(mat[:, :width]), np.ascontiguousarray(mat[:, width:])]
-    return Heatmap(p.grid, k0, cols, c.timestamp[cols], out[0], out[1], model.proxy)
+        cur = mat3[:, col]
+        if col:
+            np.multiply(mat3[:, col - 1], gain[col], out=carried)
+            cur += carried
+        live += net3[:, col]
+        np.maximum(cur, 0.0, out=cur)
+        np.equal(live, 0, out=empty)
+        np.copyto(cur, 0.0, where=empty)
+    return Heatmap(p.grid, k0, cols, c.timestamp[cols], mat3[0, :n_cols], mat3[1, :n_cols],
+                   model.proxy)
+
+
+def _shown_range(bucket: IntArray, hidden: NDArray[np.bool_], sides: Sequence[tuple[int, int]],
+                 fallback_price: float, grid: PriceGrid) -> tuple[int, int]:
+    """Buckets k0..k1 (exclusive) spanning the rows shown in some column (not ``hidden``)."""
+    big = np.iinfo(np.int64).max
+    lo = hi = None
+    for a, b in sides:
+        shown = ~hidden[a:b]
+        if shown.any():
+            k_lo = int(bucket[a:b].min(where=shown, initial=big))
+            k_hi = int(bucket[a:b].max(where=shown, initial=-big)) + 1
+            lo = k_lo if lo is None else min(lo, k_lo)
+            hi = k_hi if hi is None else max(hi, k_hi)
+    if lo is None or hi is None:
+        return _bucket_range([], fallback_price, grid)
+    return lo, hi

@@ -38,12 +38,15 @@ class PriceGrid:
         """Bucket index of each price (USD, > 0)."""
         p = np.asarray(price, dtype=np.float64)
         if self.pct is not None:
-            raw = np.log(p) / math.log1p(self.pct / 100.0)
+            raw = np.log(p)
+            raw /= math.log1p(self.pct / 100.0)
         else:
             assert self.usd is not None
             raw = p / self.usd
         # A hair of tolerance so a price exactly on an edge lands in the bucket it starts.
-        return np.floor(raw + 1e-9).astype(np.int64)
+        raw += 1e-9
+        # In place: one float temporary for a whole array of prices (same numbers).
+        return np.floor(raw, out=raw if raw.ndim else None).astype(np.int64)
 
     def edge(self, k: ArrayLike) -> NDArray[np.float64]:
         """Lower edge (USD) of bucket(s) ``k``."""
