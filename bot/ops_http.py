@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -110,6 +111,7 @@ async def start_ops(cfg: Config, store: Store, service: Service) -> OpsServer | 
         await ops.start(m.listen, m.port)
     except OSError as exc:  # the port is taken, the address not ours
         await ops.stop()
+        why = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio's text repeats it
         raise ConfigError(f"{cfg.path}: [metrics] cannot listen on {m.listen}:{m.port}: "
-                          f"{exc.strerror or exc}") from exc
+                          f"{why}") from exc
     return ops

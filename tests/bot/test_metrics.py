@@ -1,0 +1,222 @@
+"""``/metrics`` and ``/healthz`` (issue 21, operations): scraped over loopback.
+
+A real ``liqbot run`` (replay, console adapter) with ``[metrics] port`` set: its series exist
+and move while it alerts — outbox depth by state, send latency, recompute and tick counts, data
+age — and ``/healthz`` says ok. The health endpoint over a real service in this loop answers
+503 when the store no longer answers, a job is stuck or the scheduler has stopped. Bad
+``[metrics]`` keys and a taken port: one line naming the key, exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.ops_http import OpsServer
+from bot.store import Store
+from tests.bot.helpers import SYMBOL, started_service
+
+CONFIG = """
+[bot]
+store = "{store}"
+[source]
+kind = "replay"
+warmup_candles = 18000
+candles_per_tick = 3
+lookback_days = 60
+[schedule]
+recompute_seconds = 0.2
+price_seconds = 0.02
+dispatch_seconds = 0.05
+[alerts]
+min_usd = 1_000_000
+cooldown_minutes = 0
+[metrics]
+listen = "127.0.0.1"
+port = {port}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition, by (name, sorted labels)."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_run_serves_metrics_that_move_and_a_healthy_healthz(tmp_path: Path) -> None:
+    store_path = tmp_path / "bot.db"
+    port = free_port()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(CONFIG.format(store=store_path, port=port))
+    store = Store(store_path)
+    chat = store.upsert_chat("console", "console")
+    store.subscribe(chat.id, SYMBOL, min_usd=1_000_000, approach_pct=0.5)
+    store.close()
+    base = f"http://127.0.0.1:{port}"
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("w") as fo, err.open("w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--config", str(cfg)],
+                                cwd=tmp_path, stdout=fo, stderr=fe,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        health = (0, "")
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                health = get(f"{base}/healthz")
+            except OSError:  # not listening yet
+                health = (0, "")
+            if health[0] == 200:
+                break
+            time.sleep(0.05)
+        assert health[0] == 200, (health, err.read_text()[-2000:])
+        body = json.loads(health[1])
+        assert body["status"] == "ok" and body["scheduler"] == "running", body
+        assert body["jobs"] >= 3, body  # price, dispatch, prune
+
+        status, text = get(f"{base}/metrics")
+        assert status == 200
+        first = samples(text)
+        sent = ("liqbot_outbox_depth", (("state", "sent"),))
+        sends = ("liqbot_send_seconds_count", (("platform", "console"),))
+        recomputes = ("liqbot_recompute_seconds_count", (("symbol", SYMBOL),))
+        ticks = ("liqbot_engine_tick_seconds_count", ())
+        age = ("liqbot_data_age_seconds", (("symbol", SYMBOL),))
+        for key in (sent, recomputes, ticks, age):
+            assert key in first, (key, text)
+        assert ("liqbot_outbox_depth", (("state", "pending"),)) in first
+        assert ("liqbot_leases_held", ()) in first
+        moved = first
+        while time.monotonic() < deadline:  # alerts go out: every series moves
+            moved = samples(get(f"{base}/metrics")[1])
+            if all(moved.get(k, 0) > first.get(k, 0) for k in (sent, sends, recomputes, ticks)):
+                break
+            time.sleep(0.1)
+        for key in (sent, sends, recomputes, ticks):
+            assert moved.get(key, 0) > first.get(key, 0), (key, first.get(key), moved.get(key))
+        assert 0 <= moved[age] < 30
+        assert moved[("liqbot_send_seconds_sum", (("platform", "console"),))] > 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err.read_text()[-2000:]
+    assert "stopped (store integrity ok)" in err.read_text()
+    assert "ALERT " in out.read_text()
+
+
+async def health(url: str) -> tuple[int, dict[str, object]]:
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_healthz_503_when_the_store_stops_answering() -> None:
+    service, _, store = await started_service()
+    await service.start()
+    ops = OpsServer(store, service)
+    url = (await ops.start("127.0.0.1", 0))[0] + "/healthz"
+    try:
+        status, body = await health(url)
+        assert status == 200 and body["status"] == "ok", body
+        store.close()  # the store is gone under the running service
+        status, body = await health(url)
+        assert status == 503, body
+        assert body["status"] == "unhealthy"
+        assert body["problems"] == ["store does not answer (ProgrammingError)"], body
+    finally:
+        await ops.stop()
+        await service.stop()
+
+
+async def test_healthz_503_when_a_job_is_stuck_and_when_the_scheduler_stops() -> None:
+    service, _, store = await started_service()
+    await service.start()
+    ops = OpsServer(store, service, late_s=0.3)
+    url = (await ops.start("127.0.0.1", 0))[0] + "/healthz"
+    stuck = asyncio.Event()
+    try:
+        assert (await health(url))[0] == 200
+        assert service.scheduler is not None
+
+        async def hang() -> None:  # a job that never finishes (a send with no answer)
+            await stuck.wait()
+
+        service.scheduler.add_job(service._guard("stuck", hang), "interval", seconds=0.1,
+                                  id="stuck", max_instances=1)
+        await asyncio.sleep(0.3 + 3 * 0.1 + 0.3)
+        status, body = await health(url)
+        assert status == 503, body
+        problems = body["problems"]
+        assert isinstance(problems, list) and problems, body
+        assert all(p.startswith("job stuck has not finished for ") for p in problems), body
+        service.scheduler.remove_job("stuck")
+        stuck.set()
+        await asyncio.sleep(0.05)
+        assert (await health(url))[0] == 200
+        await service.stop()
+        status, body = await health(url)
+        assert status == 503 and body["scheduler"] == "not running", body
+    finally:
+        stuck.set()
+        await ops.stop()
+        store.close()
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=60)
+
+
+def test_bad_metrics_keys_name_the_key_and_exit_2(tmp_path: Path) -> None:
+    for value, words in (("70000", "metrics.port = 70000 must be in [0, 65535] (0 = off)"),
+                         ('"x"', "metrics.port must be an integer")):
+        cfg = tmp_path / "config.toml"
+        cfg.write_text(f'[bot]\nstore = "{tmp_path / "b.db"}"\n[metrics]\nport = {value}\n')
+        done = run_cli("check-config", str(cfg), cwd=tmp_path)
+        assert done.returncode == 2, done
+        assert words in done.stderr and ":line 4" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_a_taken_metrics_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = tmp_path / "config.toml"
+        cfg.write_text(CONFIG.format(store=tmp_path / "bot.db", port=port))
+        done = run_cli("run", "--config", str(cfg), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    line = [ln for ln in done.stderr.splitlines() if "config error" in ln]
+    assert line == [f"liqbot: config error: {cfg}: [metrics] cannot listen on 127.0.0.1:{port}: "
+                    "Address already in use"], done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
