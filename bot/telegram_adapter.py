@@ -11,6 +11,13 @@ with every character escaped (:mod:`bot.telegram_format`). In groups, commands m
 Commands sent while the bot was down are fetched at start (no ``drop_pending_updates``);
 those older than ``[telegram] stale_command_minutes`` are answered "please resend" and not
 acted on. Replies are retried on 5xx / network errors (:data:`REPLY_RETRY`).
+
+``[telegram] mode = "webhook"``: instead of polling, PTB's own webhook server
+(``updater.start_webhook``, tornado) listens on ``listen:port/url_path`` and calls setWebhook
+with ``webhook_url`` and the secret token (requests without it get 403). Any number of
+replicas may serve one URL: each sets the same webhook at start, and none deletes it at stop
+(the others still serve it; with none left, Telegram keeps the updates, as with polling's
+backlog). Polling mode deletes a webhook at start (PTB), so switching back needs nothing.
 """
 
 from __future__ import annotations
@@ -204,11 +211,16 @@ class TelegramAdapter:
         if settings.token is None:
             raise ValueError("TelegramSection.token is not set (load the config with secrets)")
         self._token = settings.token.reveal()
+        if settings.mode == "webhook" and settings.secret_token is None:
+            raise ValueError("TelegramSection.secret_token is not set (webhook mode)")
+        self.settings = settings
         self.admin_ttl_s = admin_ttl_s
         self.poll_timeout_s = poll_timeout_s
         self.stale_after_s = settings.stale_command_minutes * 60
         # Before building: PTB logs its API URLs (token included) at DEBUG while it builds.
         redact.register(self._token, redact.TELEGRAM)
+        if settings.secret_token is not None:  # PTB logs setWebhook's parameters at DEBUG
+            redact.register(settings.secret_token.reveal(), redact.SECRET)
         redact.install()
         # 30 msg/s overall, 20 msg/min per group; a 429 holds only its own chat.
         limiter = ChatRateLimiter(overall_max_rate=30, overall_time_period=1,
@@ -229,7 +241,8 @@ class TelegramAdapter:
 
     # --- lifecycle ------------------------------------------------------------------------------
     async def start(self, core: CommandCore) -> None:
-        """Register handlers, set the command menu and start long polling."""
+        """Register handlers, set the command menu and start long polling (or the webhook
+        server)."""
         self._core = core
         redact.install()  # again: the root handlers may have been set up since __init__
         app = self.app
@@ -245,9 +258,12 @@ class TelegramAdapter:
             await app.bot.set_my_commands([BotCommand(c.name, c.help[:256]) for c in COMMANDS])
             await app.start()
             assert app.updater is not None
-            await app.updater.start_polling(
-                timeout=timedelta(seconds=self.poll_timeout_s), drop_pending_updates=False,
-                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
+            if self.settings.mode == "webhook":
+                await self._start_webhook()
+            else:
+                await app.updater.start_polling(
+                    timeout=timedelta(seconds=self.poll_timeout_s), drop_pending_updates=False,
+                    allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
         except BaseException as exc:
             await self.stop()
             if isinstance(exc, InvalidToken):  # PTB's message contains the token: drop it
@@ -255,10 +271,27 @@ class TelegramAdapter:
                                   "token and telegram.base_url)") from None
             raise
         self._notifier.started = True
-        log.info("telegram: polling as @%s", app.bot.username)
+        s = self.settings
+        log.info("telegram: %s as @%s", f"webhook {s.webhook_url} → {s.listen}:{s.port}"
+                 f"{s.url_path or '/'}" if s.mode == "webhook" else "polling", app.bot.username)
+
+    async def _start_webhook(self) -> None:
+        """PTB's webhook server; setWebhook with the secret, keeping pending updates."""
+        s, updater = self.settings, self.app.updater
+        assert updater is not None and s.secret_token is not None
+        try:
+            await updater.start_webhook(
+                listen=s.listen, port=s.port, url_path=s.url_path, webhook_url=s.webhook_url,
+                secret_token=s.secret_token.reveal(), drop_pending_updates=False,
+                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
+        except OSError as exc:  # the port is taken, the address not ours
+            raise ConfigError(f"telegram: the webhook server cannot listen on {s.listen}:"
+                              f"{s.port}: {exc.strerror or exc} (telegram.listen, "
+                              "telegram.port)") from exc
 
     async def stop(self) -> None:
-        """Stop polling, the application and its HTTP clients (idempotent)."""
+        """Stop polling (or the webhook server: the webhook itself stays set, see the module
+        docstring), the application and its HTTP clients (idempotent)."""
         self._notifier.started = False
         app = self.app
         if app.updater is not None and app.updater.running:

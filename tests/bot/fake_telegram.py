@@ -17,6 +17,13 @@ chat_id=111)`` makes the next sendMessage to chat 111 answer 429. Kinds: 403 (bl
 not found), 500, migrate (400 with ``migrate_to_chat_id``), lost (the call is carried out — the
 message is accepted and shown — then the connection is dropped before the answer: the fault
 that matters for exactly-once, since the Bot API has no idempotency key).
+
+Webhooks: setWebhook is recorded in :attr:`FakeTelegram.webhook` (url, secret_token,
+drop_pending_updates, allowed_updates) and :attr:`FakeTelegram.webhooks` (every call); while one
+is set, getUpdates answers 409 Conflict like the Bot API, and deleteWebhook removes it.
+:meth:`FakeTelegram.deliver` POSTs a queued update to the webhook URL (or to one replica's
+address, as a load balancer would) with the ``X-Telegram-Bot-Api-Secret-Token`` header;
+a 2xx answer takes it off the queue, anything else leaves it there (Telegram retries).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 TOKEN = "123456:TEST-token-must-never-be-logged"
@@ -77,6 +85,8 @@ class FakeTelegram:
         self._message_ids = itertools.count(1000)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        self.webhook: dict[str, Any] | None = None  # the registered webhook (setWebhook)
+        self.webhooks: list[dict[str, Any]] = []  # every setWebhook, in order
 
     # --- test API ---------------------------------------------------------------------------
     def inject(self, method: str, *kinds: str, chat_id: int | None = None) -> None:
@@ -141,6 +151,27 @@ class FakeTelegram:
             if time.monotonic() > deadline:
                 raise AssertionError(f"updates not fetched: {self._updates}")
             await asyncio.sleep(0.02)
+
+    async def deliver(self, update_id: int | None = None, *, url: str | None = None,
+                      secret: str | None | bool = True) -> int:
+        """POST queued update ``update_id`` (default: the oldest) to ``url`` (default: the
+        registered webhook's) as Telegram does; returns the HTTP status. ``secret``: True sends
+        the registered secret token, a string sends that one, None sends no header."""
+        assert self.webhook is not None or url is not None, "no webhook set"
+        queued = [u for u in self._updates if update_id is None or u["update_id"] == update_id]
+        assert queued, f"update {update_id} is not queued"
+        update = queued[0]
+        headers = {}
+        token = (self.webhook or {}).get("secret_token") if secret is True else secret
+        if isinstance(token, str):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = token
+        target = url or (self.webhook or {})["url"]
+        async with aiohttp.ClientSession() as session, \
+                session.post(target, json=update, headers=headers) as response:
+            await response.read()
+        if 200 <= response.status < 300:
+            self._updates.remove(update)
+        return response.status
 
     def _push(self, body: dict[str, Any]) -> int:
         uid = next(self._update_ids)
@@ -211,9 +242,24 @@ class FakeTelegram:
     async def _m_deleteWebhook(self, p: dict[str, Any]) -> Any:
         if p.get("drop_pending_updates") == "true":
             self._updates.clear()
+        self.webhook = None
+        return True
+
+    async def _m_setWebhook(self, p: dict[str, Any]) -> Any:
+        if not p.get("url"):
+            return _error(400, "Bad Request: bad webhook: an HTTPS URL must be provided")
+        if p.get("drop_pending_updates") == "true":
+            self._updates.clear()
+        self.webhook = {"url": p["url"], "secret_token": p.get("secret_token"),
+                        "drop_pending_updates": p.get("drop_pending_updates"),
+                        "allowed_updates": json.loads(p.get("allowed_updates", "null"))}
+        self.webhooks.append(self.webhook)
         return True
 
     async def _m_getUpdates(self, p: dict[str, Any]) -> Any:
+        if self.webhook is not None:
+            return _error(409, "Conflict: can't use getUpdates method while webhook is active; "
+                               "use deleteWebhook to delete the webhook first")
         offset = int(p.get("offset", 0))
         if offset:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
