@@ -26,7 +26,7 @@ from bot.fmt import money, price_text
 from estimator import Cluster
 
 if TYPE_CHECKING:
-    import sqlite_utils
+    from bot.db import Database
 
 MAX_WATCHES = 10  # per chat
 DEFAULT_WITHIN_PCT = 2.0
@@ -111,7 +111,7 @@ def watch_text(event: AlertEvent) -> str:
 class PositionWatchTables:
     """The store's position_watches table (mixed into :class:`bot.store.Store`)."""
 
-    db: sqlite_utils.Database
+    db: Database
     if TYPE_CHECKING:
         def _insert_outbox(self, events: Iterable[AlertEvent], t: int) -> int: ...
 
@@ -130,13 +130,13 @@ class PositionWatchTables:
                 raise LimitExceededError(
                     f"this chat already watches {MAX_WATCHES} positions (the maximum); remove "
                     "one with /unlevel wID first")
-            cur = self.db.execute(
+            watch_id = int(self.db.execute(
                 "INSERT INTO position_watches (chat, symbol, side, entry, leverage, size_usd,"
                 " liq_price, within_pct, near_epoch, near_fired, created_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING id",
                 (chat, symbol, side, float(entry), float(leverage), size_usd,
-                 float(liq_price), float(within_pct), now, now))
-        return PositionWatch(int(cur.lastrowid or 0), chat, symbol, side, float(entry),
+                 float(liq_price), float(within_pct), now, now)).fetchone()[0])
+        return PositionWatch(watch_id, chat, symbol, side, float(entry),
                              float(leverage), size_usd, float(liq_price), float(within_pct),
                              now, False)
 
@@ -160,7 +160,7 @@ class PositionWatchTables:
         """The watches' new arming state and their outbox rows in ONE transaction; returns
         the number of new rows (a known dedupe key inserts nothing)."""
         with self.db.atomic():
-            self.db.conn.executemany(
+            self.db.executemany(
                 "UPDATE position_watches SET near_epoch = ?, near_fired = ? WHERE id = ?",
                 [(w.near_epoch, int(w.near_fired), w.id) for w in changed])
             return self._insert_outbox(events, now)

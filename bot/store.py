@@ -1,10 +1,13 @@
-"""The store: one SQLite file (sqlite-utils, WAL) for chats, watches, engine state and outbox.
+"""The store: chats, watches, engine state and outbox, in one SQLite file (sqlite-utils, WAL;
+the default) or on a PostgreSQL server (psycopg 3; several processes share it). The backends
+are :mod:`bot.db`; the SQL here is written once, SQLite-style, and runs on both.
 
 Public API (all methods synchronous; use from one thread at a time):
 
-- ``Store(path)`` / ``Store(memory=True)`` — open, create (mode 0600) and migrate;
-  ``exclusive=True`` (``liqbot run``) also takes the one-owner lock. Path checks, permissions, the
-  lock and the corruption check are in :mod:`bot.store_file`.
+- ``Store(path)`` / ``Store(memory=True)`` / ``Store(dsn="postgresql://…")`` — open, create
+  (a file: mode 0600) and migrate; ``exclusive=True`` (``liqbot run``) also takes a SQLite
+  file's one-owner lock. Path checks, permissions, the lock and the corruption check are in
+  :mod:`bot.store_file`. :func:`open_store` picks the backend from the config's values.
 - chats: :meth:`Store.upsert_chat`, :meth:`get_chat`, :meth:`find_chat`,
   :meth:`set_timezone`, :meth:`deactivate_chat`.
 - watches: :meth:`subscribe`, :meth:`unsubscribe`, :meth:`list_subscriptions`,
@@ -12,8 +15,9 @@ Public API (all methods synchronous; use from one thread at a time):
   :meth:`active_levels`, :meth:`watched_symbols`, :meth:`watch_version`.
 - engine: :meth:`load_state`, :meth:`load_clusters`, :meth:`save_clusters`,
   :meth:`commit_tick` (state + clusters + outbox rows in one transaction).
-- outbox: :meth:`due`, :meth:`claim`, :meth:`mark_sent`, :meth:`mark_retry`,
-  :meth:`mark_failed`, :meth:`recover_inflight`, :meth:`prune_outbox`.
+- outbox: :meth:`due`, :meth:`claim`, :meth:`claim_due` (several dispatchers),
+  :meth:`outbox_waiter`, :meth:`mark_sent`, :meth:`mark_retry`, :meth:`mark_failed`,
+  :meth:`recover_inflight`, :meth:`prune_outbox`.
 - alert threads (:class:`bot.alerts.threads.AlertThreads`): the message each (chat,
   cluster) approach / inside / break updates.
 - quiet subscriptions (:class:`bot.alerts.digest.DigestTables`): :meth:`set_quiet`,
@@ -40,15 +44,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from bot import leases, position_watch, store_file
-from bot.alerts import digest
+from bot.alerts import digest, top_digest
 from bot.alerts.digest import DigestTables
 from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
 from bot.alerts.events import AlertEvent
 from bot.alerts.threads import AlertThreads
 from bot.audit import tables as audit_tables
+from bot.db import Database
+from bot.db.sqlite import SqliteDatabase
+from bot.db.wait import OutboxWaiter, waiter_for
 from bot.errors import LeaseLostError, LimitExceededError, StoreError, UserInputError
 from bot.hyperliquid import alerts as hl_alerts
 from bot.hyperliquid import wallets as hl_wallets
@@ -60,6 +65,7 @@ MAX_SUBSCRIPTIONS = 20  # per chat
 MAX_LEVELS = 50  # per chat
 DIRECTIONS = ("up", "down", "any")
 STATUSES = ("pending", "sending", "sent", "failed")
+OUTBOX_CHANNEL = "liqbot_outbox"  # NOTIFY'd (PostgreSQL) when outbox rows are inserted
 
 # Each entry migrates the schema from version i to i + 1; never edit a released entry,
 # append a new one.
@@ -156,6 +162,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     hl_alerts.MIGRATION,  # v8: chats following confirmed clusters (bot.hyperliquid.alerts)
     audit_tables.CONFIRMED_MIGRATION,  # v9: receipts of confirmed clusters (bot.audit.tables)
     leases.MIGRATION,  # v10: symbol leases of market workers, their heartbeats (bot.leases)
+    top_digest.MIGRATION,  # v11: chats with a daily /top digest (bot.alerts.top_digest)
+    (  # v11: a watch version every process sees (bumped with each watch / chat change)
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('watch_version', 0)",
+        # claim_due: a chat's oldest pending row and whether it has one 'sending'
+        "CREATE INDEX outbox_chat_status ON outbox(chat, status, id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -193,6 +206,22 @@ class OutboxRow:
     created_ms: int
 
 
+def _outbox_filter(platforms: Iterable[str] | None,
+                   skip_chats: Iterable[int]) -> tuple[str, list[Any]]:
+    """SQL (`` AND …``) and parameters: chats on ``platforms`` (all when None), none of
+    ``skip_chats``."""
+    where, params = "", list[Any]()
+    if platforms is not None:
+        only = sorted(platforms)
+        where += f" AND c.platform IN ({', '.join('?' * len(only))})" if only else " AND 1 = 0"
+        params += only
+    skip = sorted(skip_chats)
+    if skip:
+        where += f" AND o.chat NOT IN ({', '.join('?' * len(skip))})"
+        params += skip
+    return where, params
+
+
 def _chat(row: dict[str, Any]) -> Chat:
     return Chat(id=row["id"], platform=row["platform"], chat_id=row["chat_id"],
                 thread_id=row["thread_id"] or None, is_group=bool(row["is_group"]),
@@ -201,54 +230,54 @@ def _chat(row: dict[str, Any]) -> Chat:
 
 class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatchTables,
             audit_tables.AuditTables, hl_wallets.WalletTables,
-            hl_alerts.ConfirmedAlertTables):
-    """liqbot's SQLite store. ``Store(path)`` for a file, ``Store(memory=True)`` for tests."""
+            hl_alerts.ConfirmedAlertTables, top_digest.TopDigestTables):
+    """liqbot's store. ``Store(path)`` for a SQLite file, ``Store(memory=True)`` for tests,
+    ``Store(dsn=…)`` for a PostgreSQL server."""
+
+    db: Database
 
     def __init__(self, path: str | Path | None = None, *, memory: bool = False,
-                 synchronous: str = "FULL", max_subscriptions: int = MAX_SUBSCRIPTIONS,
-                 max_levels: int = MAX_LEVELS, exclusive: bool = False) -> None:
-        """``exclusive``: this process owns the store (``liqbot run``); a second owner is
-        refused with :class:`~bot.errors.StoreLockedError`. Path problems raise
-        :class:`~bot.errors.StorePathError`; a corrupt file a StoreError saying how to recover."""
+                 dsn: str | None = None, synchronous: str = "FULL",
+                 max_subscriptions: int = MAX_SUBSCRIPTIONS, max_levels: int = MAX_LEVELS,
+                 exclusive: bool = False) -> None:
+        """``exclusive``: this process owns the SQLite file (``liqbot run``); a second owner is
+        refused with :class:`~bot.errors.StoreLockedError` (a PostgreSQL store is shared).
+        Path problems raise :class:`~bot.errors.StorePathError`; a corrupt file a StoreError
+        saying how to recover; a server that cannot be reached
+        :class:`~bot.errors.StoreUnreachableError` (the password never in the message)."""
         self.max_subscriptions = max_subscriptions  # per chat
         self.max_levels = max_levels  # per chat
-        if memory == (path is not None):
-            raise ValueError("give a path or memory=True")
-        self._lock: store_file.OwnerLock | None = None
-        p = Path(path) if path is not None else Path(":memory:")
+        if sum((memory, path is not None, dsn is not None)) != 1:
+            raise ValueError("give one of a path, a dsn or memory=True")
+        if dsn is not None:
+            from bot.db.postgres import PostgresDatabase  # psycopg only when asked for
+
+            self.db = PostgresDatabase(dsn)
+            try:
+                self._migrate()
+            except BaseException:
+                self.db.close()
+                raise
+            return
+        p = Path(path) if path is not None else None
+        self.db = SqliteDatabase.open(p, synchronous=synchronous, exclusive=exclusive)
         try:
-            if memory:
-                self.db = sqlite_utils.Database(memory=True)
-            else:
-                store_file.prepare(p)
-                if exclusive:
-                    self._lock = store_file.OwnerLock(p)
-                # check_same_thread=False: the service may call from asyncio.to_thread; the
-                # caller keeps to one thread at a time.
-                conn = sqlite3.connect(str(p), timeout=10, check_same_thread=False)
-                self.db = sqlite_utils.Database(conn)
-                store_file.check_pages(conn, p)
-                self.db.enable_wal()
-            if synchronous not in ("FULL", "NORMAL"):
-                raise ValueError("synchronous must be FULL or NORMAL")
-            # Fixed keywords, not user data: PRAGMAs cannot take parameters.
-            self.db.execute(f"PRAGMA synchronous={synchronous}")
-            self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except (sqlite3.DatabaseError, StoreError) as exc:
-            if hasattr(self, "db"):
-                self.db.close()
-            if self._lock is not None:
-                self._lock.release()
+            self.db.close()
             if isinstance(exc, StoreError):
                 raise
-            raise store_file.open_error(exc, p) from exc
-        self._watch_version = 0
+            raise store_file.open_error(exc, p or Path(":memory:")) from exc
 
     # --- lifecycle ---------------------------------------------------------------------------
     @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.db.dialect
+
+    @property
     def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        return self.db.schema_version
 
     def _migrate(self) -> None:
         current = self.schema_version
@@ -257,23 +286,23 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
                              f"(v{SCHEMA_VERSION}); upgrade liqbot")
         for version in range(current, SCHEMA_VERSION):
             with self.db.atomic():
+                self.db.lock_schema()  # PostgreSQL: processes starting together migrate once
+                if self.db.schema_version != version:
+                    continue  # another process applied it meanwhile
                 for stmt in MIGRATIONS[version]:
                     self.db.execute(stmt)
-                # user_version is transactional: the schema and its number commit together.
-                self.db.execute(f"PRAGMA user_version={int(version + 1)}")
+                # The schema and its number commit together.
+                self.db.set_schema_version(version + 1)
 
     def close(self) -> None:
         self.db.close()
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
 
     def integrity_ok(self) -> bool:
-        """``PRAGMA integrity_check`` says ok."""
-        return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+        """SQLite: ``PRAGMA integrity_check`` says ok; PostgreSQL: the server answers."""
+        return self.db.integrity_ok()
 
     def journal_mode(self) -> str:
-        return str(self.db.journal_mode)
+        return self.db.journal_mode
 
     # --- chats -------------------------------------------------------------------------------
     def upsert_chat(self, platform: str, chat_id: str | int, *, thread_id: str | int | None = None,
@@ -292,8 +321,8 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
                 (platform, str(chat_id), thread, int(is_group), timezone or "UTC", language,
                  now if now is not None else now_ms(), timezone))
             chat = self.find_chat(platform, chat_id, thread_id)
+            self._bump_watches()  # a re-activated chat's watches count again
         assert chat is not None
-        self._watch_version += 1  # a re-activated chat's watches count again
         return chat
 
     def get_chat(self, chat: int) -> Chat | None:
@@ -325,7 +354,7 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
                 "UPDATE outbox SET status = 'failed', last_error = ?, sent_ms = ?"
                 " WHERE chat = ? AND status IN ('pending', 'sending')",
                 (f"chat deactivated: {reason}", t, chat))
-        self._watch_version += 1
+            self._bump_watches()
         return cur.rowcount
 
     # --- subscriptions -------------------------------------------------------------------------
@@ -357,14 +386,15 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat, symbol) DO UPDATE SET"
                 " min_usd = excluded.min_usd, approach_pct = excluded.approach_pct",
                 (chat, symbol, float(min_usd), pct, now if now is not None else now_ms()))
-        self._watch_version += 1
+            self._bump_watches()
         return Subscription(chat=chat, symbol=symbol, min_usd=float(min_usd), approach_pct=pct)
 
     def unsubscribe(self, chat: int, symbol: str) -> bool:
         """Remove the subscription; False when there was none."""
-        cur = self.db.execute("DELETE FROM subscriptions WHERE chat = ? AND symbol = ?",
-                              (chat, symbol))
-        self._watch_version += 1
+        with self.db.atomic():
+            cur = self.db.execute("DELETE FROM subscriptions WHERE chat = ? AND symbol = ?",
+                                  (chat, symbol))
+            self._bump_watches()
         return cur.rowcount > 0
 
     def list_subscriptions(self, chat: int) -> list[Subscription]:
@@ -399,19 +429,21 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
                 raise LimitExceededError(
                     f"this chat already has {self.max_levels} levels (the maximum); "
                     "remove one with /unlevel ID first")
-            cur = self.db.execute(
+            level_id = int(self.db.execute(
                 "INSERT INTO levels (chat, symbol, price, direction, note, created_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (chat, symbol, float(price), direction, note,
-                 now if now is not None else now_ms()))
-        self._watch_version += 1
-        return UserLevel(id=int(cur.lastrowid or 0), chat=chat, symbol=symbol,
+                 now if now is not None else now_ms())).fetchone()[0])
+            self._bump_watches()
+        return UserLevel(id=level_id, chat=chat, symbol=symbol,
                          price=float(price), direction=direction, note=note)
 
     def remove_level(self, chat: int, level_id: int) -> bool:
         """Delete level ``level_id`` if ``chat`` owns it; False otherwise."""
-        cur = self.db.execute("DELETE FROM levels WHERE id = ? AND chat = ?", (level_id, chat))
-        self._watch_version += 1
+        with self.db.atomic():
+            cur = self.db.execute("DELETE FROM levels WHERE id = ? AND chat = ?",
+                                  (level_id, chat))
+            self._bump_watches()
         return cur.rowcount > 0
 
     def list_levels(self, chat: int, symbol: str | None = None) -> list[UserLevel]:
@@ -439,9 +471,15 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
         return [r[0] for r in rows]
 
     def watch_version(self) -> int:
-        """Bumped by every change to watches or chat activity in this process: rebuild the
-        engine's :class:`~bot.alerts.SymbolWatch` when it changes."""
-        return self._watch_version
+        """Bumped by every change to watches or chat activity, by any process on this store
+        (a row in the store, changed in the change's transaction): rebuild the engine's
+        :class:`~bot.alerts.SymbolWatch` when it changes."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'watch_version'").fetchone()
+        return int(row[0])
+
+    def _bump_watches(self) -> None:
+        """Inside the caller's transaction: the watches or a chat's activity changed."""
+        self.db.execute("UPDATE meta SET value = value + 1 WHERE key = 'watch_version'")
 
     # --- engine state ----------------------------------------------------------------------------
     def load_state(self, symbol: str) -> SymbolState:
@@ -507,15 +545,18 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
 
     def _insert_outbox(self, events: Iterable[AlertEvent], t: int) -> int:
         """Outbox rows for ``events`` (inside the caller's transaction); rows whose key exists
-        and rows for inactive chats are ignored. Returns the number inserted."""
+        and rows for inactive chats are ignored. Returns the number inserted; when > 0,
+        dispatchers listening on PostgreSQL are woken at the commit."""
         rows = [(e.chat, e.kind.value, e.ref, e.epoch, e.dedupe_key, e.symbol,
                  json.dumps(e.to_dict()), t, t, e.chat) for e in events]
-        before = self.db.conn.total_changes
-        self.db.conn.executemany(
-            "INSERT OR IGNORE INTO outbox (chat, kind, ref, epoch, dedupe_key, symbol,"
+        n = self.db.executemany(
+            "INSERT INTO outbox (chat, kind, ref, epoch, dedupe_key, symbol,"
             " payload, next_try_ms, created_ms) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?"
-            " WHERE EXISTS (SELECT 1 FROM chats WHERE id = ? AND active = 1)", rows)
-        return int(self.db.conn.total_changes - before)
+            " WHERE EXISTS (SELECT 1 FROM chats WHERE id = ? AND active = 1)"
+            " ON CONFLICT DO NOTHING", rows)
+        if n:
+            self.db.notify(OUTBOX_CHANNEL)
+        return n
 
     # --- outbox -------------------------------------------------------------------------------
     def due(self, now: int | None = None, limit: int = 50,
@@ -525,28 +566,73 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
         given (rows for a platform this process does not run must not block the others), none
         of ``skip_chats`` (chats the dispatcher is sending to or holding back)."""
         t = now if now is not None else now_ms()
-        only = None if platforms is None else json.dumps(sorted(platforms))
-        skip = json.dumps(sorted(skip_chats))
+        where, params = _outbox_filter(platforms, skip_chats)
+        return self._outbox_rows(
+            f"o.status = 'pending' AND o.next_try_ms <= ?{where}"
+            " ORDER BY o.next_try_ms, o.id LIMIT ?", (t, *params, limit))
+
+    def _outbox_rows(self, where: str, params: Sequence[Any]) -> list[OutboxRow]:
         sql = ("SELECT o.id AS oid, o.payload, o.dedupe_key, o.status, o.attempts,"
                " o.next_try_ms, o.created_ms, c.* FROM outbox o JOIN chats c ON c.id = o.chat"
-               " WHERE o.status = 'pending' AND o.next_try_ms <= ?"
-               " AND (? IS NULL OR c.platform IN (SELECT value FROM json_each(?)))"
-               " AND o.chat NOT IN (SELECT value FROM json_each(?))"
-               " ORDER BY o.next_try_ms, o.id LIMIT ?")
+               " WHERE " + where)
         return [OutboxRow(id=r["oid"], chat=_chat(r),
                           event=AlertEvent.from_dict(json.loads(r["payload"])),
                           dedupe_key=r["dedupe_key"], status=r["status"],
                           attempts=r["attempts"], next_try_ms=r["next_try_ms"],
                           created_ms=r["created_ms"])
-                for r in self.db.query(sql, (t, only, only, skip, limit))]
+                for r in self.db.query(sql, params)]
+
+    def claim_due(self, now: int | None = None, limit: int = 50,
+                  platforms: Iterable[str] | None = None,
+                  skip_chats: Iterable[int] = ()) -> list[OutboxRow]:
+        """For several dispatchers on one store: atomically take due rows — per chat its
+        oldest pending row when that one is due (a chat's rows go out in order), no chat that
+        has a row 'sending' (another dispatcher's, or this one's), oldest first, ``platforms``
+        and ``skip_chats`` as in :meth:`due` — mark them 'sending' (attempts + 1, next try
+        ``now``) and return them (status 'sending'). Rows of inactive chats are returned too
+        (the caller fails them).
+
+        On PostgreSQL the candidates are locked ``FOR UPDATE SKIP LOCKED``: two dispatchers
+        never take the same row, and as a chat's oldest pending row is the only one of that
+        chat a claim can take, they never take two rows of one chat either (the second sees
+        the row already 'sending' or locked and skips the chat)."""
+        t = now if now is not None else now_ms()
+        where, params = _outbox_filter(platforms, skip_chats)
+        lock = " FOR UPDATE OF o SKIP LOCKED" if self.db.dialect == "postgresql" else ""
+        with self.db.atomic():
+            ids = [int(r[0]) for r in self.db.execute(
+                "SELECT o.id FROM outbox o JOIN chats c ON c.id = o.chat"
+                f" WHERE o.status = 'pending' AND o.next_try_ms <= ?{where}"
+                " AND o.id = (SELECT MIN(h.id) FROM outbox h WHERE h.chat = o.chat"
+                " AND h.status = 'pending')"
+                " AND NOT EXISTS (SELECT 1 FROM outbox s WHERE s.chat = o.chat"
+                " AND s.status = 'sending')"
+                f" ORDER BY o.next_try_ms, o.id LIMIT ?{lock}", (t, *params, limit)).fetchall()]
+            if not ids:
+                return []
+            marks = ", ".join("?" * len(ids))
+            self.db.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_try_ms = ?"
+                f" WHERE id IN ({marks})", (t, *ids))
+            rows = {r.id: r for r in self._outbox_rows(f"o.id IN ({marks})", ids)}
+        return [rows[i] for i in ids]
+
+    def outbox_waiter(self) -> OutboxWaiter:
+        """Something to await between dispatch passes: ``await w.wait(timeout_s)`` returns
+        True as soon as outbox rows were committed (PostgreSQL: LISTEN on its own connection
+        for the NOTIFY :meth:`commit_tick` and every outbox insert sends), False after the
+        timeout (SQLite always: poll). ``await w.close()`` when done."""
+        return waiter_for(self.db, OUTBOX_CHANNEL)
 
     def oldest_pending(self, chats: Iterable[int]) -> dict[int, tuple[int, int]]:
         """For each of ``chats`` with pending rows: (id, next_try_ms) of its oldest one."""
+        ids = sorted(chats)
+        if not ids:
+            return {}
         rows = self.db.execute(
             "SELECT o.chat, o.id, o.next_try_ms FROM outbox o WHERE o.id IN"
             " (SELECT MIN(id) FROM outbox WHERE status = 'pending'"
-            " AND chat IN (SELECT value FROM json_each(?)) GROUP BY chat)",
-            (json.dumps(sorted(chats)),)).fetchall()
+            f" AND chat IN ({', '.join('?' * len(ids))}) GROUP BY chat)", ids).fetchall()
         return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
     def claim(self, row_id: int, now: int | None = None) -> bool:

@@ -24,7 +24,7 @@ from bot.alerts.events import AlertEvent, EventKind
 from bot.errors import UserInputError
 
 if TYPE_CHECKING:
-    import sqlite_utils
+    from bot.db import Database
 
 DEFAULT_DIGEST_HOURS = 4.0
 MIGRATION = (
@@ -51,7 +51,7 @@ def digest_ms(hours: float) -> int:
 
 
 class DigestTables:
-    db: sqlite_utils.Database
+    db: Database
     if TYPE_CHECKING:
         def _insert_outbox(self, events: Iterable[AlertEvent], t: int) -> int: ...
 
@@ -88,9 +88,9 @@ class DigestTables:
         held = [e for e in news if e.chat in quiet]
         if not held:
             return events
-        self.db.conn.executemany(
-            "INSERT OR IGNORE INTO digest_items (chat, symbol, slot, kind, ref, epoch, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self.db.executemany(
+            "INSERT INTO digest_items (chat, symbol, slot, kind, ref, epoch, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             [(e.chat, symbol, e.ts_ms - e.ts_ms % period_ms, e.kind.value, e.ref, e.epoch,
               json.dumps(e.to_dict())) for e in held])
         keep = set(map(id, held))
@@ -110,16 +110,22 @@ class DigestTables:
         return out
 
     def _told(self, chat: int, ref: str) -> bool:
-        return self.db.execute(
+        if self.db.execute(
             # kind IN (…) lets the outbox's UNIQUE (chat, kind, ref, epoch) index find it.
             "SELECT 1 FROM outbox WHERE chat = ? AND kind IN ('new_cluster', 'approach',"
             " 'inside', 'break') AND ref = ? AND status != 'failed'"
             " UNION ALL SELECT 1 FROM digest_items WHERE chat = ? AND kind = 'new_cluster'"
-            " AND ref = ?"
-            " UNION ALL SELECT 1 FROM outbox o, json_each(o.payload, '$.items') j"
-            " WHERE o.chat = ? AND o.kind = 'digest' AND o.status != 'failed'"
-            " AND json_extract(j.value, '$.ref') = ? LIMIT 1",
-            (chat, ref, chat, ref, chat, ref)).fetchone() is not None
+            " AND ref = ? LIMIT 1", (chat, ref, chat, ref)).fetchone() is not None:
+            return True
+        # A digest that carried the cluster: its items' refs are inside the JSON payload (the
+        # text match only narrows the rows; the JSON decides).
+        text = json.dumps(ref)[1:-1]  # as the ref is written inside the payload
+        pattern = "%" + "".join("\\" + ch if ch in "\\%_" else ch for ch in text) + "%"
+        return any(any(item.get("ref") == ref for item in json.loads(p).get("items") or ())
+                   for (p,) in self.db.execute(
+                       "SELECT payload FROM outbox WHERE chat = ? AND kind = 'digest'"
+                       " AND status != 'failed' AND payload LIKE ? ESCAPE '\\'",
+                       (chat, pattern)).fetchall())
 
     def _flush_digests(self, symbol: str, tick_ms: int, price: float, period_ms: int,
                        t: int) -> int:
@@ -137,6 +143,5 @@ class DigestTables:
                              ref=f"digest:{symbol}", epoch=slot, price=price,
                              ts_ms=slot + period_ms, items=items)
                   for (chat, slot), items in groups.items()]
-        self.db.conn.executemany("DELETE FROM digest_items WHERE id = ?",
-                                 [(r[0],) for r in rows])
+        self.db.executemany("DELETE FROM digest_items WHERE id = ?", [(r[0],) for r in rows])
         return self._insert_outbox(events, t)

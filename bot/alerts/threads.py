@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 from bot.alerts.lifecycle import Thread
 
 if TYPE_CHECKING:
-    import sqlite_utils
+    from bot.db import Database
 
 THREAD_KEEP_MS = 7 * 24 * 3_600_000  # a thread not updated for a week is forgotten
 
 
 class AlertThreads:
-    db: sqlite_utils.Database
+    db: Database
 
     def thread(self, chat: int, ref: str) -> Thread | None:
         row = self.db.execute(

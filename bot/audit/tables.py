@@ -24,7 +24,7 @@ from bot.alerts.events import AlertEvent
 from bot.audit.receipts import DueReceipt
 
 if TYPE_CHECKING:
-    import sqlite_utils
+    from bot.db import Database
 
 MIGRATION: tuple[str, ...] = (
     """CREATE TABLE receipts (
@@ -73,7 +73,7 @@ CONFIRMED_MIGRATION: tuple[str, ...] = ("ALTER TABLE receipts ADD COLUMN positio
 
 
 class AuditTables:
-    db: sqlite_utils.Database
+    db: Database
     if TYPE_CHECKING:
         def _insert_outbox(self, events: Iterable[AlertEvent], t: int) -> int: ...
 
@@ -83,13 +83,10 @@ class AuditTables:
         rows = [(r.chat, r.ref, r.epoch, r.symbol, r.side, r.low, r.high, r.pre_price,
                  r.break_ms, r.since_ms, r.due_ms, r.estimate_usd, int(r.proxy), r.positions)
                 for r in due]
-        with self.db.atomic():
-            before = self.db.conn.total_changes
-            self.db.conn.executemany(
-                "INSERT OR IGNORE INTO receipts (chat, ref, epoch, symbol, side, low, high,"
-                " pre_price, break_ms, since_ms, due_ms, estimate_usd, proxy, positions)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            return int(self.db.conn.total_changes - before)
+        return self.db.executemany(
+            "INSERT INTO receipts (chat, ref, epoch, symbol, side, low, high,"
+            " pre_price, break_ms, since_ms, due_ms, estimate_usd, proxy, positions)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
 
     def receipts_due(self, symbol: str, now_ms: int) -> list[DueReceipt]:
         """Receipts of ``symbol`` due by ``now_ms`` (tick clock) whose break was queued (a
@@ -109,7 +106,7 @@ class AuditTables:
         """Queue the receipt alerts and mark their rows done, in one transaction. Returns the
         number of new outbox rows."""
         with self.db.atomic():
-            self.db.conn.executemany(
+            self.db.executemany(
                 "UPDATE receipts SET done = 1, tape_usd = ?, control_usd = ?"
                 " WHERE chat = ? AND ref = ? AND epoch = ?",
                 [(e.tape_usd, e.control_usd, e.chat, e.ref, e.epoch) for e in receipts])
@@ -132,8 +129,8 @@ class AuditTables:
         """Record one evaluation (``clusters``: (is_short, low, high, notional)); False when
         one at ``t_ms`` exists (a replay re-played after a restart)."""
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO evaluations (symbol, t_ms, close_ms, valid_ms, price, proxy,"
-            " moved_up, clusters) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO evaluations (symbol, t_ms, close_ms, valid_ms, price, proxy,"
+            " moved_up, clusters) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (symbol, t_ms, close_ms, valid_ms, price, int(proxy), int(moved_up),
              json.dumps([[int(s), lo, hi, n] for s, lo, hi, n in clusters])))
         return cur.rowcount == 1
@@ -151,19 +148,23 @@ class AuditTables:
 
     def set_scores(self, symbol: str, scores: Sequence[tuple[int, Sequence[Any]]]) -> None:
         """Write evaluations' scores (once: a scored evaluation is never re-scored)."""
-        with self.db.atomic():
-            self.db.conn.executemany(
-                "UPDATE evaluations SET scored = 1, scores = ? WHERE symbol = ? AND t_ms = ?"
-                " AND scored = 0", [(json.dumps(s), symbol, t) for t, s in scores])
+        self.db.executemany(
+            "UPDATE evaluations SET scored = 1, scores = ? WHERE symbol = ? AND t_ms = ?"
+            " AND scored = 0", [(json.dumps(s), symbol, t) for t, s in scores])
 
     def scored_table(self, symbol: str | None, since_ms: int) -> tuple[str, str]:
         """The scored evaluations since ``since_ms`` (oldest first per symbol) as two JSON
         texts: their proxy flags, and their score arrays — one decode each per request."""
+        if self.db.dialect == "postgresql":  # SQLite before 3.44 has no string_agg
+            proxies = "string_agg(CAST(proxy AS TEXT), ',' ORDER BY symbol, t_ms)"
+            scores = "string_agg(scores, ',' ORDER BY symbol, t_ms)"
+        else:
+            proxies, scores = "group_concat(proxy)", "group_concat(scores)"
         row = self.db.execute(
-            "SELECT '[' || COALESCE(group_concat(proxy), '') || ']',"
-            " '[' || COALESCE(group_concat(scores), '') || ']' FROM (SELECT proxy, scores"
+            f"SELECT '[' || COALESCE({proxies}, '') || ']',"
+            f" '[' || COALESCE({scores}, '') || ']' FROM (SELECT symbol, t_ms, proxy, scores"
             " FROM evaluations WHERE scored = 1 AND t_ms >= ? AND (? IS NULL OR symbol = ?)"
-            " ORDER BY symbol, t_ms)", (since_ms, symbol, symbol)).fetchone()
+            " ORDER BY symbol, t_ms) AS e", (since_ms, symbol, symbol)).fetchone()
         return str(row[0]), str(row[1])
 
     def evaluation_count(self, symbol: str | None = None) -> tuple[int, int]:
@@ -176,10 +177,10 @@ class AuditTables:
     def add_path(self, symbol: str, rows: Iterable[tuple[int, float, float, float]]) -> None:
         """Candles (ts, high, low, close); a candle stored again replaces the earlier copy (a
         live candle fetched while it was still forming)."""
-        self.db.conn.executemany(
-            "INSERT OR REPLACE INTO price_path (symbol, ts, high, low, close)"
-            " VALUES (?, ?, ?, ?, ?)", [(symbol, int(t), h, lo, c) for t, h, lo, c in rows])
-        self.db.conn.commit()
+        self.db.executemany(
+            "INSERT INTO price_path (symbol, ts, high, low, close) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (symbol, ts) DO UPDATE SET high = excluded.high, low = excluded.low,"
+            " close = excluded.close", [(symbol, int(t), h, lo, c) for t, h, lo, c in rows])
 
     def last_path_ms(self, symbol: str) -> int | None:
         row = self.db.execute("SELECT MAX(ts) FROM price_path WHERE symbol = ?",
@@ -189,9 +190,12 @@ class AuditTables:
     def path(self, symbol: str, since_ms: int,
              limit: int = -1) -> list[tuple[int, float, float, float]]:
         """The first ``limit`` (all: -1) stored candles at or after ``since_ms``."""
-        return [(int(r[0]), r[1], r[2], r[3]) for r in self.db.execute(
-            "SELECT ts, high, low, close FROM price_path WHERE symbol = ? AND ts >= ?"
-            " ORDER BY ts LIMIT ?", (symbol, since_ms, limit)).fetchall()]
+        sql = ("SELECT ts, high, low, close FROM price_path WHERE symbol = ? AND ts >= ?"
+               " ORDER BY ts")
+        params: tuple[Any, ...] = (symbol, since_ms)
+        if limit >= 0:
+            sql, params = sql + " LIMIT ?", (*params, limit)
+        return [(int(r[0]), r[1], r[2], r[3]) for r in self.db.execute(sql, params).fetchall()]
 
     def prune_audit(self, before_ms: int) -> int:
         """Forget evaluations, price path and receipts older than ``before_ms``."""

@@ -29,8 +29,7 @@ from bot.errors import UserInputError
 from bot.fmt import money, price_text
 
 if TYPE_CHECKING:
-    import sqlite_utils
-
+    from bot.db import Database
     from bot.hyperliquid.confirmed import ConfirmedView
     from bot.hyperliquid.positions import ConfirmedCluster
     from estimator.grid import PriceGrid
@@ -57,7 +56,7 @@ class ConfirmedSubscription:
 
 
 class ConfirmedAlertTables:
-    db: sqlite_utils.Database
+    db: Database
     if TYPE_CHECKING:
         def _insert_outbox(self, events: Iterable[AlertEvent], t: int) -> int: ...
 

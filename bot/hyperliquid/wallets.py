@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import sqlite_utils
+    from bot.db import Database
 
 MIGRATION: tuple[str, ...] = (
     """CREATE TABLE hl_wallets (
@@ -36,7 +36,7 @@ class Wallet:
 
 
 class WalletTables:
-    db: sqlite_utils.Database
+    db: Database
 
     def see_wallets(self, addresses: Iterable[str], t: int) -> int:
         """Record ``addresses`` as seen at ``t`` (last-seen only moves forward); the number
@@ -48,8 +48,8 @@ class WalletTables:
                     "INSERT INTO hl_wallets (address, first_seen_ms, last_seen_ms) VALUES (?, ?, ?)"
                     " ON CONFLICT (address) DO NOTHING", (a, t, t))
                 new += cur.rowcount
-                self.db.execute("UPDATE hl_wallets SET last_seen_ms = max(last_seen_ms, ?)"
-                                " WHERE address = ?", (t, a))
+                self.db.execute("UPDATE hl_wallets SET last_seen_ms = ? WHERE address = ?"
+                                " AND last_seen_ms < ?", (t, a, t))
         return new
 
     def wallets_to_scan(self, now: int, rescan_ms: int, limit: int,

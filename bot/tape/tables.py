@@ -17,11 +17,11 @@ from bot.tape.alerts import LiqSubscription
 from bot.tape.events import Liquidation
 
 if TYPE_CHECKING:
-    import sqlite_utils
+    from bot.db import Database
 
 
 class TapeTables:
-    db: sqlite_utils.Database
+    db: Database
     max_subscriptions: int
     if TYPE_CHECKING:
         def _insert_outbox(self, events: Iterable[AlertEvent], t: int) -> int: ...
@@ -78,12 +78,9 @@ class TapeTables:
         """Record events (an event already stored is ignored); returns how many were new."""
         rows = [(e.exchange, e.symbol, e.timestamp, e.side, e.price, e.amount, e.notional_usd)
                 for e in events]
-        with self.db.atomic():
-            before = self.db.conn.total_changes
-            self.db.conn.executemany(
-                "INSERT OR IGNORE INTO liquidations (exchange, symbol, ts, side, price, amount,"
-                " notional_usd) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            return int(self.db.conn.total_changes - before)
+        return self.db.executemany(
+            "INSERT INTO liquidations (exchange, symbol, ts, side, price, amount,"
+            " notional_usd) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
 
     def liquidations(self, symbol: str, since_ms: int,
                      until_ms: int | None = None) -> list[Liquidation]:

@@ -30,7 +30,7 @@ READS = {"active_levels", "active_liq_subscriptions", "active_subscriptions", "d
          # audit (bot/audit/tables.py) and Hyperliquid wallets (bot/hyperliquid/wallets.py)
          "evaluation_count", "last_evaluation_ms", "last_path_ms", "path", "receipt_captures",
          "receipts_due", "scored_table", "unscored", "wallet", "wallet_count", "wallet_states",
-         "wallets_to_scan", "confirmed_subscriptions"}
+         "wallets_to_scan", "confirmed_subscriptions", "outbox_waiter"}
 
 
 def event(chat: int, ref: str, kind: EventKind = EventKind.APPROACH) -> AlertEvent:
@@ -64,6 +64,7 @@ def writes(s: Store) -> dict[str, Callable[[], Any]]:
         "add_level": level,
         "save_clusters": lambda: s.save_clusters(SYM, [short()], now=T0),
         "commit_tick": tick,
+        "claim_due": lambda: s.claim_due(T0 + 1, limit=1),
         "claim": lambda: s.claim(st["rows"][0], now=T0),
         "mark_sent": lambda: s.mark_sent(st["rows"][0], now=T0),
         "mark_retry": lambda: s.mark_retry(st["rows"][1], T0 + 5, "HTTP 502"),
@@ -129,10 +130,10 @@ def store(tmp_path) -> Store:
 
 
 def test_no_write_leaves_a_transaction_open(store: Store, tmp_path) -> None:
-    assert not store.db.conn.in_transaction  # after open + migrations
+    assert not store.db.in_transaction  # after open + migrations
     for name, call in writes(store).items():
         call()
-        assert not store.db.conn.in_transaction, f"Store.{name} left a transaction open"
+        assert not store.db.in_transaction, f"Store.{name} left a transaction open"
     # Committed, not just visible on this connection: a second connection sees the last write.
     other = Store(tmp_path / "liqbot.db")
     try:
@@ -150,9 +151,9 @@ def test_a_refused_write_rolls_back_and_leaves_no_transaction(tmp_path) -> None:
         s.add_level(chat, SYM, 1.0)
         with pytest.raises(LimitExceededError):
             s.subscribe(chat, "ETH/USDT:USDT")
-        assert not s.db.conn.in_transaction
+        assert not s.db.in_transaction
         with pytest.raises(LimitExceededError):
             s.add_level(chat, SYM, 2.0)
-        assert not s.db.conn.in_transaction
+        assert not s.db.in_transaction
     finally:
         s.close()

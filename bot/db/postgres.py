@@ -1,0 +1,116 @@
+"""The PostgreSQL backend (psycopg 3) behind the :class:`bot.db.Database` surface.
+
+One connection in autocommit mode; :meth:`PostgresDatabase.atomic` is psycopg's
+``Connection.transaction()`` (nested blocks are savepoints). Statements use psycopg's
+client-side binding (:class:`psycopg.ClientCursor`): the store's SQLite-style SQL has
+``? IS NULL`` tests that a server-side parameter without a type cannot take. SQL is translated
+by :func:`bot.db.translate.to_postgres`. The schema version is a one-row table; migrations
+take an advisory lock, so processes starting together migrate once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.rows import dict_row
+
+from bot.db import dsn as dsns
+from bot.db.translate import to_postgres
+from bot.errors import StoreUnreachableError
+from bot.redact import redact
+
+VERSION_TABLE = "liqbot_schema"
+MIGRATION_LOCK = 0x6C697162  # pg_advisory_xact_lock key ("liqb")
+CONNECT_TIMEOUT_S = 10
+
+
+def connect(dsn: str, *, key: str = "[bot] store", **kwargs: Any) -> psycopg.Connection[Any]:
+    """An autocommit connection, or :class:`~bot.errors.StoreUnreachableError` (one line,
+    naming ``key``, the DSN without its password)."""
+    dsns.register(dsn)
+    try:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                               **kwargs)
+    except psycopg.Error as exc:
+        raise StoreUnreachableError(unreachable(dsn, key, exc)) from None
+
+
+def unreachable(dsn: str, key: str, exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    why = lines[-1] if lines else type(exc).__name__
+    for ln in lines:  # libpq: 'connection to server at "…" failed: <why>'
+        if "failed:" in ln:
+            why = ln.split("failed:", 1)[1].strip() or why
+            break
+    why = redact(why, also=[dsn, dsns.password(dsn)])
+    return f"{key}: cannot reach the PostgreSQL store {dsns.safe_dsn(dsn)}: {why}"
+
+
+class PostgresDatabase:
+    dialect = "postgresql"
+
+    def __init__(self, dsn: str, *, key: str = "[bot] store") -> None:
+        self.dsn = dsn
+        self.conn = connect(dsn, key=key, cursor_factory=psycopg.ClientCursor)
+        self.conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version BIGINT NOT NULL)")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        return self.conn.execute(to_postgres(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        rows = list(rows)
+        if not rows:
+            return 0
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(to_postgres(sql), rows)
+            return int(cur.rowcount)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        cur = psycopg.ClientCursor(self.conn, row_factory=dict_row)
+        cur.execute(to_postgres(sql), tuple(params))
+        return iter(cur.fetchall())
+
+    def atomic(self) -> AbstractContextManager[Any]:
+        return self.conn.transaction()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.info.transaction_status != pq.TransactionStatus.IDLE
+
+    @property
+    def schema_version(self) -> int:
+        row = self.conn.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def set_schema_version(self, version: int) -> None:
+        with self.conn.transaction():
+            self.conn.execute(f"DELETE FROM {VERSION_TABLE}")
+            self.conn.execute(f"INSERT INTO {VERSION_TABLE} (version) VALUES (%s)",
+                              (int(version),))
+
+    def lock_schema(self) -> None:
+        """Inside a transaction: wait for any other process migrating this database."""
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+
+    def integrity_ok(self) -> bool:
+        """The server answers (PostgreSQL checks its own pages; there is no cheap full
+        check to run from here)."""
+        try:
+            return self.conn.execute("SELECT 1").fetchone() == (1,)
+        except psycopg.Error:
+            return False
+
+    def notify(self, channel: str) -> None:
+        """``NOTIFY channel``; inside a transaction it is delivered at commit."""
+        self.conn.execute(f"NOTIFY {channel}")
+
+    @property
+    def journal_mode(self) -> str:
+        return "postgresql"
+
+    def close(self) -> None:
+        self.conn.close()
