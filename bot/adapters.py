@@ -28,6 +28,11 @@ class ChatAdapter(Protocol):
         """Connect and start answering commands through ``core`` (returns once running)."""
         ...
 
+    async def start_notifier(self, core: CommandCore) -> None:
+        """Connect for sending alerts only (``liqbot run --role dispatch``): no command is
+        received; ``core`` serves what alerts attach (charts)."""
+        ...
+
     async def stop(self) -> None:
         """Stop receiving updates and close connections (idempotent)."""
         ...

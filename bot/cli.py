@@ -287,7 +287,7 @@ def _run(args: argparse.Namespace) -> int:
               f"store {cfg.bot.store}; nothing is subscribed and no commands are read, so "
               "little prints here. Try `liqbot demo`, or a config with [console] interactive = "
               "true (see config.example.toml).", file=sys.stderr, flush=True)
-    return asyncio.run(run(cfg))
+    return asyncio.run(run(cfg, args.role))
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -379,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the bot (scheduler, store, adapters) from a config")
     p.add_argument("--config", help="TOML config (default: built-in defaults = replay + console)")
+    p.add_argument("--role", default="all", choices=("all", "market", "dispatch", "chat"),
+                   help="what this process does (default all: everything, alone); the others "
+                        "share a PostgreSQL store: market (symbol leases), dispatch (alerts "
+                        "out), chat (commands in)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("demo", help="replay the bundled real BTC candles through the whole "

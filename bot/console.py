@@ -84,6 +84,9 @@ class ConsoleAdapter:
             log.warning("console: stdin is a %s and is ignored: commands are read only with "
                         "[console] interactive = true, from a terminal", kind)
 
+    async def start_notifier(self, core: CommandCore) -> None:
+        """Alerts print to stdout: nothing to connect."""
+
     async def stop(self) -> None:
         if self._reader is not None:
             self._reader.cancel()

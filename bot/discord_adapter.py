@@ -436,6 +436,16 @@ class DiscordAdapter:
         return self.client.tree
 
     async def start(self, core: CommandCore) -> None:
+        await self.start_notifier(core)
+        await self.sync()
+        if self._gateway:
+            self._task = asyncio.create_task(self.client.connect(reconnect=True),
+                                             name="discord-gateway")
+            self._task.add_done_callback(_gateway_done)
+
+    async def start_notifier(self, core: CommandCore) -> None:
+        """Log in over REST (alerts are REST calls); :meth:`start` adds commands and the
+        gateway."""
         if self.settings.token is None:
             raise ConfigError("[discord] is enabled but no token was loaded")
         self.client.core = core
@@ -450,11 +460,6 @@ class DiscordAdapter:
             caller = Caller(PLATFORM, "alerts", "alerts")
             self._notifier.chart = lambda ev: liq_map(core, caller, (ev.symbol,))
         self._notifier.online = True
-        await self.sync()
-        if self._gateway:
-            self._task = asyncio.create_task(self.client.connect(reconnect=True),
-                                             name="discord-gateway")
-            self._task.add_done_callback(_gateway_done)
 
     async def sync(self) -> list[str]:
         """Register the slash commands: per configured guild (instant), else globally."""

@@ -1,4 +1,9 @@
-"""``liqbot run``: the long-running bot in one asyncio loop until SIGINT/SIGTERM."""
+"""``liqbot run``: the long-running bot in one asyncio loop until SIGINT/SIGTERM.
+
+``--role`` (:data:`bot.service.ROLES`) picks what this process does on a shared PostgreSQL
+store: ``all`` (the default) everything, alone; ``market`` the market jobs for the symbols it
+leases; ``dispatch`` sends outbox alerts (the adapters connect for sending only); ``chat``
+answers commands (the adapters receive updates; no alert is sent from here)."""
 
 from __future__ import annotations
 
@@ -8,9 +13,10 @@ import signal
 from collections.abc import Awaitable
 
 from bot.config import Config
-from bot.errors import ConfigError
+from bot.errors import ConfigError, UsageError
 from bot.ops_http import start_ops
-from bot.wiring import make_service, open_store
+from bot.service import ROLES
+from bot.wiring import make_service, open_store, store_is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -20,23 +26,40 @@ STOP_S = 4.5
 CANCEL_GRACE_S = 0.1  # for what is cut off to unwind
 
 
-async def run(cfg: Config) -> int:
-    """Start the service and the adapters; stop cleanly on a signal; exit code 0."""
+def check_role(cfg: Config, role: str) -> None:
+    """Roles other than ``all`` share a PostgreSQL store; refused (before anything is opened)
+    on a SQLite one."""
+    if role not in ROLES:
+        raise UsageError(f"--role {role!r}: must be one of {', '.join(ROLES)}")
+    if role != "all" and not store_is_postgres(cfg):
+        raise UsageError(f"--role {role} needs a PostgreSQL store shared by the workers "
+                         f"({cfg.path}: [bot] store = \"postgresql://…\"); a SQLite store "
+                         "serves one process: use --role all")
+
+
+async def run(cfg: Config, role: str = "all") -> int:
+    """Start the service and the adapters of ``role``; stop cleanly on a signal; exit 0."""
+    check_role(cfg, role)
     store = open_store(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    service, core = make_service(cfg, store)
+    # A market worker talks to no chat platform; the others build the configured adapters.
+    service, core = make_service(cfg, store, [] if role == "market" else None, role=role)
     started = []
     view = ops = None
     try:
         ops = await start_ops(cfg, store, service)  # /metrics + /healthz ([metrics] port)
         await service.start()
         for adapter in service.adapters:
-            await adapter.start(core)
+            if role == "dispatch":
+                await adapter.start_notifier(core)  # sends alerts, receives no command
+            else:
+                await adapter.start(core)
             started.append(adapter)
-        if cfg.web.enabled:  # the web view, in this loop, on the service's estimates
+        # The web view, in this loop, on the service's estimates (market: the symbols it holds).
+        if cfg.web.enabled and role in ("all", "market"):
             from bot.web.server import WebView, bot_token
 
             view = WebView(core, bot_token(cfg))
@@ -45,7 +68,7 @@ async def run(cfg: Config) -> int:
             except OSError as exc:  # the port is taken, the address not ours
                 raise ConfigError(f"{cfg.path}: [web] cannot listen on {cfg.web.listen}:"
                                   f"{cfg.web.port}: {exc.strerror or exc}") from exc
-        log.info("liqbot running: %s from %s via %s; Ctrl-C stops",
+        log.info("liqbot running (role %s): %s from %s via %s; Ctrl-C stops", role,
                  ", ".join(cfg.bot.symbols), cfg.source.kind,
                  ", ".join(a.platform for a in service.adapters) or "no adapter")
         await stop.wait()

@@ -15,6 +15,13 @@ Jobs (AsyncIOScheduler, the loop the chat clients share):
 Store calls stay on the loop thread (short transactions); only the estimator and chart
 rendering run in worker threads.
 
+Roles (``liqbot run --role``, :data:`ROLES`): ``all`` runs every job above (one process);
+``market`` the recompute, price, track, tape, positions and prune jobs, for the symbols whose
+lease it holds (:mod:`bot.leases`; a ``leases`` job every third of the lease time takes and
+gives symbols, adding and removing their jobs; the tape flush, Hyperliquid scan and prune run
+in the one worker holding the ``job:market`` lease); ``dispatch`` the dispatch job alone;
+``chat`` no job at all (the adapters answer commands from the store and on-demand estimates).
+
 Replay is deterministic and restart-safe. The virtual clock drives everything: there is no
 ``recompute:<symbol>`` job; the price job recomputes every ``round(recompute_seconds /
 price_seconds)`` virtual ticks (the configured ratio), so every run of a replay computes the
@@ -46,11 +53,12 @@ from bot.alerts.threads import THREAD_KEEP_MS
 from bot.audit import evaluations, receipts
 from bot.config import Config, model_params
 from bot.dispatcher import Dispatcher, Notifier
-from bot.errors import LiqBotError, MarketDataError
+from bot.errors import LeaseLostError, LiqBotError, MarketDataError
 from bot.estimates import Estimate, EstimateBoard, compute_estimate
 from bot.hyperliquid.alerts import ConfirmedSubscription, confirmed_breaks, confirmed_events
 from bot.hyperliquid.confirmed import ConfirmedView
 from bot.hyperliquid.desk import PositionsDesk
+from bot.leases import MARKET_JOBS, LeaseChange, SymbolLeases
 from bot.market.base import MarketSource, timeframe_ms
 from bot.market.replay import ReplaySource
 from bot.ondemand import OnDemandEstimates
@@ -65,6 +73,7 @@ log = logging.getLogger(__name__)
 OUTBOX_KEEP_MS = 7 * 86_400_000
 STOP_BUDGET_S = 4.0  # Service.stop returns within this, whatever the platforms are doing
 SEND_GRACE_S = 1.0  # of which sends in flight get the last second to finish
+ROLES = ("all", "market", "dispatch", "chat")  # liqbot run --role
 
 
 def engine_config(cfg: Config) -> EngineConfig:
@@ -89,8 +98,16 @@ class Service:
 
     def __init__(self, cfg: Config, source: MarketSource, store: Store,
                  notifiers: Mapping[str, Notifier], *,
-                 clock_ms: Callable[[], int] | None = None) -> None:
+                 clock_ms: Callable[[], int] | None = None, role: str = "all",
+                 leases: SymbolLeases | None = None) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if (role == "market") != (leases is not None):
+            raise ValueError("the market role, and only it, runs with symbol leases")
         self.cfg = cfg
+        self.role = role
+        self.leases = leases
+        self._universe: tuple[str, ...] = ()  # market role: the symbols the workers share
         self.source = source
         self.store = store
         self.params = model_params(cfg)
@@ -160,6 +177,9 @@ class Service:
     async def price_tick(self, symbol: str) -> TickResult:
         """Run the threshold engine on the latest price; events go to the outbox atomically."""
         result = TickResult(symbol)
+        if self.leases is not None and not self.leases.holds(symbol, now_ms()):
+            result.skipped = "lease not held"
+            return result
         est = self.board.get(symbol)
         if est is None:
             result.skipped = "no estimate yet"
@@ -207,9 +227,19 @@ class Service:
             result.queued += self._receipts(symbol, pt.timestamp, pt.price)
         # Outbox rows are stamped with the dispatcher's (wall) clock, which drives retries and
         # give-up; the tick's own time (virtual in replay) only drives the engine's cooldown.
-        result.queued += self.store.commit_tick(symbol, new_state, None, events,
-                                                now=self.dispatcher.clock(),
-                                                digest_hours=self.cfg.alerts.digest_hours)
+        try:
+            result.queued += self.store.commit_tick(
+                symbol, new_state, None, events, now=self.dispatcher.clock(),
+                digest_hours=self.cfg.alerts.digest_hours,
+                lease_owner=self.leases.worker if self.leases is not None else None)
+        except LeaseLostError as exc:  # another worker took the symbol over: its tick now
+            log.warning("%s", exc)
+            assert self.leases is not None
+            self.leases.release([symbol])
+            await self._apply_leases(LeaseChange(
+                tuple(s for s in self.board.symbols if s != symbol), (), (symbol,)))
+            result.skipped = "lease lost"
+            return result
         if not stale:  # /mypos watches: their own rows, arming state committed with them
             result.queued += tick_watches(self.store, symbol, state.last_price, pt.price,
                                           pt.high, pt.low, pt.timestamp, est.clusters,
@@ -301,6 +331,9 @@ class Service:
     async def tape_job(self) -> int:
         """Live tape: store new liquidations, alert the windows that closed."""
         assert self.tape is not None
+        if not self._market_wide():  # another market worker alerts the windows
+            self.tape.ingest(self.dispatcher.clock())
+            return 0
         return self.tape.flush(self.dispatcher.clock())
 
     async def dispatch(self) -> int:
@@ -328,6 +361,9 @@ class Service:
         """Advance the replay clock (if replaying, recomputing on its schedule), then tick
         every symbol."""
         replay = self.replay
+        if (replay is not None and self.leases is not None
+                and not self.leases.holds(replay.symbol, now_ms())):
+            return  # another market worker plays this replay
         if replay is not None and not await self._advance_replay(replay):
             if not self.replay_done.is_set():
                 log.info("replay finished: every candle has been played")
@@ -391,22 +427,43 @@ class Service:
         return run
 
     async def start(self) -> None:
-        """Recover the outbox, compute every symbol once, then start the scheduler."""
-        n = self.dispatcher.recover()
-        if n:
-            log.info("recovered %d in-flight alert(s)", n)
+        """Recover the outbox, compute every symbol once, then start the scheduler; only
+        the jobs of this process's role (module docstring)."""
+        if self.role == "all":  # alone on the store: every 'sending' row is from a crash
+            n = self.dispatcher.recover()
+            if n:
+                log.info("recovered %d in-flight alert(s)", n)
+        if self.role == "chat":
+            return
+        sch = AsyncIOScheduler(timezone="UTC")
+        self.scheduler = sch
+        if self.role in ("all", "market"):
+            await self._start_market(sch)
+        if self.role in ("all", "dispatch"):
+            sch.add_job(self._guard("dispatch", self.dispatch), "interval",
+                        seconds=self.cfg.schedule.dispatch_seconds, id="dispatch",
+                        max_instances=1, coalesce=True, misfire_grace_time=30)
+        sch.start()
+
+    async def _start_market(self, sch: AsyncIOScheduler) -> None:
+        """The market jobs: recompute (per symbol), price ticks, tracking, tape, positions,
+        prune; with leases (market role), for the symbols this worker holds."""
         replay = self.replay
         if replay is None:
             self.board.symbols = plan_tracked(
                 self.board.symbols, self.cfg.bot.symbols, self.store.subscriber_counts(),
                 self.cfg.limits.tracked_symbols, {}, time.monotonic()).tracked
+        if self.leases is not None:
+            self._universe = self.board.symbols
+            self.board.symbols = self._lease_round().held
         await self.recompute_all(self.board.symbols)
-        if replay is not None:
+        if replay is not None and replay.symbol in self.board.symbols:
             await self._resume_replay(replay)
-        sch = AsyncIOScheduler(timezone="UTC")
         s = self.cfg.schedule
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
-        self.scheduler = sch
+        if self.leases is not None:
+            sch.add_job(self._guard("leases", self.lease_job), "interval",
+                        seconds=self.leases.ttl_ms / 3000, id="leases", **common)
         if replay is None:
             # Phases from the end of the start-up, in the order the symbols were computed: the
             # first one computed runs first, so none waits much longer than an interval (with
@@ -421,8 +478,6 @@ class Service:
                         id="track", **common)
         sch.add_job(self._guard("price", self.price_job), "interval", seconds=s.price_seconds,
                     id="price", **common)
-        sch.add_job(self._guard("dispatch", self.dispatch), "interval",
-                    seconds=s.dispatch_seconds, id="dispatch", **common)
         sch.add_job(self._guard("prune", self.prune), "interval", hours=1, id="prune", **common)
         if self.tape is not None:
             await self.tape.feed.start()
@@ -431,9 +486,57 @@ class Service:
                             seconds=self.cfg.tape.flush_seconds, id="tape", **common)
         if self.positions is not None and self.positions.live:
             await self.positions.start()  # wallet discovery from the coins' trades
-            sch.add_job(self._guard("positions", self.positions.job), "interval",
+            sch.add_job(self._guard("positions", self.positions_job), "interval",
                         seconds=self.cfg.positions.scan_seconds, id="positions", **common)
-        sch.start()
+
+    # --- leases (market role) ------------------------------------------------------------------
+    def _market_wide(self) -> bool:
+        """Whether this process runs the market-wide jobs (tape alerts, Hyperliquid scan,
+        prune): always alone, else while it holds the ``job:market`` lease."""
+        return self.leases is None or self.leases.holds(MARKET_JOBS, now_ms())
+
+    def _lease_round(self) -> LeaseChange:
+        """One :meth:`SymbolLeases.balance` round over the tracked symbols, and the
+        market-wide jobs' lease when free."""
+        assert self.leases is not None
+        now = now_ms()
+        change = self.leases.balance(self._universe, now)
+        if not self.leases.holds(MARKET_JOBS, now):
+            self.leases.try_take(MARKET_JOBS, now)
+        metrics.leases_held(len(change.held))
+        return change
+
+    async def lease_job(self) -> LeaseChange:
+        """Every third of the lease time: renew, then start the jobs of the symbols taken
+        and stop those of the symbols lost."""
+        change = self._lease_round()
+        await self._apply_leases(change)
+        return change
+
+    async def _apply_leases(self, change: LeaseChange) -> None:
+        """Jobs follow the leases: a lost symbol's recompute job goes; a taken one starts
+        from the engine state its last owner committed (read again, never a cached one)."""
+        held = set(change.held)
+        self.board.symbols = tuple(s for s in self._universe if s in held)
+        for symbol in change.lost:
+            self._states.pop(symbol, None)
+            self._phase.pop(symbol, None)
+            if self.scheduler is not None and self.scheduler.get_job(f"recompute:{symbol}"):
+                self.scheduler.remove_job(f"recompute:{symbol}")
+        replay = self.replay
+        for symbol in change.acquired:
+            self._states.pop(symbol, None)
+            await self.recompute(symbol)
+            if replay is not None:
+                await self._resume_replay(replay)  # up to the tick the last owner committed
+            elif self.scheduler is not None:
+                self._schedule_recompute(symbol, free_phase(
+                    list(self._phase.values()), self.cfg.schedule.recompute_seconds))
+
+    async def positions_job(self) -> None:
+        """The Hyperliquid scan, in one process (:meth:`_market_wide`)."""
+        if self.positions is not None and self._market_wide():
+            await self.positions.job()
 
     async def recompute_all(self, symbols: tuple[str, ...], concurrency: int = 4) -> None:
         """Recompute ``symbols`` once (start-up): in order in replay (deterministic), else a
@@ -470,6 +573,13 @@ class Service:
         if self.replay is not None:
             return self.board.symbols
         now = time.monotonic() if now_s is None else now_s
+        if self.leases is not None:  # the lease job starts and stops the symbols' jobs
+            plan = plan_tracked(self._universe, self.cfg.bot.symbols,
+                                self.store.subscriber_counts(), self.cfg.limits.tracked_symbols,
+                                self._leaving, now, self.track_grace_s)
+            self._leaving = plan.leaving
+            self._universe = plan.tracked
+            return plan.tracked
         plan = plan_tracked(self.board.symbols, self.cfg.bot.symbols,
                             self.store.subscriber_counts(), self.cfg.limits.tracked_symbols,
                             self._leaving, now, self.track_grace_s)
@@ -494,6 +604,8 @@ class Service:
         return plan.tracked
 
     async def prune(self) -> None:
+        if not self._market_wide():
+            return
         n = self.store.prune_outbox(self.dispatcher.clock() - OUTBOX_KEEP_MS)
         self.store.prune_threads(self.dispatcher.clock() - THREAD_KEEP_MS)
         if n:
@@ -528,19 +640,23 @@ class Service:
         jobs = set(self._running)
         if jobs:
             await asyncio.wait(jobs, timeout=max(0.0, sends_end - loop.time()))
-        if self.tape is not None:
+        market = self.role in ("all", "market")  # else the tape and scanner never started
+        if self.tape is not None and market:
             try:
                 await asyncio.wait_for(self.tape.feed.stop(), max(0.01, sends_end - loop.time()))
             except (TimeoutError, Exception):  # an exchange that does not close must not block
                 log.warning("stop: the liquidation tape did not close in time")
-            if self.replay is None:
+            if self.replay is None and self._market_wide():
                 self.tape.flush(self.dispatcher.clock())  # keep what arrived; alert closed
-        if self.positions is not None:
+        if self.positions is not None and market:
             try:
                 await asyncio.wait_for(self.positions.stop(), max(0.01, sends_end - loop.time()))
             except (TimeoutError, Exception):  # an exchange that does not close must not block
                 log.warning("stop: the Hyperliquid scanner did not close in time")
-        if all(j.done() for j in jobs) and loop.time() < sends_end:
+        if self.leases is not None and all(j.done() for j in jobs):
+            self.leases.release_all()  # the other market workers take the symbols at once
+        if (self.role in ("all", "dispatch") and all(j.done() for j in jobs)
+                and loop.time() < sends_end):
             last = asyncio.create_task(self._last_dispatch())
             jobs.add(last)
             await asyncio.wait({last}, timeout=max(0.0, sends_end - loop.time()))

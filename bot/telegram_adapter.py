@@ -301,6 +301,21 @@ class TelegramAdapter:
         await app.shutdown()  # no-op when not initialized
         await app.bot.shutdown()  # closes HTTP clients a failed initialize() left open
 
+    async def start_notifier(self, core: CommandCore) -> None:
+        """Dispatch role: the Bot API client sends alerts; no update is received (no
+        polling, no webhook), so this process answers no command."""
+        redact.install()
+        try:
+            await self.app.initialize()  # getMe: checks the token
+        except BaseException as exc:
+            await self.stop()
+            if isinstance(exc, InvalidToken):  # PTB's message contains the token: drop it
+                raise ConfigError("telegram: the Bot API rejected the token (check the "
+                                  "token and telegram.base_url)") from None
+            raise
+        self._notifier.started = True
+        log.info("telegram: sending alerts as @%s (no commands here)", self.app.bot.username)
+
     # --- updates --------------------------------------------------------------------------------
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A command message: ask the core, answer in the same chat and topic."""

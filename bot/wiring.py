@@ -11,6 +11,7 @@ from bot.commands.core import CommandCore
 from bot.config import Config
 from bot.console import ConsoleAdapter
 from bot.hyperliquid.desk import make_desk
+from bot.leases import SymbolLeases, worker_name
 from bot.market.base import MarketSource
 from bot.market.replay import BUNDLED_CSV, ReplaySource, load_csv
 from bot.service import Service
@@ -30,11 +31,19 @@ def make_source(cfg: Config) -> MarketSource:
     from bot.market.cache import MarketCache  # ccxt is only imported for live use
     from bot.market.ccxt_source import CcxtSource, binance_factory
 
-    cache = MarketCache(str(Path(cfg.bot.store).with_suffix(".market.db")))
+    # The candle cache is a local file beside a SQLite store; with a PostgreSQL store (several
+    # processes, maybe machines) each process keeps its candles in memory.
+    cache = (MarketCache() if store_is_postgres(cfg)
+             else MarketCache(str(Path(cfg.bot.store).with_suffix(".market.db"))))
     # [source] rest_url: binanceusdm behind another base URL (a relay; the tests' fake).
     factory = binance_factory(src.rest_url) if src.rest_url else None
     return CcxtSource(src.exchanges, timeframe=src.timeframe, lookback_days=src.lookback_days,
                       cache=cache, exchange_factory=factory)
+
+
+def store_is_postgres(cfg: Config) -> bool:
+    """The config names a PostgreSQL store (shared by several processes), not a SQLite file."""
+    return cfg.bot.store.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
 def open_store(cfg: Config) -> Store:
@@ -86,11 +95,16 @@ def make_adapters(cfg: Config) -> list[ChatAdapter]:
 
 
 def make_service(cfg: Config, store: Store | None = None,
-                 adapters: list[ChatAdapter] | None = None) -> tuple[Service, CommandCore]:
-    """The service and the command core sharing its board, store and source."""
+                 adapters: list[ChatAdapter] | None = None,
+                 role: str = "all") -> tuple[Service, CommandCore]:
+    """The service and the command core sharing its board, store and source; a market
+    worker (``role``) with its symbol leases (:mod:`bot.leases`)."""
     st = store if store is not None else open_store(cfg)
     chosen = make_adapters(cfg) if adapters is None else adapters
-    service = Service(cfg, make_source(cfg), st, {a.platform: a.notifier for a in chosen})
+    leases = (SymbolLeases(st, worker_name(cfg.cluster.worker),
+                           int(cfg.cluster.lease_seconds * 1000)) if role == "market" else None)
+    service = Service(cfg, make_source(cfg), st, {a.platform: a.notifier for a in chosen},
+                      role=role, leases=leases)
     service.tape = make_tape(cfg, st, service.dispatcher.clock)
     service.positions = make_desk(cfg.positions, st, list(cfg.bot.symbols))
     service.adapters = chosen
