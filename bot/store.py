@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import leases, position_watch, store_file
-from bot.alerts import digest, top_digest
+from bot.alerts import digest
 from bot.alerts.digest import DigestTables
 from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
 from bot.alerts.events import AlertEvent
@@ -162,7 +162,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     hl_alerts.MIGRATION,  # v8: chats following confirmed clusters (bot.hyperliquid.alerts)
     audit_tables.CONFIRMED_MIGRATION,  # v9: receipts of confirmed clusters (bot.audit.tables)
     leases.MIGRATION,  # v10: symbol leases of market workers, their heartbeats (bot.leases)
-    top_digest.MIGRATION,  # v11: chats with a daily /top digest (bot.alerts.top_digest)
     (  # v11: a watch version every process sees (bumped with each watch / chat change)
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('watch_version', 0)",
@@ -230,7 +229,7 @@ def _chat(row: dict[str, Any]) -> Chat:
 
 class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatchTables,
             audit_tables.AuditTables, hl_wallets.WalletTables,
-            hl_alerts.ConfirmedAlertTables, top_digest.TopDigestTables):
+            hl_alerts.ConfirmedAlertTables):
     """liqbot's store. ``Store(path)`` for a SQLite file, ``Store(memory=True)`` for tests,
     ``Store(dsn=…)`` for a PostgreSQL server."""
 
