@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -535,6 +536,10 @@ def _webhook_checks(cfg: Config, source: str, lines: _KeyLines) -> Config:
         raise ConfigError(f"{source}:{lines.key('telegram', 'mode')}: telegram.webhook_url is "
                           "required with telegram.mode = 'webhook' (the public https URL "
                           "Telegram posts updates to)")
+    if find_spec("tornado") is None:  # PTB's webhook server; its import error is a traceback
+        raise ConfigError(f"{source}:{lines.key('telegram', 'mode')}: telegram.mode = 'webhook' "
+                          "needs PTB's webhook server: pip install "
+                          "'python-telegram-bot[webhooks]' (tornado)")
     if not t.base_url and not t.webhook_url.startswith("https://"):
         raise ConfigError(f"{source}:{lines.key('telegram', 'webhook_url')}: "
                           "telegram.webhook_url must be https:// (Telegram posts to https URLs "

@@ -248,6 +248,20 @@ def test_check_config_accepts_a_webhook_config(
     assert "OK" in out and "telegram" in out and SECRET not in out
 
 
+def test_webhook_mode_without_tornado_is_a_config_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "tornado", None)  # PTB installed without [webhooks]
+    monkeypatch.setenv("TELEGRAM_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_TOKEN", SECRET)
+    path = tmp_path / "x.toml"
+    path.write_text(WEBHOOK)
+    assert main(["check-config", str(path)]) == 2
+    _, err = capsys.readouterr()
+    assert err == (f"liqbot: config error: {path}:line 5: telegram.mode = 'webhook' needs PTB's "
+                   "webhook server: pip install 'python-telegram-bot[webhooks]' (tornado)\n")
+
+
 async def test_liqbot_run_serves_the_webhook(tmp_path: Path) -> None:
     """The real CLI process in webhook mode (role all): setWebhook at start, commands posted
     to its server answered, SIGTERM stops it without deleting the webhook; the secret is not in
