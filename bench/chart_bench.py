@@ -1,15 +1,20 @@
 """Chart render speed on the bundled data: cold (cache miss) vs cached, against a bare-figure floor.
 
-    python bench/chart_bench.py [--json] [--repeat 5] [--window 30d]
+    python bench/chart_bench.py [--json] [--repeat 9] [--window 30d]
 
 For each chart kind (heatmap, map) at 1600 × 1000 px:
 - ``first_ms``: the first render in this process (includes matplotlib's one-off font loading);
 - ``cold_ms``: median of ``--repeat`` renders through ``ChartCache.get_or_render`` on new keys
-  (every call is a miss and renders);
+  (every call is a miss and renders); ``cold_cpu_ms``: the same renders' median CPU time of
+  this process (less moved by other processes on a shared machine than the wall time);
 - ``cached_ms``: median of the same call on a key already cached (a hit).
 ``import_ms`` is the one-off import of matplotlib, numpy and liqbot in this process.
-Baseline in the same run: ``bare_png_ms``, an empty dark Figure of the same size encoded the same
-way — the floor any matplotlib chart pays. Estimator time (build_book/build_heatmap) is listed
+Baseline in the same run: ``bare_png_ms`` / ``bare_png_cpu_ms``, an empty dark Figure of the
+same size encoded the same way — the floor any matplotlib chart pays. The bare figure and the
+two charts are rendered in turn within each repeat (interleaved, so all three see the same
+load); ``ratio`` divides the medians, ``ratio_cpu`` the CPU-time medians, ``ratio_paired`` is
+the median over repeats of (chart ÷ the bare figure rendered next to it). ``loadavg`` is the
+1-minute load average before and after. Estimator time (build_book/build_heatmap) is listed
 separately and is not part of the render times. Target: cold ≤ 400 ms.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -43,6 +49,13 @@ def _ms(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - t) * 1000.0
 
 
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall ms, CPU ms of this process) of one call."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return (time.perf_counter() - w) * 1000.0, (time.process_time() - c) * 1000.0
+
+
 def _median_ms(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(_ms(fn) for _ in range(repeat))
 
@@ -64,24 +77,44 @@ def run(repeat: int, window: str) -> dict[str, Any]:
     }
     cache = ChartCache(maxsize=4)
     counter = iter(range(10**9))
+    load_before = os.getloadavg()[0]
+    bare_render: Callable[[], bytes] = lambda: to_png(new_figure(SIZE))  # noqa: E731
+    first = {kind: _ms(render) for kind, render in renders.items()}
+    bare_render()  # warm, like the charts' first render
+    wall: dict[str, list[float]] = {k: [] for k in [*renders, "bare"]}
+    cpu: dict[str, list[float]] = {k: [] for k in [*renders, "bare"]}
+    for _ in range(repeat):  # interleaved: the bare figure and each chart, in turn
+        for kind, render in renders.items():
+            w, c = _timed(lambda k=kind, r=render: cache.get_or_render(
+                ChartKey("BTC", k, window, next(counter)), r))
+            wall[kind].append(w)
+            cpu[kind].append(c)
+        w, c = _timed(bare_render)
+        wall["bare"].append(w)
+        cpu["bare"].append(c)
     kinds: dict[str, dict[str, float]] = {}
     for kind, render in renders.items():
-        first = _ms(render)
-        cold = _median_ms(lambda k=kind, r=render: cache.get_or_render(
-            ChartKey("BTC", k, window, next(counter)), r), repeat)
         key = ChartKey("BTC", kind, window, -1)
         png = cache.get_or_render(key, render)
         cached = _median_ms(lambda k=key, r=render: cache.get_or_render(k, r), repeat)
-        kinds[kind] = {"first_ms": round(first, 1), "cold_ms": round(cold, 1),
+        kinds[kind] = {"first_ms": round(first[kind], 1),
+                       "cold_ms": round(statistics.median(wall[kind]), 1),
+                       "cold_cpu_ms": round(statistics.median(cpu[kind]), 1),
                        "cached_ms": round(cached, 4), "png_bytes": len(png)}
-    bare = _median_ms(lambda: to_png(new_figure(SIZE)), repeat)
+    bare = statistics.median(wall["bare"])
+    bare_cpu = statistics.median(cpu["bare"])
     colds = {k: v["cold_ms"] for k, v in kinds.items()}
     return {
         "data": "bot/data/btcusd_coinbase_1h.csv", "candles": len(candles),
         "size_px": list(SIZE), "window": window, "repeat": repeat, **kinds,
-        "baseline": {"bare_png_ms": round(bare, 1)},
+        "baseline": {"bare_png_ms": round(bare, 1), "bare_png_cpu_ms": round(bare_cpu, 1)},
         "import_ms": round(IMPORT_MS, 1),
         "ratio": {f"{k}_cold_vs_bare": round(v / bare, 2) for k, v in colds.items()},
+        "ratio_cpu": {f"{k}_cold_vs_bare": round(v["cold_cpu_ms"] / bare_cpu, 2)
+                      for k, v in kinds.items()},
+        "ratio_paired": {f"{k}_cold_vs_bare": round(statistics.median(
+            a / b for a, b in zip(wall[k], wall["bare"], strict=True)), 2) for k in kinds},
+        "loadavg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "estimator_ms": {"build_book": round(book_ms, 1),
                          "build_heatmap": round(heatmap_est_ms, 1)},
         "cache": cache.stats(),
@@ -93,7 +126,7 @@ def run(repeat: int, window: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--window", choices=tuple(WINDOWS_H), default="30d")
     args = ap.parse_args(argv)
     result = run(max(args.repeat, 1), args.window)
@@ -105,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind:8s} first {r['first_ms']:7.1f} ms  cold {r['cold_ms']:7.1f} ms  "
               f"cached {r['cached_ms']:.4f} ms")
     print(f"bare figure → PNG floor {result['baseline']['bare_png_ms']:.1f} ms; "
-          f"ratios {result['ratio']}; target cold ≤ {TARGET_MS:.0f} ms: "
+          f"ratios {result['ratio']} (CPU {result['ratio_cpu']}, paired "
+          f"{result['ratio_paired']}); load {result['loadavg']}; target cold ≤ {TARGET_MS:.0f} ms: "
           f"{'met' if result['meets_target'] else 'NOT met'}")
     return 0
 

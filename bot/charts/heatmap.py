@@ -262,8 +262,11 @@ def _draw_clusters(fig: Figure, ax: Axes, zones: Sequence[Cluster], ylo: float, 
                     ha="left", va="center", color=style.TEXT, fontsize=style.FONT_PT["note"],
                     fontweight="bold", parse_math=False, annotation_clip=False,
                     bbox={"boxstyle": "round,pad=0.3", "fc": style.BG, "ec": colour},
+                    # patchA None: the line runs to the text anchor under the opaque label
+                    # box (drawn after it), instead of being clipped to the box's outline
+                    # by a bisection (~6 ms a label, the same pixels).
                     arrowprops={"arrowstyle": "-", "color": colour, "lw": 1.2, "alpha": 0.8,
-                                "shrinkA": 0, "shrinkB": 0},
+                                "shrinkA": 0, "shrinkB": 0, "patchA": None},
                     gid="cluster")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -98,7 +97,9 @@ def to_png(fig: Figure) -> bytes:
     if not isinstance(canvas, FigureCanvasAgg):
         canvas = FigureCanvasAgg(fig)
     canvas.draw()
-    rgb = np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[:, :, :3])
+    w, h = canvas.get_width_height(physical=True)
+    # Pillow drops the alpha byte while reading Agg's RGBA buffer (no numpy copy of the pixels).
+    image = Image.frombytes("RGB", (w, h), canvas.buffer_rgba(), "raw", "RGBX")
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG", compress_level=2)
+    image.save(buf, format="PNG", compress_level=2)
     return buf.getvalue()
