@@ -3,8 +3,9 @@
 ``/metrics``: Prometheus text format of :data:`bot.metrics.REGISTRY`.
 ``/healthz``: 200 and a small JSON when the store answers, the scheduler runs and every job
 finished lately (within 3 × its interval + ``late_s``, counted from when this endpoint first
-saw the scheduler); 503 and the same JSON naming the problems otherwise — a store that does not
-answer, a scheduler starting, paused (stopping) or stopped, a job stuck.
+saw the scheduler); a ``chat`` worker schedules nothing, so there only the store counts. 503
+and the same JSON naming the problems otherwise: a store that does not answer, a scheduler
+starting, paused (stopping) or stopped, a job stuck.
 """
 
 from __future__ import annotations
@@ -53,29 +54,37 @@ class OpsServer:
         except Exception as exc:  # the type only: a driver's message may name the server
             metrics.error("store")
             problems.append(f"store does not answer ({type(exc).__name__})")
-        sch = self.service.scheduler
-        running = sch is not None and sch.state == STATE_RUNNING
-        state = "running" if running else "not running" if sch is None else "paused or stopped"
-        body["scheduler"] = state
-        if sch is not None and running:
-            now = time.monotonic()
-            if self._seen is None or self._seen[0] != id(sch):
-                self._seen = (id(sch), now)
-            jobs = sch.get_jobs()
-            body["jobs"] = len(jobs)
-            for job in jobs:
-                interval = getattr(job.trigger, "interval", None)
-                if interval is None:
-                    continue
-                since = max(metrics.last_done(job.id), self._seen[1])
-                if now - since > 3 * interval.total_seconds() + self.late_s:
-                    problems.append(f"job {job.id} has not finished for {now - since:.0f} s")
+        body["role"] = self.service.role
+        if self.service.role == "chat":  # its adapters answer commands; nothing is scheduled
+            body["scheduler"] = "none (chat role)"
         else:
-            problems.append(f"scheduler {state}")
+            problems += self._scheduler(body)
         body["status"] = "unhealthy" if problems else "ok"
         if problems:
             body["problems"] = problems
         return not problems, body
+
+    def _scheduler(self, body: dict[str, Any]) -> list[str]:
+        """The scheduler's problems: not running, or jobs that have not finished lately."""
+        sch = self.service.scheduler
+        if sch is None or sch.state != STATE_RUNNING:
+            body["scheduler"] = state = "not running" if sch is None else "paused or stopped"
+            return [f"scheduler {state}"]
+        body["scheduler"] = "running"
+        now = time.monotonic()
+        if self._seen is None or self._seen[0] != id(sch):
+            self._seen = (id(sch), now)
+        jobs = sch.get_jobs()
+        body["jobs"] = len(jobs)
+        problems = []
+        for job in jobs:
+            interval = getattr(job.trigger, "interval", None)
+            if interval is None:
+                continue
+            since = max(metrics.last_done(job.id), self._seen[1])
+            if now - since > 3 * interval.total_seconds() + self.late_s:
+                problems.append(f"job {job.id} has not finished for {now - since:.0f} s")
+        return problems
 
     async def _healthz(self, request: web.Request) -> web.Response:
         ok, body = self.health()

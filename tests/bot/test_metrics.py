@@ -3,7 +3,9 @@
 A real ``liqbot run`` (replay, console adapter) with ``[metrics] port`` set: its series exist
 and move while it alerts — outbox depth by state, send latency, recompute and tick counts, data
 age — and ``/healthz`` says ok. The health endpoint over a real service in this loop answers
-503 when the store no longer answers, a job is stuck or the scheduler has stopped. Bad
+503 when the store no longer answers (a closed SQLite store; a PostgreSQL server stopped), a
+job is stuck or the scheduler has stopped; a chat worker, which schedules nothing, is healthy
+while its store answers. Bad
 ``[metrics]`` keys and a taken port: one line naming the key, exit 2.
 """
 
@@ -26,7 +28,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.ops_http import OpsServer
 from bot.store import Store
-from tests.bot.helpers import SYMBOL, started_service
+from bot.wiring import make_service
+from tests.bot.helpers import SYMBOL, replay_config, started_service
+from tests.pg_server import PgServer, PgUnavailable
 
 CONFIG = """
 [bot]
@@ -189,6 +193,56 @@ async def test_healthz_503_when_a_job_is_stuck_and_when_the_scheduler_stops() ->
         stuck.set()
         await ops.stop()
         store.close()
+
+
+async def test_healthz_503_when_the_postgresql_server_stops(pg_server: PgServer) -> None:
+    """A service on a PostgreSQL store whose server then stops (a private server: the
+    session's one stays up for the other tests)."""
+    try:
+        server = PgServer.start(max_connections=20)
+    except PgUnavailable as exc:  # pg_server started, so this one should too
+        raise AssertionError(f"a second server did not start: {exc}") from None
+    try:
+        store = Store(dsn=server.create_database("healthz"))
+        service, _ = make_service(replay_config(), store, [])
+        await service.recompute(SYMBOL)
+        await service.start()
+        ops = OpsServer(store, service)
+        url = (await ops.start("127.0.0.1", 0))[0] + "/healthz"
+        try:
+            status, body = await health(url)
+            assert status == 200 and body["status"] == "ok", body
+            server.stop()  # the database server goes away under the running service
+            status, body = await health(url)
+            assert status == 503, body
+            assert body["problems"] == ["store does not answer (OperationalError)"], body
+            assert "outbox_pending" not in body
+        finally:
+            await ops.stop()
+            await service.stop()
+            store.close()
+    finally:
+        server.stop()
+
+
+async def test_a_chat_worker_is_healthy_without_a_scheduler_while_its_store_answers() -> None:
+    store = Store(memory=True)
+    service, _ = make_service(replay_config(), store, [], role="chat")
+    await service.start()  # a chat worker schedules nothing
+    ops = OpsServer(store, service)
+    url = (await ops.start("127.0.0.1", 0))[0] + "/healthz"
+    try:
+        assert service.scheduler is None
+        status, body = await health(url)
+        assert status == 200, body
+        assert body["role"] == "chat" and body["scheduler"] == "none (chat role)", body
+        store.close()
+        status, body = await health(url)
+        assert status == 503 and body["problems"] == [
+            "store does not answer (ProgrammingError)"], body
+    finally:
+        await ops.stop()
+        await service.stop()
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
