@@ -87,6 +87,7 @@ class AlertsSection:
     growth_factor: float = 1.5
     new_cluster_range_pct: float = 10.0
     digest_hours: float = 4.0  # quiet subscriptions: one digest of new/grown clusters per slot
+    top_digest_hour: int = 8  # /subscribe_top: the daily /top digest at this hour (UTC)
 
 
 @dataclass(frozen=True)
@@ -328,6 +329,7 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("alerts", "growth_factor"): lambda v: None if v > 1 else "must be > 1",
     ("alerts", "new_cluster_range_pct"): _positive,
     ("alerts", "digest_hours"): _up_to(168, "hours (a week)"),
+    ("alerts", "top_digest_hour"): lambda v: None if 0 <= v <= 23 else "must be an hour in [0, 23]",
     ("model", "bucket_pct"): lambda v: None if 0 < v < 50 else "must be in (0, 50)",
     ("model", "bucket_usd"): _non_negative,
     ("model", "half_life_hours"): _zero_up_to(87_600, "hours (ten years)"),

@@ -284,6 +284,18 @@ async def top(interaction: discord.Interaction, count: app_commands.Range[int, 1
     await run_command(interaction, "top", None if count is None else str(count), side)
 
 
+@app_commands.describe(count="How many clusters (1–25, default 5)",
+                       side="Only long or only short clusters (default both)")
+async def subscribe_top(interaction: discord.Interaction,
+                        count: app_commands.Range[int, 1, 25] | None = None,
+                        side: Literal["long", "short"] | None = None) -> None:
+    await run_command(interaction, "subscribe_top", None if count is None else str(count), side)
+
+
+async def unsubscribe_top(interaction: discord.Interaction) -> None:
+    await run_command(interaction, "unsubscribe_top")
+
+
 CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "start": start, "help": help_, "levels": levels, "heatmap": heatmap, "map": map_,
     "ifbreak": ifbreak, "mypos": mypos,
@@ -291,7 +303,7 @@ CALLBACKS: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
     "subscribe_liqs": subscribe_liqs,
     "unsubscribe_liqs": unsubscribe_liqs, "alerts": alerts, "level": level,
     "unlevel": unlevel, "status": status, "symbols": symbols, "accuracy": accuracy,
-    "top": top,
+    "top": top, "subscribe_top": subscribe_top, "unsubscribe_top": unsubscribe_top,
 }
 
 

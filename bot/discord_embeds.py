@@ -29,7 +29,8 @@ ALERT_TITLE = {EventKind.APPROACH: "Approaching a liquidation cluster",
                EventKind.POSITION: "Your position (watch)",
                EventKind.DIGEST: "Cluster news digest",
                EventKind.RECEIPT: "Receipt: what the tape saw in a broken cluster",
-               EventKind.CONFIRMED: "Confirmed: real positions (Hyperliquid)"}
+               EventKind.CONFIRMED: "Confirmed: real positions (Hyperliquid)",
+               EventKind.TOP_DIGEST: "Daily /top digest"}
 
 
 def clip(text: str, n: int) -> str:
@@ -62,8 +63,9 @@ def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
         colour = LEVEL_COLOUR
     else:
         colour = SIDE_COLOUR.get(ev.side or "", REPLY_COLOUR)
-    embed = discord.Embed(title=f"{ev.symbol} · {ALERT_TITLE[ev.kind]}",
-                          description=description(alert.text), colour=colour)
+    title = (ALERT_TITLE[ev.kind] if ev.kind is EventKind.TOP_DIGEST  # every symbol
+             else f"{ev.symbol} · {ALERT_TITLE[ev.kind]}")
+    embed = discord.Embed(title=title, description=description(alert.text), colour=colour)
     source = DISCLAIMER
     if ev.kind is EventKind.LEVEL_CROSS:
         embed.add_field(name="Level", value=price_text(ev.level_price or 0.0))
@@ -71,6 +73,8 @@ def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
         embed.add_field(name="Your liquidation", value=price_text(ev.level_price or 0.0))
     elif ev.kind is EventKind.DIGEST:
         embed.add_field(name="Updates", value=str(len(ev.items or [])))
+    elif ev.kind is EventKind.TOP_DIGEST:
+        embed.add_field(name="Clusters", value=str(ev.tape_count or 0))
     elif ev.kind is EventKind.RECEIPT:
         source = "tape = exchange data; estimate = estimate, not exchange data"
         embed.add_field(name="Tape in range", value=f"{money(ev.tape_usd or 0.0)} "
@@ -102,6 +106,7 @@ def alert_embed(alert: Alert, tz: str = "UTC") -> discord.Embed:
                                             f"{price_text(ev.high or 0.0)}")
         embed.add_field(name="Size", value=f"{money(ev.notional_usd or 0.0)} {ev.side}s")
         embed.add_field(name="Distance", value=pct_text(ev.distance_pct or 0.0))
-    embed.add_field(name="Price", value=price_text(ev.price))
+    if ev.kind is not EventKind.TOP_DIGEST:  # many symbols, many prices: in the text
+        embed.add_field(name="Price", value=price_text(ev.price))
     embed.set_footer(text=f"{time_text(ev.ts_ms, tz)} · {source}")
     return embed

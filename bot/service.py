@@ -47,7 +47,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import metrics
 from bot.adapters import ChatAdapter
-from bot.alerts import EngineConfig, SymbolState, SymbolWatch, Tick, evaluate
+from bot.alerts import EngineConfig, SymbolState, SymbolWatch, Tick, evaluate, top_digest
 from bot.alerts.events import AlertEvent, EventKind
 from bot.alerts.threads import THREAD_KEEP_MS
 from bot.audit import evaluations, receipts
@@ -233,6 +233,7 @@ class Service:
                 digest_hours=self.cfg.alerts.digest_hours,
                 lease_owner=self.leases.worker if self.leases is not None else None)
         except LeaseLostError as exc:  # another worker took the symbol over: its tick now
+            metrics.error("lease_lost")
             log.warning("%s", exc)
             assert self.leases is not None
             self.leases.release([symbol])
@@ -479,6 +480,8 @@ class Service:
         sch.add_job(self._guard("price", self.price_job), "interval", seconds=s.price_seconds,
                     id="price", **common)
         sch.add_job(self._guard("prune", self.prune), "interval", hours=1, id="prune", **common)
+        sch.add_job(self._guard("top_digest", self.top_digest_job), "interval", minutes=1,
+                    id="top_digest", **common)
         if self.tape is not None:
             await self.tape.feed.start()
             if replay is None:
@@ -602,6 +605,15 @@ class Service:
                     list(self._phase.values()), self.cfg.schedule.recompute_seconds))
             log.info("tracking: added %s (subscribed)", symbol)
         return plan.tracked
+
+    async def top_digest_job(self, now: int | None = None) -> int:
+        """Queue the daily /top digests while their hour is under way; once per chat and day
+        whatever restarts (:mod:`bot.alerts.top_digest`). Returns the rows queued."""
+        if not self._market_wide():
+            return 0
+        estimates = [e for s in self.board.symbols if (e := self.board.get(s)) is not None]
+        return top_digest.queue_due(self.store, estimates, self.cfg.alerts.top_digest_hour,
+                                    self.dispatcher.clock() if now is None else now)
 
     async def prune(self) -> None:
         if not self._market_wide():

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import leases, position_watch, store_file
-from bot.alerts import digest
+from bot.alerts import digest, top_digest
 from bot.alerts.digest import DigestTables
 from bot.alerts.engine import DEFAULT_CONFIG, Subscription, SymbolState, UserLevel
 from bot.alerts.events import AlertEvent
@@ -168,6 +168,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # claim_due: a chat's oldest pending row and whether it has one 'sending'
         "CREATE INDEX outbox_chat_status ON outbox(chat, status, id)",
     ),
+    top_digest.MIGRATION,  # v12: chats with a daily /top digest (bot.alerts.top_digest)
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -229,7 +230,7 @@ def _chat(row: dict[str, Any]) -> Chat:
 
 class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatchTables,
             audit_tables.AuditTables, hl_wallets.WalletTables,
-            hl_alerts.ConfirmedAlertTables):
+            hl_alerts.ConfirmedAlertTables, top_digest.TopDigestTables):
     """liqbot's store. ``Store(path)`` for a SQLite file, ``Store(memory=True)`` for tests,
     ``Store(dsn=…)`` for a PostgreSQL server."""
 

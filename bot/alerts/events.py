@@ -23,6 +23,7 @@ class EventKind(StrEnum):
     POSITION = "position"  # a /mypos watch (bot.position_watch): private chats only
     RECEIPT = "receipt"  # what the tape saw in a broken cluster (bot.audit.receipts)
     CONFIRMED = "confirmed"  # real Hyperliquid positions near price (bot.hyperliquid.alerts)
+    TOP_DIGEST = "top_digest"  # the daily /top of a /subscribe_top chat (bot.alerts.top_digest)
 
 
 class AlertEvent(NamedTuple):

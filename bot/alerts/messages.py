@@ -24,6 +24,10 @@ def render(event: AlertEvent, tz: str = "UTC") -> str:
         return f"{tape_text(event)} {tail} · {TAPE_SOURCE}"
     if event.kind is EventKind.DIGEST:
         return digest_text(event, tz)
+    if event.kind is EventKind.TOP_DIGEST:
+        from bot.alerts import top_digest
+
+        return top_digest.digest_text(event, tz)
     if event.kind is EventKind.RECEIPT:
         from bot.audit.receipts import receipt_text
 

@@ -49,6 +49,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("top", "/top [N] [long|short]",
             "Largest estimated clusters within ±5 % of price across tracked symbols, by share "
             "of open interest", top_cmds.top),
+    Command("subscribe_top", "/subscribe_top [N] [long|short]",
+            "/top in this chat once a day, at a fixed UTC hour", top_cmds.subscribe_top,
+            admin_in_groups=True),
+    Command("unsubscribe_top", "/unsubscribe_top", "Stop the daily /top digest",
+            top_cmds.unsubscribe_top, admin_in_groups=True),
     Command("ifbreak", "/ifbreak SYM PRICE",
             "If price breaks PRICE: estimated liquidations on the way, clusters in order",
             position_cmds.ifbreak, fetches=True),

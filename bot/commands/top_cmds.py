@@ -15,6 +15,7 @@ from bot.errors import UserInputError
 from bot.estimates import Estimate
 from bot.fmt import money, price_text
 from bot.market.symbols import short_name
+from bot.store import now_ms
 from estimator.clusters import merge_touching
 
 if TYPE_CHECKING:
@@ -76,17 +77,51 @@ def parse_top_args(args: tuple[str, ...]) -> tuple[int, str | None]:
     return n, side
 
 
+def top_text(rows: list[TopRow], n_symbols: int, side: str | None) -> str:
+    """The /top answer (and the daily digest's body): a heading, then one line per row."""
+    what = f"{side} clusters" if side else "clusters"
+    head = (f"Largest estimated {what} within ±{NEAR_PCT:g} % of price across "
+            f"{n_symbols} tracked symbol(s), by share of open interest · estimate from a "
+            "model, not exchange data")
+    if not rows:
+        return head + "\nNo cluster within ±5 % of price (or no open interest data yet)."
+    return "\n".join([head, *(r.line() for r in rows)])
+
+
+def tracked_estimates(core: CommandCore) -> list[Estimate]:
+    return [e for s in core.symbols if (e := core.board.get(s)) is not None]
+
+
 async def top(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
     """/top [N] [long|short]."""
     if len(args) > 2:
         raise UserInputError("Too many arguments.")
     n, side = parse_top_args(args)
-    estimates = [e for s in core.symbols if (e := core.board.get(s)) is not None]
-    rows = top_rows(estimates, n, side)
+    estimates = tracked_estimates(core)
+    return Reply(top_text(top_rows(estimates, n, side), len(estimates), side))
+
+
+async def subscribe_top(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/subscribe_top [N] [long|short]: /top once a day, at ``[alerts] top_digest_hour`` UTC."""
+    if len(args) > 2:
+        raise UserInputError("Too many arguments.")
+    n, side = parse_top_args(args)
+    chat = core.store.upsert_chat(caller.platform, caller.chat_id, thread_id=caller.thread_id,
+                                  is_group=caller.is_group, timezone=core.config.bot.timezone)
+    core.store.subscribe_top(chat.id, n, side, now_ms())
+    hour = core.config.alerts.top_digest_hour
     what = f"{side} clusters" if side else "clusters"
-    head = (f"Largest estimated {what} within ±{NEAR_PCT:g} % of price across "
-            f"{len(estimates)} tracked symbol(s), by share of open interest · estimate from a "
-            "model, not exchange data")
-    if not rows:
-        return Reply(head + "\nNo cluster within ±5 % of price (or no open interest data yet).")
-    return Reply("\n".join([head, *(r.line() for r in rows)]))
+    return Reply(f"Daily /top digest on: the {n} largest estimated {what} near price, every day "
+                 f"at {hour:02d}:00 UTC (from now if that hour is under way). "
+                 "/unsubscribe_top stops it.")
+
+
+async def unsubscribe_top(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Reply:
+    """/unsubscribe_top: no more daily digest in this chat."""
+    if args:
+        raise UserInputError("/unsubscribe_top takes no arguments.")
+    chat = core.store.find_chat(caller.platform, caller.chat_id, caller.thread_id)
+    if chat is None or not core.store.unsubscribe_top(chat.id):
+        return Reply("This chat has no daily /top digest (/subscribe_top starts one).",
+                     error=True)
+    return Reply("Daily /top digest off.")

@@ -32,7 +32,8 @@ CALLS = {"start": "/start", "help": "/help", "levels": "/levels", "heatmap": "/h
          "subscribe_liqs": "/subscribe_liqs BTC", "unsubscribe_liqs": "/unsubscribe_liqs BTC",
          "alerts": "/alerts", "level": "/level BTC 90k", "unlevel": "/unlevel 1",
          "status": "/status", "symbols": "/symbols", "ifbreak": "/ifbreak BTC 9k",
-         "mypos": "/mypos BTC long 10k 10x", "accuracy": "/accuracy BTC 7d", "top": "/top"}
+         "mypos": "/mypos BTC long 10k 10x", "accuracy": "/accuracy BTC 7d", "top": "/top",
+         "subscribe_top": "/subscribe_top 3", "unsubscribe_top": "/unsubscribe_top"}
 
 
 @pytest.fixture(autouse=True)

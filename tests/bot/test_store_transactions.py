@@ -30,7 +30,8 @@ READS = {"active_levels", "active_liq_subscriptions", "active_subscriptions", "d
          # audit (bot/audit/tables.py) and Hyperliquid wallets (bot/hyperliquid/wallets.py)
          "evaluation_count", "last_evaluation_ms", "last_path_ms", "path", "receipt_captures",
          "receipts_due", "scored_table", "unscored", "wallet", "wallet_count", "wallet_states",
-         "wallets_to_scan", "confirmed_subscriptions", "outbox_waiter"}
+         "wallets_to_scan", "confirmed_subscriptions", "outbox_waiter",
+         "top_subscription", "active_top_subscriptions"}
 
 
 def event(chat: int, ref: str, kind: EventKind = EventKind.APPROACH) -> AlertEvent:
@@ -109,6 +110,11 @@ def writes(s: Store) -> dict[str, Callable[[], Any]]:
             s.list_position_watches(st["chat"]),
             [event(st["chat"], f"pos:{st['watch']}:near", EventKind.POSITION)], now=T0),
         "remove_position_watch": lambda: s.remove_position_watch(st["chat"], st["watch"]),
+        # the daily /top digest, bot/alerts/top_digest.py
+        "subscribe_top": lambda: s.subscribe_top(st["chat"], 3, None, now=T0),
+        "queue_top_digests": lambda: s.queue_top_digests(
+            [event(st["chat"], "top", EventKind.TOP_DIGEST)], T0),
+        "unsubscribe_top": lambda: s.unsubscribe_top(st["chat"]),
         "deactivate_chat": lambda: s.deactivate_chat(st["chat"], "blocked", now=T0),
     }
 
