@@ -11,7 +11,7 @@ Series (``/metrics`` of :mod:`bot.ops_http`):
   recomputed successfully (absent until its first estimate);
 - ``liqbot_engine_tick_seconds``: one symbol's price tick (price, engine, commit);
 - ``liqbot_errors_total{kind}``: failures by kind (``job``, ``recompute``, ``price``,
-  ``send_retry``, ``send_failed``, ``store``);
+  ``send_retry``, ``send_failed``, ``store``, ``lease_lost``);
 - ``liqbot_leases_held``: symbols whose lease this process holds (market role).
 
 Instrumented code calls the module functions (one line each); :func:`bind` tells the scrape

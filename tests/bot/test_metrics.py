@@ -24,8 +24,10 @@ import urllib.request
 from pathlib import Path
 
 import aiohttp
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot import metrics
 from bot.ops_http import OpsServer
 from bot.store import Store
 from bot.wiring import make_service
@@ -243,6 +245,20 @@ async def test_a_chat_worker_is_healthy_without_a_scheduler_while_its_store_answ
     finally:
         await ops.stop()
         await service.stop()
+
+
+async def test_a_market_worker_reports_the_symbol_leases_it_holds() -> None:
+    store = Store(memory=True)
+    service, _ = make_service(replay_config(), store, [], role="market")
+    metrics.leases_held(7)  # whatever an earlier service in this process left
+    await service.start()
+    try:
+        assert service.board.symbols == (SYMBOL,)
+        held = samples(generate_latest(metrics.REGISTRY).decode())[("liqbot_leases_held", ())]
+        assert held == 1.0
+    finally:
+        await service.stop()
+        store.close()
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
