@@ -13,17 +13,22 @@ evaluation (today's walk before issue 20), same candles, same evaluations, same 
   estimator fast path, bench/estimator_baseline.py), speedup, same_to_rounding (the same
   clusters exactly, notionals within rtol 1e-9) and max_rel_notional_diff, backtest_s (the
   whole ``run_backtest`` with the new walk).
-- growth: the new walk on generated hourly series of --growth sizes: seconds and peak traced
-  memory (tracemalloc, MB) per size, and the exponents b of time ∝ rows^b and memory ∝ rows^b
-  fitted over them (least squares on logs; 1.0 = linear).
+- growth: the new walk on generated hourly series of --growth sizes: seconds (wall and CPU of
+  this process) and peak traced memory (tracemalloc, MB) per size, and the exponents b of
+  time ∝ rows^b and memory ∝ rows^b fitted over them (least squares on logs; 1.0 = linear);
+  cpu_vs_evaluations_exponent fits CPU time against the number of evaluations instead of rows,
+  and cpu_ms_per_evaluation / price_range_buckets show what each evaluation costs and how wide
+  the series' price range is (each evaluation reads a dense leverage × bucket book).
 - minute: generated 1m series (volume only, seeded), the CLI's evaluation grid. Per size of
   --minute, in a fresh process: the whole ``run_backtest`` (backtest_s), peak RSS (ru_maxrss,
   MB) and the RSS before it (the candles made); exponents of time and of peak RSS over the
-  RSS before, fitted over the 3 sizes. Baseline, same run, on --minute-baseline rows: the walk
-  before the running total (books read from the live levels at each evaluation, every live
-  level valued each time), walk_s of both, speedup, the largest relative notional difference
-  (the running total sums in another order: rounding only) and whether the clusters are the
-  same.
+  RSS before, fitted over the 3 sizes; the same for CPU time (cpu_exponent), for the number of
+  evaluations against rows (the 30-day warm-up has none, so they grow faster than the rows)
+  and for CPU time against evaluations (cpu_vs_evaluations_exponent). Baseline, same run, on
+  --minute-baseline rows: the walk before the running total (books read from the live levels
+  at each evaluation, every live level valued each time), walk_s of both, speedup, the largest
+  relative notional difference (the running total sums in another order: rounding only) and
+  whether the clusters are the same.
 """
 
 from __future__ import annotations
@@ -117,12 +122,22 @@ def minute_child(n: int, opts: BacktestOptions) -> dict[str, Any]:
     """One 1m backtest in this (fresh) process: seconds and peak RSS."""
     c = minute(n)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t0 = time.perf_counter()
-    run_backtest(c, opts)
-    secs = time.perf_counter() - t0
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    report = run_backtest(c, opts)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"rows": n, "evaluations": len(grid(c, opts)), "backtest_s": round(secs, 2),
+    evaluations = len(grid(c, opts))
+    return {"rows": n, "evaluations": evaluations, "backtest_s": round(secs, 2),
+            "cpu_s": round(cpu, 2), "walk_s": report["walk_s"],
+            "cpu_ms_per_evaluation": round(cpu / evaluations * 1000, 3),
+            "price_range_buckets": range_buckets(c, opts.params),
             "rss_before_mb": round(before, 1), "peak_rss_mb": round(peak, 1)}
+
+
+def range_buckets(c: Candles, params: ModelParams) -> int:
+    """Price buckets between the series' lowest low and highest high: how wide a book can get
+    (its dense leverage × bucket arrays, read at every evaluation, grow with it)."""
+    return int(params.grid.index(float(c.high.max())) - params.grid.index(float(c.low.min()))) + 1
 
 
 def minute_growth(sizes: list[int], opts: BacktestOptions, half_life: float) -> dict[str, Any]:
@@ -133,8 +148,13 @@ def minute_growth(sizes: list[int], opts: BacktestOptions, half_life: float) -> 
         runs.append(json.loads(subprocess.run(cmd, check=True, capture_output=True,
                                               text=True).stdout))
     secs = [r["backtest_s"] for r in runs]
+    cpu = [r["cpu_s"] for r in runs]
+    evals = [r["evaluations"] for r in runs]
     grown = [r["peak_rss_mb"] - r["rss_before_mb"] for r in runs]
     return {"runs": runs, "time_exponent": exponent(sizes, secs),
+            "cpu_exponent": exponent(sizes, cpu),
+            "evaluations_exponent": exponent(sizes, evals),
+            "cpu_vs_evaluations_exponent": exponent(evals, cpu),
             "memory_exponent": exponent(sizes, grown),
             "largest_s": secs[-1], "largest_peak_rss_mb": runs[-1]["peak_rss_mb"]}
 
@@ -187,20 +207,29 @@ def exponent(sizes: list[int], values: list[float]) -> float:
 
 
 def growth(sizes: list[int], opts: BacktestOptions) -> dict[str, Any]:
-    secs, mbs = [], []
+    secs, cpus, mbs, evals, ranges = [], [], [], [], []
     for n in sizes:
         c = hourly(n)
         times = grid(c, opts)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         walk(c, times, opts.params, opts.rule, opts.top)
         secs.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - cpu0)
+        evals.append(len(times))
+        ranges.append(range_buckets(c, opts.params))
         tracemalloc.start()
         walk(c, times, opts.params, opts.rule, opts.top)
         mbs.append(tracemalloc.get_traced_memory()[1] / 1e6)
         tracemalloc.stop()
-    return {"rows": sizes, "walk_s": [round(s, 2) for s in secs],
+    return {"rows": sizes, "evaluations": evals, "walk_s": [round(s, 2) for s in secs],
+            "walk_cpu_s": [round(s, 2) for s in cpus],
+            "cpu_ms_per_evaluation": [round(s / e * 1000, 3)
+                                      for s, e in zip(cpus, evals, strict=True)],
+            "price_range_buckets": ranges,
             "peak_mb": [round(m, 1) for m in mbs],
-            "time_exponent": exponent(sizes, secs), "memory_exponent": exponent(sizes, mbs)}
+            "time_exponent": exponent(sizes, secs), "cpu_exponent": exponent(sizes, cpus),
+            "cpu_vs_evaluations_exponent": exponent(evals, cpus),
+            "memory_exponent": exponent(sizes, mbs)}
 
 
 def main() -> None:

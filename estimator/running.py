@@ -42,10 +42,13 @@ def running_books(model: LevelModel, times: Sequence[int] | IntArray, c: Candles
     kmin = min((int(b.min()) for b in present), default=0)
     width = max((int(b.max()) + 1 for b in present), default=kmin + 1) - kmin
     state = []
+    # Live levels per bucket (all leverages, both sides): the book's bucket range without a
+    # pass over the leverage × bucket counts at each evaluation.
+    per_bucket = np.zeros(width, dtype=np.int64)
     for (lo, hi), b in zip(_sides(model), buckets, strict=True):
         b -= kmin
         b += rows.lev[lo:hi] * width  # cell = leverage × width + bucket, in place
-        state.append(_Side(model, lo, hi, b, times))
+        state.append(_Side(model, lo, hi, b, times, per_bucket))
     del buckets, present
     prev_t, prev_bf = -1, 0
     for e, t in enumerate(times):
@@ -60,8 +63,7 @@ def running_books(model: LevelModel, times: Sequence[int] | IntArray, c: Candles
             gain = float(np.exp(model.log_f[t] - model.log_f[prev_t]))
         for s in state:
             s.step(e, t, prev_t, bf, prev_bf, gain, n_lev * width)
-        occupied = np.flatnonzero((state[0].count.reshape(n_lev, width) != 0).any(axis=0)
-                                  | (state[1].count.reshape(n_lev, width) != 0).any(axis=0))
+        occupied = np.flatnonzero(per_bucket)
         if len(occupied):
             a, b_ = int(occupied[0]), int(occupied[-1]) + 1
             long_, short = (s.view(n_lev, width, a, b_) for s in state)
@@ -78,9 +80,10 @@ class _Side:
     """The running total of one side (rows ``lo``..``hi`` of the model, in birth order)."""
 
     def __init__(self, model: LevelModel, lo: int, hi: int, cell: IntArray,
-                 times: IntArray) -> None:
+                 times: IntArray, per_bucket: IntArray) -> None:
         self.model, self.lo, self.hi = model, lo, hi
         self.cell = cell.astype(np.int32) if cell.size and cell.max() < 2**31 else cell
+        self.per_bucket = per_bucket  # shared by both sides
         self.total = np.zeros(0)
         self.count = np.zeros(0, dtype=np.int64)
         self.added = lo  # next row (birth order) not yet looked at
@@ -125,22 +128,32 @@ class _Side:
         new = new[m.death[new] > t]
         gone = np.concatenate(out) if len(out) > 1 else out[0]
         self._apply(new, t, 1)
-        self._apply(gone, t, -1)
-        np.maximum(self.total, 0.0, out=self.total)
-        self.total[self.count == 0] = 0.0
+        touched = self._apply(gone, t, -1)
+        if len(touched):
+            # Only a cell something was taken out of can dip below 0 (rounding) or be left
+            # with rounding and no level: the scaling and the additions keep every other
+            # cell as it was. O(levels changed), not O(leverages × buckets).
+            kept = np.maximum(self.total[touched], 0.0)
+            kept[self.count[touched] == 0] = 0.0
+            self.total[touched] = kept
 
-    def _apply(self, idx: IntArray, t: int, sign: int) -> None:
+    def _apply(self, idx: IntArray, t: int, sign: int) -> np.ndarray:
+        """Add (sign 1) or take out (-1) the rows ``idx`` at their value at ``t``, in place
+        (ufunc.at: O(rows), not a bincount over every cell); returns their cells."""
         if not len(idx):
-            return
+            return np.zeros(0, dtype=np.int64)
         cell = self.cell[idx - self.lo]
         v = self.model.value_at(idx, t)
-        n = len(self.total)
+        width = len(self.per_bucket)
         if sign > 0:
-            self.total += np.bincount(cell, weights=v, minlength=n)
-            self.count += np.bincount(cell, minlength=n)
+            np.add.at(self.total, cell, v)
+            np.add.at(self.count, cell, 1)
+            np.add.at(self.per_bucket, cell % width, 1)
         else:
-            self.total -= np.bincount(cell, weights=v, minlength=n)
-            self.count -= np.bincount(cell, minlength=n)
+            np.subtract.at(self.total, cell, v)
+            np.subtract.at(self.count, cell, 1)
+            np.subtract.at(self.per_bucket, cell % width, 1)
+        return cell
 
     def view(self, n_lev: int, width: int, a: int, b: int) -> np.ndarray:
         return np.array(self.total.reshape(n_lev, width)[:, a:b], dtype=np.float64)
