@@ -2,9 +2,9 @@
 
 Series (``/metrics`` of :mod:`bot.ops_http`):
 
-- ``liqbot_outbox_depth{state}``: outbox rows by state (pending, sending, sent, failed), read
-  from the store when scraped (one indexed ``GROUP BY``; the store is shared, so every process
-  on one database reports the same queue);
+- ``liqbot_outbox_depth{state}``: outbox rows waiting, by state (pending, sending), read from
+  the store when scraped (:meth:`bot.store.Store.outbox_depth`, an index search; the store is
+  shared, so every process on one database reports the same queue);
 - ``liqbot_send_seconds{platform}``: delivered sends, notifier call to the platform's answer;
 - ``liqbot_recompute_seconds{symbol}``: successful recomputes, fetch + estimate + save;
 - ``liqbot_data_age_seconds{symbol}``: since each symbol this process tracks was last
@@ -139,7 +139,7 @@ class _Live:
                 error("store")
                 log.warning("metrics: outbox depth unavailable: %s", type(exc).__name__)
             else:
-                depth = GaugeMetricFamily("liqbot_outbox_depth", "Outbox rows by state",
+                depth = GaugeMetricFamily("liqbot_outbox_depth", "Outbox rows waiting, by state",
                                           labels=["state"])
                 for state, n in sorted(counts.items()):
                     depth.add_metric([state], n)

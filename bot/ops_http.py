@@ -43,7 +43,7 @@ class OpsServer:
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/healthz", self._healthz)
         self._runner: web.AppRunner | None = None
-        metrics.bind(store.outbox_counts, lambda: service.board.symbols)
+        metrics.bind(store.outbox_depth, lambda: service.board.symbols)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, the JSON body)."""

@@ -688,6 +688,13 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
         return int(self.db.execute(
             "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()[0])
 
+    def outbox_depth(self) -> dict[str, int]:
+        """Rows waiting to be sent, by state (pending, sending): a search of the outbox_due
+        index, as cheap with millions of sent rows as with none (/metrics reads it)."""
+        rows = self.db.execute("SELECT status, COUNT(*) FROM outbox WHERE status IN "
+                               "('pending', 'sending') GROUP BY status").fetchall()
+        return {"pending": 0, "sending": 0} | {r[0]: int(r[1]) for r in rows}
+
     def outbox_counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall()
         counts = dict.fromkeys(STATUSES, 0)

@@ -12,6 +12,7 @@ while its store answers. Bad
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -28,10 +29,14 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import metrics
+from bot.alerts import SymbolState
+from bot.config import ConsoleSection
+from bot.console import ConsoleAdapter
 from bot.ops_http import OpsServer
 from bot.store import Store
 from bot.wiring import make_service
 from tests.bot.helpers import SYMBOL, replay_config, started_service
+from tests.bot.test_dispatcher_fairness import SYM, approach
 from tests.pg_server import PgServer, PgUnavailable
 
 CONFIG = """
@@ -109,22 +114,23 @@ def test_run_serves_metrics_that_move_and_a_healthy_healthz(tmp_path: Path) -> N
         status, text = get(f"{base}/metrics")
         assert status == 200
         first = samples(text)
-        sent = ("liqbot_outbox_depth", (("state", "sent"),))
         sends = ("liqbot_send_seconds_count", (("platform", "console"),))
         recomputes = ("liqbot_recompute_seconds_count", (("symbol", SYMBOL),))
         ticks = ("liqbot_engine_tick_seconds_count", ())
         age = ("liqbot_data_age_seconds", (("symbol", SYMBOL),))
-        for key in (sent, recomputes, ticks, age):
+        for key in (recomputes, ticks, age):
             assert key in first, (key, text)
-        assert ("liqbot_outbox_depth", (("state", "pending"),)) in first
+        assert {k for k in first if k[0] == "liqbot_outbox_depth"} == {
+            ("liqbot_outbox_depth", (("state", "pending"),)),
+            ("liqbot_outbox_depth", (("state", "sending"),))}, text
         assert ("liqbot_leases_held", ()) in first
         moved = first
         while time.monotonic() < deadline:  # alerts go out: every series moves
             moved = samples(get(f"{base}/metrics")[1])
-            if all(moved.get(k, 0) > first.get(k, 0) for k in (sent, sends, recomputes, ticks)):
+            if all(moved.get(k, 0) > first.get(k, 0) for k in (sends, recomputes, ticks)):
                 break
             time.sleep(0.1)
-        for key in (sent, sends, recomputes, ticks):
+        for key in (sends, recomputes, ticks):
             assert moved.get(key, 0) > first.get(key, 0), (key, first.get(key), moved.get(key))
         assert 0 <= moved[age] < 30
         assert moved[("liqbot_send_seconds_sum", (("platform", "console"),))] > 0
@@ -138,6 +144,37 @@ def test_run_serves_metrics_that_move_and_a_healthy_healthz(tmp_path: Path) -> N
     assert proc.returncode == 0, err.read_text()[-2000:]
     assert "stopped (store integrity ok)" in err.read_text()
     assert "ALERT " in out.read_text()
+
+
+async def test_outbox_depth_counts_the_queue_and_falls_as_alerts_go_out() -> None:
+    store = Store(memory=True)
+    out = io.StringIO()
+    service, _ = make_service(replay_config(), store, [ConsoleAdapter(ConsoleSection(), out)])
+    ops = OpsServer(store, service)
+    url = (await ops.start("127.0.0.1", 0))[0] + "/metrics"
+    pending = ("liqbot_outbox_depth", (("state", "pending"),))
+    sends = ("liqbot_send_seconds_count", (("platform", "console"),))
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+                async with http.get(url) as resp:
+                    return samples(await resp.text())
+
+            chat = store.upsert_chat("console", "console").id
+            now = service.dispatcher.clock()
+            events = [approach(chat, i)._replace(ts_ms=now) for i in range(3)]
+            assert store.commit_tick(SYM, SymbolState(), None, events, now=now) == 3
+            before = await scrape()
+            assert before[pending] == 3
+            assert before[("liqbot_outbox_depth", (("state", "sending"),))] == 0
+            assert await service.dispatch() == 3
+            after = await scrape()
+            assert after[pending] == 0
+            assert after.get(sends, 0) == before.get(sends, 0) + 3
+            assert out.getvalue().count("ALERT ") == 3
+    finally:
+        await ops.stop()
+        store.close()
 
 
 async def health(url: str) -> tuple[int, dict[str, object]]:
