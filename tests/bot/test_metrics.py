@@ -190,11 +190,17 @@ async def test_healthz_503_when_the_store_stops_answering() -> None:
     try:
         status, body = await health(url)
         assert status == 200 and body["status"] == "ok", body
+        errors = ("liqbot_errors_total", (("kind", "store"),))
+        before = samples(generate_latest(metrics.REGISTRY).decode()).get(errors, 0)
         store.close()  # the store is gone under the running service
         status, body = await health(url)
         assert status == 503, body
         assert body["status"] == "unhealthy"
         assert body["problems"] == ["store does not answer (ProgrammingError)"], body
+        # Counted by kind; the scrape itself still answers, without the outbox depth.
+        scraped = samples(generate_latest(metrics.REGISTRY).decode())
+        assert scraped[errors] >= before + 1  # /healthz found it (this scrape counts next)
+        assert not any(k[0] == "liqbot_outbox_depth" for k in scraped)
     finally:
         await ops.stop()
         await service.stop()
