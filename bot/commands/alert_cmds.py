@@ -183,7 +183,8 @@ async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
     # Position watches exist in private chats only; never listed in a group.
     watches = core.store.list_position_watches(chat.id) if chat and not caller.is_group else []
     confirmed = core.store.confirmed_subscriptions(chat=chat.id) if chat else []
-    if not subs and not levels and not liqs and not watches and not confirmed:
+    top = core.store.top_subscription(chat.id) if chat else None
+    if not subs and not levels and not liqs and not watches and not confirmed and top is None:
         return Reply("No alerts in this chat yet. Try /subscribe BTC 100m 0.5 or "
                      "/level BTC 94k.")
     lines = []
@@ -205,6 +206,10 @@ async def alerts(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
         lines.append("Price levels (remove with /unlevel ID):")
         lines += [f"  #{lv.id} {lv.symbol} {price_text(lv.price)}"
                   f"{' — ' + lv.note if lv.note else ''}" for lv in levels]
+    if top is not None:
+        what = f"{top.side} clusters" if top.side else "clusters"
+        lines.append(f"Daily /top digest: the {top.n} largest {what}, at "
+                     f"{core.config.alerts.top_digest_hour:02d}:00 UTC (/unsubscribe_top)")
     if watches:
         lines.append("Position watches (private; remove with /unlevel wID):")
         lines += [f"  #w{w.id} {w.symbol} {w.side} {w.leverage:g}x from {price_text(w.entry)}: "

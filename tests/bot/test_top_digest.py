@@ -107,6 +107,8 @@ async def test_digest_arrives_once_a_day_at_the_hour_even_across_a_restart(rig: 
     reply = await rig.ask("/subscribe_top 3")
     assert reply.startswith("Daily /top digest on: the 3 largest estimated clusters near price, "
                             "every day at 08:00 UTC")
+    assert (await rig.ask("/alerts")) == ("Daily /top digest: the 3 largest clusters, at "
+                                          "08:00 UTC (/unsubscribe_top)")
     assert await rig.at(day + HOUR * HOUR_MS - 60_000) == 0  # 07:59: not yet
     assert rig.digests() == []
     top = await rig.ask("/top 3")  # what /top says at the hour
@@ -130,6 +132,7 @@ async def test_digest_arrives_once_a_day_at_the_hour_even_across_a_restart(rig: 
     assert await rig.at(day + 2 * DAY_MS + HOUR * HOUR_MS + 1_000) == 0
     assert len(rig.digests()) == 1
     assert (await rig.ask("/unsubscribe_top")).startswith("ERROR This chat has no daily /top")
+    assert (await rig.ask("/alerts")).startswith("No alerts in this chat yet")
 
 
 async def test_a_digest_queued_but_not_sent_before_a_crash_goes_out_once_after(rig: Rig) -> None:
