@@ -43,10 +43,12 @@ from bot.errors import (
     ConfigError,
     EditFailedError,
     PermanentDeliveryError,
+    PlatformUnreachableError,
     RejectedDeliveryError,
     TransientDeliveryError,
 )
 from bot.estimates import WINDOWS_H
+from bot.platform_start import START_RETRY, token_source
 from bot.redact import DISCORD, install, redact, register
 from bot.store import Chat
 
@@ -438,6 +440,7 @@ class DiscordAdapter:
         self._gateway = gateway
         self._notifier = DiscordNotifier(self.client)
         self._task: asyncio.Task[None] | None = None
+        self._first_error: str | None = None
 
     @property
     def notifier(self) -> DiscordNotifier:
@@ -449,10 +452,13 @@ class DiscordAdapter:
 
     async def start(self, core: CommandCore) -> None:
         await self.start_notifier(core)
-        await self.sync()
+        try:
+            await self.sync()
+        except UNREACHABLE as exc:  # REST went away after the login
+            await self._logout()
+            raise _unreachable(exc) from exc
         if self._gateway:
-            self._task = asyncio.create_task(self.client.connect(reconnect=True),
-                                             name="discord-gateway")
+            self._task = asyncio.create_task(self._connect(), name="discord-gateway")
             self._task.add_done_callback(_gateway_done)
 
     async def start_notifier(self, core: CommandCore) -> None:
@@ -466,8 +472,13 @@ class DiscordAdapter:
         install()  # discord.py logs interaction tokens at DEBUG: redact at the root handlers
         try:
             await self.client.login(token)
-        except discord.LoginFailure as exc:
-            raise ConfigError("Discord rejected the bot token (check the token env var)") from exc
+        except discord.LoginFailure:
+            await self._logout()
+            raise ConfigError(f"discord: Discord rejected the bot token in "
+                              f"{token_source(self.settings, PLATFORM)}") from None
+        except UNREACHABLE as exc:  # ``liqbot run`` tries again (bot.platform_start)
+            await self._logout()
+            raise _unreachable(exc) from exc
         if self.alert_charts:
             caller = Caller(PLATFORM, "alerts", "alerts")
             self._notifier.chart = lambda ev: liq_map(core, caller, (ev.symbol,))
@@ -492,6 +503,45 @@ class DiscordAdapter:
             done.append(where)
         return done
 
+    async def _logout(self) -> None:
+        """Close the HTTP session of a failed login: a later :meth:`start` logs in afresh
+        (discord.py reuses the session's connector, closed with it: a new one then)."""
+        self._notifier.online = False
+        await self.client.http.close()
+        self.client.http.connector = discord.utils.MISSING
+
+    async def _connect(self) -> None:
+        """The gateway: discord.py reconnects once connected, but a first connection that
+        fails kills its loop (``ws`` is still None there): retried here, :data:`START_RETRY`
+        apart, one line each."""
+        attempt = 0
+        discord_log = logging.getLogger("discord.client")
+        discord_log.addFilter(self._first_connect_line)
+        try:
+            while True:
+                try:
+                    await self.client.connect(reconnect=True)
+                    return
+                except Exception as exc:
+                    if self.client.is_closed() or self.client.ws is not None:
+                        raise
+                    wait = START_RETRY.delay(attempt, None)
+                    attempt += 1
+                    log.warning("discord: gateway connection attempt %d failed (%s); retrying "
+                                "in %.0f s (commands wait; alerts go out over REST)", attempt,
+                                self._first_error or type(exc).__name__, wait)
+                    await asyncio.sleep(wait)
+        finally:
+            discord_log.removeFilter(self._first_connect_line)
+
+    def _first_connect_line(self, record: logging.LogRecord) -> bool:
+        """Before the first gateway connection, discord.py's reconnect line is left out
+        (:meth:`_connect` logs the attempt); its error is kept for that line."""
+        if self.client.ws is None and "Attempting a reconnect" in str(record.msg):
+            self._first_error = getattr(record, "error", None)
+            return False
+        return True
+
     async def stop(self) -> None:
         self._notifier.online = False
         await self.client.close()
@@ -501,6 +551,28 @@ class DiscordAdapter:
                 await asyncio.wait_for(task, timeout=10)
             except (asyncio.CancelledError, Exception):  # closing anyway: never block shutdown
                 task.cancel()
+
+
+UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
+
+
+def _unreachable(exc: BaseException) -> PlatformUnreachableError:
+    text = f"{exc.status} {exc.text}" if isinstance(exc, discord.HTTPException) else str(exc)
+    return PlatformUnreachableError(f"discord: Discord's API at {discord.http.Route.BASE} "
+                                    f"cannot be reached: {type(exc).__name__}: {text}")
+
+
+def _reconnect_line(record: logging.LogRecord) -> bool:
+    """discord.py logs each gateway reconnect with a traceback: one line instead."""
+    if record.exc_info and str(record.msg).startswith("Attempting a reconnect"):
+        exc = record.exc_info[1]
+        error = record.__dict__["error"] = f"{type(exc).__name__}: {exc}"  # for the adapter
+        record.msg = f"discord: gateway lost, {record.getMessage()} ({error})"
+        record.args, record.exc_info, record.exc_text = None, None, None
+    return True
+
+
+logging.getLogger("discord.client").addFilter(_reconnect_line)
 
 
 def _gateway_done(task: asyncio.Task[None]) -> None:

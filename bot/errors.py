@@ -69,6 +69,11 @@ class MarketUnavailableError(MarketDataError):
     """The exchange stayed unreachable, rate-limited or erroring after our retries (transient)."""
 
 
+class PlatformUnreachableError(LiqBotError):
+    """A chat platform (Telegram Bot API, Discord) could not be reached while an adapter
+    started: ``liqbot run`` retries that start in the background (bot.platform_start)."""
+
+
 class DeliveryError(LiqBotError):
     """A notifier could not deliver an alert (platform errors are chained)."""
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from bot.config import Config
 from bot.errors import ConfigError, UsageError
 from bot.ops_http import start_ops
+from bot.platform_start import AdapterStarter
 from bot.service import ROLES
 from bot.wiring import make_service, open_store, store_is_postgres
 
@@ -47,17 +48,15 @@ async def run(cfg: Config, role: str = "all") -> int:
         loop.add_signal_handler(sig, stop.set)
     # A market worker talks to no chat platform; the others build the configured adapters.
     service, core = make_service(cfg, store, [] if role == "market" else None, role=role)
-    started = []
+    # A platform unreachable at start is retried in the background (bot.platform_start).
+    starter = AdapterStarter(stop)
     view = ops = None
     try:
         ops = await start_ops(cfg, store, service)  # /metrics + /healthz ([metrics] port)
         await service.start()
         for adapter in service.adapters:
-            if role == "dispatch":
-                await adapter.start_notifier(core)  # sends alerts, receives no command
-            else:
-                await adapter.start(core)
-            started.append(adapter)
+            await starter.start(adapter, lambda a: a.start_notifier(core) if role == "dispatch"
+                                else a.start(core))  # dispatch: sends alerts, no commands
         # The web view, in this loop, on the service's estimates (market: the symbols it holds).
         if cfg.web.enabled and role in ("all", "market"):
             from bot.web.server import WebView, bot_token
@@ -75,15 +74,18 @@ async def run(cfg: Config, role: str = "all") -> int:
         log.info("stopping: finishing running jobs")
     finally:
         end = loop.time() + STOP_S
+        await starter.cancel()
         # The service first: its jobs finish, sends in flight are cut off back to 'pending'.
         await _within(end, {**({"the web view": view.stop()} if view is not None else {}),
                             **({"the metrics endpoint": ops.stop()} if ops is not None else {})})
         await _within(end, {"the service": service.stop()})
-        await _within(end, {**{f"the {a.platform} adapter": a.stop() for a in started},
+        await _within(end, {**{f"the {a.platform} adapter": a.stop() for a in starter.attempted},
                             "the market source": service.source.close()})
         ok = store.integrity_ok()
         store.close()
         log.info("stopped (store integrity %s)", "ok" if ok else "FAILED")
+    if starter.fatal is not None:  # a retried start found the token rejected: exit 2
+        raise starter.fatal
     return 0
 
 

@@ -72,12 +72,14 @@ from bot.errors import (
     ConfigError,
     EditFailedError,
     PermanentDeliveryError,
+    PlatformUnreachableError,
     RejectedDeliveryError,
     TransientDeliveryError,
     UserInputError,
 )
 from bot.market.errors import RetryPolicy
 from bot.market.symbols import short_name
+from bot.platform_start import token_source
 from bot.store import Chat
 from bot.telegram_format import caption_and_rest, escape, keyboard, split_html
 from bot.telegram_limits import ALERT, ChatRateLimiter, retry_after_s
@@ -246,13 +248,14 @@ class TelegramAdapter:
         self._core = core
         redact.install()  # again: the root handlers may have been set up since __init__
         app = self.app
-        for command in COMMANDS:
-            app.add_handler(CommandHandler(command.name, self._on_command,
-                                           filters=filters.UpdateType.MESSAGE))
-        app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE
-                                       & filters.UpdateType.MESSAGE, self._on_command))
-        app.add_handler(CallbackQueryHandler(self._on_button))
-        app.add_error_handler(self._on_error)
+        if not app.handlers:  # once: a start the platform was down for is tried again
+            for command in COMMANDS:
+                app.add_handler(CommandHandler(command.name, self._on_command,
+                                               filters=filters.UpdateType.MESSAGE))
+            app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE
+                                           & filters.UpdateType.MESSAGE, self._on_command))
+            app.add_handler(CallbackQueryHandler(self._on_button))
+            app.add_error_handler(self._on_error)
         try:
             await app.initialize()
             await app.bot.set_my_commands([BotCommand(c.name, c.help[:256]) for c in COMMANDS])
@@ -266,14 +269,26 @@ class TelegramAdapter:
                     allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
         except BaseException as exc:
             await self.stop()
-            if isinstance(exc, InvalidToken):  # PTB's message contains the token: drop it
-                raise ConfigError("telegram: the Bot API rejected the token (check the "
-                                  "token and telegram.base_url)") from None
-            raise
+            if (err := self._start_error(exc)) is exc:
+                raise
+            raise err from None
         self._notifier.started = True
         s = self.settings
         log.info("telegram: %s as @%s", f"webhook {s.webhook_url} → {s.listen}:{s.port}"
                  f"{s.url_path or '/'}" if s.mode == "webhook" else "polling", app.bot.username)
+
+    def _start_error(self, exc: BaseException) -> BaseException:
+        """What a failed start raises: a rejected token → ConfigError naming where it came
+        from (PTB's message contains the token), the Bot API unreachable →
+        PlatformUnreachableError (``liqbot run`` retries, bot.platform_start), else ``exc``."""
+        url = self.settings.base_url or DEFAULT_BASE_URL
+        if isinstance(exc, InvalidToken):
+            return ConfigError(f"telegram: the Bot API at {url} rejected the token in "
+                               f"{token_source(self.settings, PLATFORM)}")
+        if isinstance(exc, NetworkError | RetryAfter) and not isinstance(exc, BadRequest):
+            return PlatformUnreachableError(f"telegram: the Bot API at {url} cannot be reached: "
+                                            f"{redact.redact(exc.message)}")
+        return exc
 
     async def _start_webhook(self) -> None:
         """PTB's webhook server; setWebhook with the secret, keeping pending updates."""
@@ -309,10 +324,9 @@ class TelegramAdapter:
             await self.app.initialize()  # getMe: checks the token
         except BaseException as exc:
             await self.stop()
-            if isinstance(exc, InvalidToken):  # PTB's message contains the token: drop it
-                raise ConfigError("telegram: the Bot API rejected the token (check the "
-                                  "token and telegram.base_url)") from None
-            raise
+            if (err := self._start_error(exc)) is exc:
+                raise
+            raise err from None
         self._notifier.started = True
         log.info("telegram: sending alerts as @%s (no commands here)", self.app.bot.username)
 
