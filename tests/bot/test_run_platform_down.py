@@ -7,8 +7,8 @@ against the loopback Telegram and Discord fakes, reached through a TCP proxy tha
 - Unreachable at start (Telegram polling, Discord REST, Discord gateway): one warning line per
   start attempt naming the platform and the address, the rest of the bot runs (the other
   platform delivers its alerts meanwhile), and once the platform answers the adapter starts
-  (a Telegram command is answered, Discord commands sync and the gateway identifies). SIGTERM:
-  exit 0. No traceback, no token in stderr.
+  (a Telegram command is answered and the alerts held meanwhile are sent, Discord commands
+  sync and the gateway identifies). SIGTERM: exit 0. No traceback, no token in stderr.
 - A token the fake refuses (401): exit 2, one stderr line naming the adapter and the token's
   environment variable, no traceback, no token, nothing else logged at ERROR.
 """
@@ -134,6 +134,9 @@ async def test_telegram_unreachable_at_start_is_retried_while_discord_delivers(
                 tg.command(PRIVATE, ANN, "/help")  # answered: polling runs
                 await wait_until(lambda: any("/levels" in m.get("text", "") for m in tg.sent),
                                  "the /help answer")
+                # The Telegram alerts held in the outbox meanwhile go out now.
+                await wait_until(lambda: len(tg.sent_to(PRIVATE["id"])) >= 4,
+                                 "the held Telegram alerts")
                 code = await run.sigterm()
                 text = run.text
         finally:
