@@ -25,7 +25,11 @@ class ChatAdapter(Protocol):
         ...
 
     async def start(self, core: CommandCore) -> None:
-        """Connect and start answering commands through ``core`` (returns once running)."""
+        """Connect and start answering commands through ``core`` (returns once running).
+        A rejected token raises ConfigError (naming its env var, never the token); a platform
+        that cannot be reached raises PlatformUnreachableError with nothing left open, and
+        ``liqbot run`` calls ``start`` again later (:mod:`bot.platform_start`); the same for
+        :meth:`start_notifier`."""
         ...
 
     async def start_notifier(self, core: CommandCore) -> None:
