@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg.rows import dict_row
 
 from bot.db import dsn as dsns
 from bot.db.translate import to_postgres
@@ -70,9 +69,11 @@ class PostgresDatabase:
             return int(cur.rowcount)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
-        cur = psycopg.ClientCursor(self.conn, row_factory=dict_row)
-        cur.execute(to_postgres(sql), tuple(params))
-        return iter(cur.fetchall())
+        """Rows as dicts; a repeated column name gets ``_2``, ``_3``… (the first keeps it),
+        as sqlite-utils does."""
+        cur = self.conn.execute(to_postgres(sql), tuple(params))
+        names = _dedupe([d.name for d in cur.description or ()])
+        return iter([dict(zip(names, row, strict=True)) for row in cur.fetchall()])
 
     def atomic(self) -> AbstractContextManager[Any]:
         return self.conn.transaction()
@@ -114,3 +115,12 @@ class PostgresDatabase:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _dedupe(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out

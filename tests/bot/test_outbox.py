@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
 from bot.alerts import (
     AlertEvent,
     EventKind,
@@ -44,11 +42,6 @@ class Clock:
         return self.t
 
 
-@pytest.fixture
-def store() -> Store:
-    s = Store(memory=True)
-    yield s
-    s.close()
 
 
 def event(chat: int, ref: str = "S1", epoch: int = 0) -> AlertEvent:

@@ -1,4 +1,5 @@
-"""Store: chats, subscriptions, levels, caps, engine state (real SQLite, in memory)."""
+"""Store: chats, subscriptions, levels, caps, engine state (on both backends: the store
+fixture of tests/bot/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,6 @@ from bot.alerts import SymbolState
 from bot.errors import LimitExceededError, UserInputError
 from bot.store import MAX_LEVELS, MAX_SUBSCRIPTIONS, Store
 from tests.bot.engine_helpers import SYM, short
-
-
-@pytest.fixture
-def store() -> Store:
-    s = Store(memory=True)
-    yield s
-    s.close()
 
 
 def test_chat_upsert_defaults_and_reactivation(store: Store) -> None:

@@ -30,7 +30,7 @@ READS = {"active_levels", "active_liq_subscriptions", "active_subscriptions", "d
          # audit (bot/audit/tables.py) and Hyperliquid wallets (bot/hyperliquid/wallets.py)
          "evaluation_count", "last_evaluation_ms", "last_path_ms", "path", "receipt_captures",
          "receipts_due", "scored_table", "unscored", "wallet", "wallet_count", "wallet_states",
-         "wallets_to_scan", "confirmed_subscriptions", "outbox_waiter",
+         "wallets_to_scan", "confirmed_subscriptions", "outbox_waiter", "outbox_depth",
          "top_subscription", "active_top_subscriptions"}
 
 
@@ -128,38 +128,27 @@ def test_every_public_method_is_classified() -> None:
     assert listed - public == set()
 
 
-@pytest.fixture
-def store(tmp_path) -> Store:
-    s = Store(tmp_path / "liqbot.db")
-    yield s
-    s.close()
 
-
-def test_no_write_leaves_a_transaction_open(store: Store, tmp_path) -> None:
+def test_no_write_leaves_a_transaction_open(store: Store, open_store) -> None:
     assert not store.db.in_transaction  # after open + migrations
     for name, call in writes(store).items():
         call()
         assert not store.db.in_transaction, f"Store.{name} left a transaction open"
     # Committed, not just visible on this connection: a second connection sees the last write.
-    other = Store(tmp_path / "liqbot.db")
-    try:
-        assert not other.get_chat(1).active
-        assert other.load_clusters(SYM) == [short()]
-    finally:
-        other.close()
+    other = open_store()
+    assert not other.get_chat(1).active
+    assert other.load_clusters(SYM) == [short()]
 
 
-def test_a_refused_write_rolls_back_and_leaves_no_transaction(tmp_path) -> None:
-    s = Store(tmp_path / "liqbot.db", max_subscriptions=1, max_levels=1)
-    try:
-        chat = s.upsert_chat("telegram", 1).id
-        s.subscribe(chat, SYM)
-        s.add_level(chat, SYM, 1.0)
-        with pytest.raises(LimitExceededError):
-            s.subscribe(chat, "ETH/USDT:USDT")
-        assert not s.db.in_transaction
-        with pytest.raises(LimitExceededError):
-            s.add_level(chat, SYM, 2.0)
-        assert not s.db.in_transaction
-    finally:
-        s.close()
+def test_a_refused_write_rolls_back_and_leaves_no_transaction(open_store) -> None:
+    s = open_store(max_subscriptions=1, max_levels=1)
+    chat = s.upsert_chat("telegram", 1).id
+    s.subscribe(chat, SYM)
+    s.add_level(chat, SYM, 1.0)
+    with pytest.raises(LimitExceededError):
+        s.subscribe(chat, "ETH/USDT:USDT")
+    assert not s.db.in_transaction
+    with pytest.raises(LimitExceededError):
+        s.add_level(chat, SYM, 2.0)
+    assert not s.db.in_transaction
+    assert len(s.list_subscriptions(chat)) == len(s.list_levels(chat)) == 1
