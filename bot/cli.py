@@ -232,7 +232,7 @@ def _accuracy(args: argparse.Namespace) -> int:
     from bot.errors import BadSymbolError, StoreError
     from bot.finite import finite_json
     from bot.market.symbols import normalise
-    from bot.store import Store
+    from bot.store import open_store
 
     cfg = load_config(args.config)
     symbol = None
@@ -244,10 +244,11 @@ def _accuracy(args: argparse.Namespace) -> int:
         if symbol not in cfg.bot.symbols:
             raise UsageError(f"--symbol {args.symbol}: {symbol} is not in the config's symbols "
                              f"({', '.join(cfg.bot.symbols)})")
-    if not Path(cfg.bot.store).is_file():  # opening would create an empty store
+    dsn = cfg.bot.store_dsn.reveal() if cfg.bot.store_dsn is not None else None
+    if dsn is None and not Path(cfg.bot.store).is_file():  # would create an empty store
         raise StoreError(f"{cfg.bot.store}: no store yet (bot.store of {args.config}); "
                          "`liqbot run` records the evaluations it scores")
-    store = Store(cfg.bot.store)
+    store = open_store(cfg.bot.store, dsn, exclusive=False)
     try:
         boards = scoreboard.for_config(store, cfg.accuracy, symbol, args.window)
     finally:

@@ -54,7 +54,11 @@ class Secret:
 @dataclass(frozen=True)
 class BotSection:
     symbols: tuple[str, ...] = (DEFAULT_SYMBOL,)
+    # A SQLite file, or a postgresql:// URL. With a DSN (this URL or store_dsn_env's) it shows
+    # the server without the password; the DSN itself is store_dsn (never printed).
     store: str = "liqbot.db"
+    store_dsn_env: str = ""  # an env var holding the whole PostgreSQL DSN; wins over store
+    store_dsn: Secret | None = None
     admins: tuple[str, ...] = ()
     timezone: str = "UTC"
 
@@ -245,7 +249,7 @@ _SECTIONS: dict[str, type] = {
     "cluster": ClusterSection,
     "metrics": MetricsSection,
 }
-_NOT_IN_FILE = {"token", "secret_token"}
+_NOT_IN_FILE = {"token", "secret_token", "store_dsn"}
 _ITEM_TYPES = {("model", "leverage"): "number", ("model", "weights"): "number",
                ("discord", "guild_ids"): "int", ("bot", "admins"): "id"}
 
@@ -314,6 +318,7 @@ _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,256}")
 _CHECKS: dict[tuple[str, str], Check] = {
     ("bot", "timezone"): _timezone,
     ("bot", "store"): _file_name,
+    ("bot", "store_dsn_env"): lambda v: None if v == "" else _env_name(v),
     ("source", "kind"): _one_of("replay", "live"),
     ("source", "candles_per_tick"): _positive,
     ("source", "warmup_candles"): _positive,
@@ -643,7 +648,32 @@ def _has_liquidation_stream(name: str) -> bool:
     return bool(has.get("watchLiquidationsForSymbols") or has.get("watchLiquidations"))
 
 
+def _with_store_dsn(cfg: Config, source: str, lines: _KeyLines,
+                    env: Mapping[str, str]) -> Config:
+    """A PostgreSQL store: ``store_dsn_env``'s value, else a postgresql:// ``store``; checked,
+    its password registered for redaction, and ``store`` replaced by the DSN without it."""
+    from bot.db import dsn as dsns
+
+    b = cfg.bot
+    if b.store_dsn_env:
+        key, dsn = "store_dsn_env", env.get(b.store_dsn_env, "").strip()
+        if not dsn:
+            raise ConfigError(f"{source}:{lines.key('bot', key)}: bot.store_dsn_env: the "
+                              f"environment variable {b.store_dsn_env} is not set (it holds "
+                              "the PostgreSQL DSN, e.g. postgresql://liqbot:PASSWORD@host/liqbot)")
+    elif dsns.is_dsn(b.store):
+        key, dsn = "store", b.store.strip()
+    else:
+        return cfg
+    dsns.register(dsn)
+    problem = dsns.check(dsn)
+    if problem:  # never the value: it holds the password
+        raise ConfigError(f"{source}:{lines.key('bot', key)}: bot.{key}: the DSN {problem}")
+    return replace(cfg, bot=replace(b, store=dsns.safe_dsn(dsn), store_dsn=Secret(dsn)))
+
+
 def _with_secrets(cfg: Config, source: str, lines: _KeyLines, env: Mapping[str, str]) -> Config:
+    cfg = _with_store_dsn(cfg, source, lines, env)
     updates: dict[str, Any] = {}
     for name in ("telegram", "discord"):
         sec = getattr(cfg, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from bot import store as store_module
 from bot.adapters import ChatAdapter
 from bot.charts import ChartCache
 from bot.commands.core import CommandCore
@@ -47,10 +48,13 @@ def store_is_postgres(cfg: Config) -> bool:
 
 
 def open_store(cfg: Config) -> Store:
-    """The store file the config names, with the config's per-chat caps, owned by this process
-    (a second ``liqbot run`` on it is refused)."""
-    return Store(cfg.bot.store, max_subscriptions=cfg.limits.subscriptions_per_chat,
-                 max_levels=cfg.limits.levels_per_chat, exclusive=True)
+    """The store the config names (:func:`bot.store.open_store`), with the config's per-chat
+    caps: a SQLite file owned by this process (a second ``liqbot run`` on it is refused), or
+    the PostgreSQL server of the config's DSN (shared)."""
+    dsn = cfg.bot.store_dsn.reveal() if cfg.bot.store_dsn is not None else None
+    return store_module.open_store(cfg.bot.store, dsn,
+                                   max_subscriptions=cfg.limits.subscriptions_per_chat,
+                                   max_levels=cfg.limits.levels_per_chat, exclusive=True)
 
 
 def make_tape(cfg: Config, store: Store, clock: Callable[[], int]) -> TapeDesk | None:

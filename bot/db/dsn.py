@@ -3,11 +3,17 @@ password (:func:`safe_dsn`; the password is also registered with :mod:`bot.redac
 
 from __future__ import annotations
 
-from psycopg.conninfo import conninfo_to_dict
+from typing import Any
 
 from bot import redact
 
 SCHEMES = ("postgresql://", "postgres://")
+
+
+def conninfo_to_dict(dsn: str) -> dict[str, Any]:
+    from psycopg.conninfo import conninfo_to_dict as parse  # only when a DSN is configured
+
+    return parse(dsn)
 
 
 def is_dsn(store: str) -> bool:
@@ -27,7 +33,8 @@ def check(dsn: str) -> str | None:
 
 def password(dsn: str) -> str | None:
     try:
-        return conninfo_to_dict(dsn).get("password")  # type: ignore[return-value]
+        pw = conninfo_to_dict(dsn).get("password")
+        return str(pw) if pw else None
     except Exception:
         return None
 
