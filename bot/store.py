@@ -700,3 +700,20 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
         counts = dict.fromkeys(STATUSES, 0)
         counts.update({r[0]: int(r[1]) for r in rows})
         return counts
+
+
+def open_store(store: str, dsn: str | None = None, *,
+               max_subscriptions: int = MAX_SUBSCRIPTIONS, max_levels: int = MAX_LEVELS,
+               exclusive: bool = True) -> Store:
+    """The store ``[bot]`` names: PostgreSQL when there is a DSN (``dsn``, from
+    ``store_dsn_env`` or a postgresql:// ``store``), else the SQLite file ``store`` exactly as
+    before (``exclusive``: owned by this process, a second owner refused). A server that cannot
+    be reached: :class:`~bot.errors.StoreUnreachableError` (exit 2, no password in it)."""
+    from bot.db.dsn import is_dsn
+
+    if dsn is None and is_dsn(store):
+        dsn = store
+    if dsn is not None:
+        return Store(dsn=dsn, max_subscriptions=max_subscriptions, max_levels=max_levels)
+    return Store(store, max_subscriptions=max_subscriptions, max_levels=max_levels,
+                 exclusive=exclusive)
