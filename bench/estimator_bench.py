@@ -16,13 +16,16 @@ Data: a seeded synthetic 1m random walk with open interest and taker-buy volume 
   full_model_book_s: the book read from the model of every created level with its death
   (book_at(level_model(...)), what build_book was before it kept only the survivors, and the
   part of the work a heatmap cannot skip: it shows levels that have died), timed alternately;
-  heatmap_vs_full_model_book and heatmap_vs_book (against fast_s) are the ratios.
+  heatmap_vs_full_model_book and heatmap_vs_book (against fast_s) are the ratios;
+  heatmap_minor_faults / full_model_book_minor_faults: page faults of one call each (fresh
+  pages the allocator asked the kernel for: part of the time on this VM).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 import tracemalloc
@@ -65,6 +68,12 @@ def peak_mb(fn: Callable[[], Any]) -> float:
         return tracemalloc.get_traced_memory()[1] / 1e6
     finally:
         tracemalloc.stop()
+
+
+def minor_faults(fn: Callable[[], Any]) -> int:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
 def death_search_s(c: Candles, params: ModelParams) -> float:
@@ -115,6 +124,10 @@ def measure(n: int, repeat: int, reference_max: int) -> dict[str, object]:
     result["full_model_book_s"] = round(min(full), 4)
     result["heatmap_vs_full_model_book"] = round(min(heat) / min(full), 2)
     result["heatmap_vs_book"] = round(min(heat) / min(fast), 2)
+    result["heatmap_minor_faults"] = minor_faults(
+        lambda: build_heatmap(candles, params, columns=300, start=0))
+    result["full_model_book_minor_faults"] = minor_faults(
+        lambda: book_at(level_model(candles, params), n - 1, candles, params))
     if n <= reference_max:
         t0 = time.perf_counter()
         ref = reference_books(candles, params)[n - 1]
