@@ -28,7 +28,7 @@ yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (test extra a
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
 VAR = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::\?[^}]*)?\}")
-PLACEHOLDER = "pw-from-env-123"
+PLACEHOLDER = "placeholder_from_env_0123456789"  # a valid webhook secret too (16+ chars)
 
 
 def compose() -> dict[str, Any]:
