@@ -50,8 +50,7 @@ def fill(store: Store, n: int, *, proxy: bool = True, start: int = 0, seed: int 
     return now
 
 
-def test_each_evaluation_is_scored_once_when_its_horizon_has_passed() -> None:
-    store = Store(memory=True)
+def test_each_evaluation_is_scored_once_when_its_horizon_has_passed(store: Store) -> None:
     c = random_walk(100, start=60_000.0, step_ms=HOUR, vol=0.006, wick=0.003, oi_usd=None)
     t0 = int(c.timestamp[10])
     store.add_evaluation(SYMBOL, t0, t0 + HOUR, HOUR, float(c.close[10]), True, True,
@@ -109,8 +108,7 @@ def test_scores_survive_a_restart_and_liqbot_accuracy_prints_exactly_the_fields(
     assert "misses included" in text
 
 
-def test_below_the_minimum_it_says_not_enough_data_with_n() -> None:
-    store = Store(memory=True)
+def test_below_the_minimum_it_says_not_enough_data_with_n(store: Store) -> None:
     fill(store, 12)
     boards = scoreboard.for_config(store, ACC, SYMBOL, "all")
     assert boards[True]["lift"] is None and boards[True]["n_evaluations"] == 12
@@ -119,8 +117,7 @@ def test_below_the_minimum_it_says_not_enough_data_with_n() -> None:
     store.close()
 
 
-def test_proxy_and_open_interest_evaluations_are_scored_apart_and_labelled() -> None:
-    store = Store(memory=True)
+def test_proxy_and_open_interest_evaluations_are_scored_apart_and_labelled(store: Store) -> None:
     fill(store, 40, proxy=True)
     fill(store, 40, proxy=False, start=40)
     boards = scoreboard.for_config(store, ACC, SYMBOL, "all")
@@ -137,8 +134,7 @@ def test_proxy_and_open_interest_evaluations_are_scored_apart_and_labelled() -> 
     store.close()
 
 
-def test_old_evaluations_are_pruned_by_age() -> None:
-    store = Store(memory=True)
+def test_old_evaluations_are_pruned_by_age(store: Store) -> None:
     now = fill(store, 40)
     assert store.prune_audit(now - 20 * HOUR) > 0
     assert store.evaluation_count(SYMBOL)[0] < 40

@@ -327,8 +327,7 @@ async def test_open_interest_is_refreshed_at_most_once_a_minute(hl: FakeHyperliq
     assert [r["type"] for r in hl.requests].count("metaAndAssetCtxs") == 2
 
 
-def test_scan_order_overdue_then_new_by_recency_then_largest() -> None:
-    store = Store(memory=True)
+def test_scan_order_overdue_then_new_by_recency_then_largest(store: Store) -> None:
     w = [address(i) for i in range(1, 7)]
     store.see_wallets(w[:4], T0)
     store.see_wallets([w[4]], T0 + 5)  # new, seen later
@@ -341,8 +340,7 @@ def test_scan_order_overdue_then_new_by_recency_then_largest() -> None:
     assert store.wallets_to_scan(now, 600_000, 10) == [w[1], w[0], w[4], w[5], w[2]]
 
 
-def test_every_wallet_rescanned_within_rescan_minutes_when_the_budget_allows() -> None:
-    store = Store(memory=True)
+def test_every_wallet_rescanned_within_rescan_minutes_when_the_budget_allows(store: Store) -> None:
     wallets = [address(i) for i in range(1, 201)]
     store.see_wallets(wallets, T0)
     rescan, t, batch = 600_000, T0, 25  # 25 wallets per 30 s pass: 500 per 10 min

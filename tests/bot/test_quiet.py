@@ -136,14 +136,12 @@ def test_digest_hours_is_checked(tmp_path: Path, hours: float) -> None:
         load_config(path)
 
 
-def test_a_chats_first_sight_of_a_cluster_is_new_for_that_chat() -> None:
+def test_a_chats_first_sight_of_a_cluster_is_new_for_that_chat(store: Store) -> None:
     """The engine announces growth ("grew ×1.6 from …") to every chat whose minimum the
     cluster met before; one that subscribed since (or was never told for another reason)
     gets "new" instead, whether its news are held for a digest or not."""
     from bot.alerts import Subscription
     from tests.bot.engine_helpers import Run, short
-
-    store = Store(memory=True)
     old, late, quiet_late = (store.upsert_chat("console", c).id for c in ("o", "l", "q"))
     for chat in (old, late, quiet_late):
         store.subscribe(chat, SYM, min_usd=1e6)

@@ -93,10 +93,8 @@ def test_a_break_asks_for_its_receipt_receipt_minutes_later() -> None:
 
 
 # --- store: exactly once ----------------------------------------------------------------------
-def test_a_receipt_waits_for_its_break_row_and_is_queued_once() -> None:
+def test_a_receipt_waits_for_its_break_row_and_is_queued_once(store: Store) -> None:
     from bot.alerts import SymbolState
-
-    store = Store(memory=True)
     chat = store.upsert_chat("console", "c").id
     r = due(chat=chat)
     assert store.add_receipts_due([r]) == 1 and store.add_receipts_due([r]) == 0

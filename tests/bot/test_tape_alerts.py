@@ -123,8 +123,8 @@ def test_a_v1_store_file_migrates_keeping_its_data(tmp_path: Path) -> None:
     store.close()
 
 
-def test_tape_tables_ignore_repeats_and_commit_windows_once() -> None:
-    store = Store(memory=True, max_subscriptions=2)
+def test_tape_tables_ignore_repeats_and_commit_windows_once(open_store) -> None:
+    store = open_store(max_subscriptions=2)
     chat = store.upsert_chat("console", "c1")
     store.subscribe_liqs(chat.id, SYMBOL, 1e6, 1e7, now=0)
     store.subscribe_liqs(chat.id, SYMBOL, 2e6, 2e7, now=0)  # an update, not a second row
