@@ -26,6 +26,13 @@ with the row's 'sent' in one transaction (:meth:`Store.mark_sent_thread`); a lat
 thread calls the notifier's ``edit`` with it. An :class:`~bot.errors.EditFailedError` (message
 deleted, too old) or a notifier without ``edit`` sends the update as a new message.
 
+Several dispatchers (``liqbot run --role dispatch`` processes on one PostgreSQL store) share
+the queue: rows are taken with :meth:`Store.claim_due` (``FOR UPDATE SKIP LOCKED``: a row is
+claimed by one of them; a chat's oldest pending row only, and no chat with a row 'sending', so
+one chat is served by one dispatcher at a time, in order). With ``shared``, rows a dead
+dispatcher left 'sending' are put back to pending once claimed ``stale_ms`` ago (a live one's
+send ends within ``send_timeout_s``); :meth:`recover` at start-up is for a dispatcher alone.
+
 Stop. :meth:`Dispatcher.close` stops new sends; sends in flight may finish; a send cancelled
 (the service's stop budget ran out) puts its row back to 'pending' (:meth:`Store.release`), so
 nothing is left 'sending' by a clean stop.
@@ -109,7 +116,7 @@ class Dispatcher:
                  clock: Callable[[], int] = now_ms, backoff_base_ms: int = 2_000,
                  backoff_max_ms: int = 10 * 60_000, give_up_after_ms: int = 6 * 3_600_000,
                  batch: int = 100, concurrency: int = 16, send_timeout_s: float | None = 10.0,
-                 poll_s: float = 0.2) -> None:
+                 poll_s: float = 0.2, shared: bool = False, stale_ms: int = 60_000) -> None:
         self.store = store
         self.notifiers = dict(notifiers)
         self.clock = clock
@@ -120,6 +127,9 @@ class Dispatcher:
         self.concurrency = concurrency  # sends in flight at once (each to a different chat)
         self.send_timeout_s = send_timeout_s  # one send, platform retries included
         self.poll_s = poll_s  # while sends are in flight, look for newly due rows this often
+        self.shared = shared  # other dispatchers use the store: recover only stale claims
+        self.stale_ms = stale_ms  # a claim older than this is a dead dispatcher's
+        self._stale_checked = 0  # clock ms of the last look for stale claims
         self._held: dict[int, int] = {}  # chat → clock ms before which it gets nothing
         self._busy: set[int] = set()  # chats with a send in flight
         self._closed = False
@@ -149,6 +159,8 @@ class Dispatcher:
         its sends; their rows go back to 'pending'."""
         stats = DispatchStats()
         budget = max_batches * self.batch
+        if self.shared and self.clock() - self._stale_checked >= self.stale_ms // 4:
+            self._recover_stale()
         ready: list[list[OutboxRow]] = []  # per chat, oldest row first
         running: set[asyncio.Task[None]] = set()
         try:
@@ -176,36 +188,38 @@ class Dispatcher:
                 await asyncio.wait(running)
         return stats
 
+    def _recover_stale(self) -> None:
+        now = self._stale_checked = self.clock()
+        n = self.store.recover_inflight(claimed_before=now - self.stale_ms)
+        if n:
+            log.warning("outbox: %d alert(s) claimed over %.0f s ago by a dispatcher that is "
+                        "gone; resending (a recipient may see one of them twice)", n,
+                        self.stale_ms / 1000)
+
     def _fetch(self, limit: int) -> list[OutboxRow]:
+        """Claim due rows (:meth:`Store.claim_due`: per chat its oldest pending row, when it
+        is due and no row of the chat is being sent) of chats neither busy nor held."""
         now = self.clock()
         self._held = {c: t for c, t in self._held.items() if t > now}
-        return self.store.due(now, limit, platforms=self.notifiers,
-                              skip_chats=self._busy | self._held.keys())
+        return self.store.claim_due(now, limit, platforms=self.notifiers,
+                                    skip_chats=self._busy | self._held.keys())
 
     def _ready(self, rows: list[OutboxRow], stats: DispatchStats) -> list[list[OutboxRow]]:
-        """Group due rows by chat (oldest first); settle rows of inactive chats; hold chats
-        whose oldest pending row is not due yet or whose platform asks them to wait."""
-        by_chat: dict[int, list[OutboxRow]] = {}
-        for row in rows:
-            if not row.chat.active:
-                self.store.mark_failed(row.id, "chat inactive", self.clock())
-                stats.failed += 1
-                continue
-            by_chat.setdefault(row.chat.id, []).append(row)
-        heads = self.store.oldest_pending(by_chat)
+        """The claimed rows to send, one per chat; settle rows of inactive chats; give back
+        (unsent) and hold the rows of chats whose platform asks them to wait."""
         ready = []
         now = self.clock()
-        for chat, chat_rows in by_chat.items():
-            chat_rows.sort(key=lambda r: r.id)
-            head_id, head_next = heads.get(chat, (chat_rows[0].id, now))
-            if head_id != chat_rows[0].id:  # an older row of this chat waits for its retry
-                self._held[chat] = max(head_next, now + 1)
+        for row in rows:
+            if not row.chat.active:
+                self.store.mark_failed(row.id, "chat inactive", now)
+                stats.failed += 1
                 continue
-            wait_s = self._wait_s(chat_rows[0].chat)
+            wait_s = self._wait_s(row.chat)
             if wait_s > 0:
-                self._held[chat] = now + max(1, int(wait_s * 1000))
+                self.store.release(row.id, unsent=True)
+                self._held[row.chat.id] = now + max(1, int(wait_s * 1000))
                 continue
-            ready.append(chat_rows)
+            ready.append([row])
         return ready
 
     def _wait_s(self, chat: Chat) -> float:
@@ -213,20 +227,22 @@ class Dispatcher:
         return float(wait(chat)) if wait is not None else 0.0
 
     async def _send_chat(self, rows: list[OutboxRow], stats: DispatchStats) -> None:
-        """Send one chat's rows in order, one at a time; stop at the first that must wait."""
+        """Send one chat's claimed rows in order, one at a time; stop at the first that must
+        wait (the rest go back to pending, unsent)."""
         chat = rows[0].chat.id
+        left = list(rows)
         try:
-            for i, row in enumerate(rows):
-                if self._closed:
-                    return
-                if i and (wait_s := self._wait_s(row.chat)) > 0:
+            while left and not self._closed:
+                row = left[0]
+                if row is not rows[0] and (wait_s := self._wait_s(row.chat)) > 0:
                     self._held[chat] = self.clock() + max(1, int(wait_s * 1000))
                     return
-                if not self.store.claim(row.id, self.clock()):
-                    continue
+                left.pop(0)
                 if not await self._send_row(row, stats):
                     return
         finally:
+            for row in left:
+                self.store.release(row.id, unsent=True)
             self._busy.discard(chat)
 
     async def _send_row(self, row: OutboxRow, stats: DispatchStats) -> bool:
@@ -309,7 +325,7 @@ class Dispatcher:
     def _retry_or_give_up(self, row: OutboxRow, exc: Exception, stats: DispatchStats) -> None:
         """Back off this row, and hold its chat until then (its later rows wait with it)."""
         now = self.clock()
-        attempts = row.attempts + 1
+        attempts = row.attempts  # counted by the claim
         if not isinstance(exc, TransientDeliveryError):
             log.error("outbox: unexpected notifier error for row %d", row.id, exc_info=exc)
         delay = min(self.backoff_base_ms * 2 ** (attempts - 1), self.backoff_max_ms)

@@ -52,6 +52,7 @@ from bot.alerts.events import AlertEvent, EventKind
 from bot.alerts.threads import THREAD_KEEP_MS
 from bot.audit import evaluations, receipts
 from bot.config import Config, model_params
+from bot.db.wait import OutboxWaiter
 from bot.dispatcher import Dispatcher, Notifier
 from bot.errors import LeaseLostError, LiqBotError, MarketDataError
 from bot.estimates import Estimate, EstimateBoard, compute_estimate
@@ -74,6 +75,7 @@ OUTBOX_KEEP_MS = 7 * 86_400_000
 STOP_BUDGET_S = 4.0  # Service.stop returns within this, whatever the platforms are doing
 SEND_GRACE_S = 1.0  # of which sends in flight get the last second to finish
 ROLES = ("all", "market", "dispatch", "chat")  # liqbot run --role
+WAKE_SLICE_S = 0.5  # a dispatch job waiting for new rows checks for a stop this often
 
 
 def engine_config(cfg: Config) -> EngineConfig:
@@ -113,7 +115,10 @@ class Service:
         self.params = model_params(cfg)
         self.engine = engine_config(cfg)
         self.board = EstimateBoard(cfg.bot.symbols)
-        self.dispatcher = Dispatcher(store, notifiers, clock=clock_ms or now_ms)
+        # Dispatch role: other dispatchers share the outbox (only stale claims are recovered).
+        self.dispatcher = Dispatcher(store, notifiers, clock=clock_ms or now_ms,
+                                     shared=role == "dispatch")
+        self._waiter: OutboxWaiter | None = None  # PostgreSQL: new outbox rows wake dispatch
         self.scheduler: AsyncIOScheduler | None = None
         self._states: dict[str, SymbolState] = {}
         self._watches: dict[str, SymbolWatch] = {}
@@ -338,9 +343,23 @@ class Service:
         return self.tape.flush(self.dispatcher.clock())
 
     async def dispatch(self) -> int:
-        stats = await self.dispatcher.run_once()
-        metrics.dispatched(stats.retried, stats.failed)
-        return stats.sent
+        """One dispatch pass; on PostgreSQL, until the next run of the job, one more each
+        time new outbox rows are notified (so a new alert goes out at once, not at the next
+        interval). Returns the rows sent."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.cfg.schedule.dispatch_seconds * 0.9
+        sent = 0
+        while True:
+            stats = await self.dispatcher.run_once()
+            metrics.dispatched(stats.retried, stats.failed)
+            sent += stats.sent
+            if self._waiter is None:
+                return sent
+            while not self._stopping and (left := end - loop.time()) > 0:
+                if await self._waiter.wait(min(left, WAKE_SLICE_S)):
+                    break  # new rows: another pass
+            else:
+                return sent
 
     def _state(self, symbol: str) -> SymbolState:
         if symbol not in self._states:
@@ -441,9 +460,14 @@ class Service:
         if self.role in ("all", "market"):
             await self._start_market(sch)
         if self.role in ("all", "dispatch"):
+            first = None  # SQLite: the first pass one interval after the start, as ever
+            if self.store.db.dialect == "postgresql":  # a pass now, then wake on new rows
+                self._waiter = self.store.outbox_waiter()
+                first = datetime.now(UTC)
             sch.add_job(self._guard("dispatch", self.dispatch), "interval",
                         seconds=self.cfg.schedule.dispatch_seconds, id="dispatch",
-                        max_instances=1, coalesce=True, misfire_grace_time=30)
+                        max_instances=1, coalesce=True, misfire_grace_time=30,
+                        **({"next_run_time": first} if first is not None else {}))
         sch.start()
 
     async def _start_market(self, sch: AsyncIOScheduler) -> None:
@@ -673,6 +697,9 @@ class Service:
             jobs.add(last)
             await asyncio.wait({last}, timeout=max(0.0, sends_end - loop.time()))
         self.dispatcher.close()  # no new send; those in flight may finish
+        if self._waiter is not None:
+            await self._waiter.close()
+            self._waiter = None
         running = {j for j in jobs if not j.done()}
         if running:
             await asyncio.wait(running, timeout=max(0.0, end - loop.time()))

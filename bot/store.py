@@ -658,15 +658,23 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
                         " WHERE id = ?", (redact(error)[:500],
                                           now if now is not None else now_ms(), row_id))
 
-    def release(self, row_id: int) -> None:
-        """A claimed row whose send was cancelled (stop): 'sending' → 'pending', due now."""
-        self.db.execute("UPDATE outbox SET status = 'pending' WHERE id = ? AND status = 'sending'",
-                        (row_id,))
+    def release(self, row_id: int, *, unsent: bool = False) -> None:
+        """A claimed row whose send was cancelled (stop): 'sending' → 'pending', due now.
+        ``unsent``: the send was never tried (its chat must wait): the claim's attempt is
+        taken back too."""
+        self.db.execute("UPDATE outbox SET status = 'pending', attempts = attempts - ?"
+                        " WHERE id = ? AND status = 'sending'", (int(unsent), row_id))
 
-    def recover_inflight(self) -> int:
+    def recover_inflight(self, claimed_before: int | None = None) -> int:
         """At start-up: rows left 'sending' by a crash may or may not have been delivered;
-        put them back to pending (at-least-once). Returns how many."""
-        cur = self.db.execute("UPDATE outbox SET status = 'pending' WHERE status = 'sending'")
+        put them back to pending (at-least-once). Returns how many. ``claimed_before`` (ms;
+        several dispatchers): only rows claimed before then — a dead dispatcher's, not those
+        another one is sending now (a claim stamps ``next_try_ms``)."""
+        if claimed_before is None:
+            cur = self.db.execute("UPDATE outbox SET status = 'pending' WHERE status = 'sending'")
+        else:
+            cur = self.db.execute("UPDATE outbox SET status = 'pending' WHERE status = 'sending'"
+                                  " AND next_try_ms < ?", (claimed_before,))
         return cur.rowcount
 
     def prune_outbox(self, before: int) -> int:

@@ -37,8 +37,8 @@ def jobs(service: Service) -> set[str]:
 
 
 @pytest.mark.parametrize("role, expected", [
-    ("all", {"price", "dispatch", "prune"}),
-    ("market", {"price", "prune", "leases"}),
+    ("all", {"price", "dispatch", "prune", "top_digest"}),
+    ("market", {"price", "prune", "top_digest", "leases"}),
     ("dispatch", {"dispatch"}),
     ("chat", set()),
 ])

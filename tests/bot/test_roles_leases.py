@@ -1,11 +1,9 @@
 """Symbol leases (bot.leases) between two workers, each on its own Store connection, and the
-tick fence (Store.commit_tick with lease_owner)."""
+tick fence (Store.commit_tick with lease_owner); on SQLite and on the real PostgreSQL server."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +11,7 @@ from bot.alerts import SymbolState
 from bot.errors import LeaseLostError
 from bot.leases import MARKET_JOBS, SymbolLeases
 from bot.store import Store
+from tests.bot.conftest import OpenStore
 
 TTL = 30_000
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "XRP/USDT:USDT",
@@ -20,16 +19,9 @@ SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "XRP/USDT:USDT",
 
 
 @pytest.fixture
-def two(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
-    """Two connections to one store, as two worker processes have."""
-    path = tmp_path / "liqbot.db"
-    a = Store(path)
-    b = Store(path)
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
+def two(open_store: OpenStore) -> tuple[Store, Store]:
+    """Two connections to one store (SQLite file / PostgreSQL), as two worker processes have."""
+    return open_store(), open_store()
 
 
 def test_first_worker_takes_all_then_shares_fairly(two: tuple[Store, Store]) -> None:
