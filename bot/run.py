@@ -34,8 +34,8 @@ def check_role(cfg: Config, role: str) -> None:
         raise UsageError(f"--role {role!r}: must be one of {', '.join(ROLES)}")
     if role != "all" and not store_is_postgres(cfg):
         raise UsageError(f"--role {role} needs a PostgreSQL store shared by the workers "
-                         f"({cfg.path}: [bot] store = \"postgresql://…\"); a SQLite store "
-                         "serves one process: use --role all")
+                         f"({cfg.path}: [bot] store = \"postgresql://…\" or store_dsn_env); "
+                         "a SQLite store serves one process: use --role all")
 
 
 async def run(cfg: Config, role: str = "all") -> int:

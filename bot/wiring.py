@@ -11,6 +11,7 @@ from bot.charts import ChartCache
 from bot.commands.core import CommandCore
 from bot.config import Config
 from bot.console import ConsoleAdapter
+from bot.db.dsn import is_dsn
 from bot.hyperliquid.desk import make_desk
 from bot.leases import SymbolLeases, worker_name
 from bot.market.base import MarketSource
@@ -44,7 +45,7 @@ def make_source(cfg: Config) -> MarketSource:
 
 def store_is_postgres(cfg: Config) -> bool:
     """The config names a PostgreSQL store (shared by several processes), not a SQLite file."""
-    return cfg.bot.store.strip().lower().startswith(("postgresql://", "postgres://"))
+    return cfg.bot.store_dsn is not None or is_dsn(cfg.bot.store)
 
 
 def open_store(cfg: Config) -> Store:
