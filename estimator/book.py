@@ -221,45 +221,50 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     # A hidden row is added and taken out in one cell: give it no weight, and a cell in range.
     np.copyto(add, 0.0, where=hidden)
     np.copyto(rem, 0.0, where=hidden)
-    # Cell of a row in a (side, column 0..n_cols, bucket) matrix: shorts after the longs.
+    # Cell of a row in a (column 0..n_cols, side, bucket) matrix: one row of 2·width cells
+    # per column (shorts after the longs), so the recurrence below steps through contiguous
+    # rows.
+    span = 2 * width
     cell -= k0
     np.clip(cell, 0, width - 1, out=cell)
-    cell[rows.n_long:] += (n_cols + 1) * width
-    fc *= width
+    cell[rows.n_long:] += width
+    fc *= span
     fc += cell
-    ec *= width
+    ec *= span
     ec += cell
-    size = 2 * (n_cols + 1) * width
+    size = (n_cols + 1) * span
     # (asarray: with no rows at all, bincount gives integers)
+    # Removals taken out in place (ufunc.at): no second matrix to allocate and page in.
     mat = np.asarray(np.bincount(fc, weights=add, minlength=size), dtype=np.float64)
-    mat -= np.bincount(ec, weights=rem, minlength=size)
+    np.subtract.at(mat, ec, rem)
     # Live-level counts follow the same recurrence exactly (integers), so a bucket whose
     # levels are all gone is exactly 0, not the rounding left over from the subtraction.
     net = np.bincount(fc, minlength=size)
-    net -= np.bincount(ec, minlength=size)
+    np.subtract.at(net, ec, 1)
     del add, rem, cell, fc, ec, hidden
-    mat3 = mat.reshape(2, n_cols + 1, width)
-    net3 = net.reshape(2, n_cols + 1, width)
+    mat2 = mat.reshape(n_cols + 1, span)
+    net2 = net.reshape(n_cols + 1, span)
     # Survival between consecutive columns.
     gain = np.ones(n_cols)
     if n_cols > 1:
         gain[1:] = np.exp(model.log_f[cols[1:]] - model.log_f[cols[:-1]])
         gain[1:] = np.where(model.zeros[cols[1:]] > model.zeros[cols[:-1]], 0.0, gain[1:])
     # The recurrence V[c] = V[c−1]·g[c] + born[c] − died[c], in place, both sides at once.
-    live = np.zeros((2, width), dtype=np.int64)
-    empty = np.empty((2, width), dtype=bool)
-    carried = np.empty((2, width))
+    live = np.zeros(span, dtype=np.int64)
+    empty = np.empty(span, dtype=bool)
+    carried = np.empty(span)
     for col in range(n_cols):
-        cur = mat3[:, col]
+        cur = mat2[col]
         if col:
-            np.multiply(mat3[:, col - 1], gain[col], out=carried)
+            np.multiply(mat2[col - 1], gain[col], out=carried)
             cur += carried
-        live += net3[:, col]
+        live += net2[col]
         np.maximum(cur, 0.0, out=cur)
         np.equal(live, 0, out=empty)
         np.copyto(cur, 0.0, where=empty)
-    return Heatmap(p.grid, k0, cols, c.timestamp[cols], mat3[0, :n_cols], mat3[1, :n_cols],
-                   model.proxy)
+    # Each side is a view of its half of the rows (no copy).
+    return Heatmap(p.grid, k0, cols, c.timestamp[cols], mat2[:n_cols, :width],
+                   mat2[:n_cols, width:], model.proxy)
 
 
 def _shown_range(bucket: IntArray, hidden: NDArray[np.bool_], sides: Sequence[tuple[int, int]],
