@@ -114,5 +114,6 @@ def make_service(cfg: Config, store: Store | None = None,
     service.positions = make_desk(cfg.positions, st, list(cfg.bot.symbols))
     service.adapters = chosen
     core = CommandCore(cfg, service.board, service.source, st, ChartCache(), tape=service.tape,
-                       positions=service.positions, ondemand=service.ondemand)
+                       positions=service.positions, ondemand=service.ondemand,
+                       on_request_only=role == "chat")
     return service, core

@@ -81,6 +81,9 @@ class CommandCore:
     tape: TapeDesk | None = None  # real liquidations, when the config enables the tape
     positions: PositionsDesk | None = None  # real Hyperliquid positions ([positions])
     ondemand: OnDemandEstimates | None = None  # untracked symbols on request (live sources)
+    # liqbot run --role chat: no recompute job here, so tracked symbols are estimated on request
+    # too (the market workers' estimates live in their own processes).
+    on_request_only: bool = False
 
     def __post_init__(self) -> None:
         self.chart_limiter = RateLimiter(self.config.limits.charts_per_minute, self.clock)
@@ -111,7 +114,7 @@ class CommandCore:
     async def estimate(self, symbol: str) -> Estimate:
         """The latest estimate: the board's for a tracked symbol, else on request (the first
         one fetches; the adapter's ``before_render`` runs first, so Discord defers then)."""
-        if symbol in self.symbols or self.ondemand is None:
+        if (symbol in self.symbols and not self.on_request_only) or self.ondemand is None:
             est = self.board.get(symbol)
             if est is None:
                 raise UserInputError(f"No estimate for {symbol} yet: the first recompute is "

@@ -16,8 +16,15 @@ import pytest
 
 from bot.alerts import SymbolState
 from bot.cli import main
-from bot.config import BotSection, ClusterSection, Config, ConsoleSection, ScheduleSection
-from bot.config import SourceSection
+from bot.commands.reply import Caller
+from bot.config import (
+    BotSection,
+    ClusterSection,
+    Config,
+    ConsoleSection,
+    ScheduleSection,
+    SourceSection,
+)
 from bot.console import ConsoleAdapter
 from bot.leases import MARKET_JOBS, SymbolLeases
 from bot.market.ccxt_source import CcxtSource, binance_factory
@@ -177,3 +184,26 @@ def test_roles_other_than_all_refuse_a_sqlite_store(tmp_path: Path,
         assert len(err) == 1, err
         assert f"--role {role} needs a PostgreSQL store" in err[0] and str(cfg) in err[0]
         assert not store.exists()  # refused before anything was opened
+
+
+async def test_the_chat_role_estimates_tracked_symbols_on_request(tmp_path: Path) -> None:
+    """No recompute runs in a chat worker: /levels of a configured symbol is fetched and
+    estimated on request (the on-demand estimates), not 'no estimate yet' forever."""
+    async with FakeBinance(now_ms=now_ms()) as fb:
+        cfg = replace(Config(), bot=BotSection(symbols=SYMBOLS[:1], store=str(tmp_path / "s.db")),
+                      source=SourceSection(kind="live", lookback_days=1.0,
+                                           exchanges=("binanceusdm",), rest_url=fb.url),
+                      console=ConsoleSection(enabled=False), schedule=SLOW)
+        store = Store(cfg.bot.store)
+        service, core = make_service(cfg, store, [], role="chat")
+        try:
+            await service.start()
+            assert jobs(service) == set() and service.board.get(SYMBOLS[0]) is None
+            reply = await core.handle("/levels BTC", Caller("console", "c1", "u1"))
+            assert reply is not None and not reply.error, reply
+            assert "No estimate" not in reply.text and "BTC" in reply.text
+            assert service.ondemand is not None and service.ondemand.fetches == 1
+        finally:
+            await service.stop()
+            await service.source.close()
+            store.close()
