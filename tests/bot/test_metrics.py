@@ -12,6 +12,7 @@ while its store answers. Bad
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -175,6 +176,53 @@ async def test_outbox_depth_counts_the_queue_and_falls_as_alerts_go_out() -> Non
     finally:
         await ops.stop()
         store.close()
+
+
+def test_a_dispatch_worker_on_postgresql_reports_its_sends(tmp_path: Path, pg_dsn: str) -> None:
+    """``liqbot run --role dispatch`` on a shared PostgreSQL store: healthy with its one job,
+    the queued alerts leave the outbox and show as console sends."""
+    store = Store(dsn=pg_dsn)
+    try:
+        chat = store.upsert_chat("console", "dispatch-metrics").id
+        now = int(time.time() * 1000)
+        events = [approach(chat, i)._replace(ts_ms=now) for i in range(3)]
+        assert store.commit_tick(SYM, SymbolState(), None, events, now=now) == 3
+    finally:
+        store.close()
+    port = free_port()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[bot]\nstore = "{pg_dsn}"\n[source]\nkind = "replay"\n'
+                   f'[metrics]\nport = {port}\n')
+    base = f"http://127.0.0.1:{port}"
+    err = tmp_path / "stderr.txt"
+    with err.open("w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--role", "dispatch",
+                                 "--config", str(cfg)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=fe, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        scraped: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        pending = ("liqbot_outbox_depth", (("state", "pending"),))
+        sends = ("liqbot_send_seconds_count", (("platform", "console"),))
+        while time.monotonic() < deadline and proc.poll() is None:
+            with contextlib.suppress(OSError):  # not listening yet
+                scraped = samples(get(f"{base}/metrics")[1])
+            if scraped.get(pending) == 0 and scraped.get(sends, 0) >= 3:
+                break
+            time.sleep(0.1)
+        assert scraped.get(pending) == 0 and scraped.get(sends) == 3, (
+            scraped.get(pending), scraped.get(sends), err.read_text()[-2000:])
+        status, text = get(f"{base}/healthz")
+        body = json.loads(text)
+        assert status == 200 and body["role"] == "dispatch" and body["jobs"] == 1, body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err.read_text()[-2000:]
 
 
 async def health(url: str) -> tuple[int, dict[str, object]]:
