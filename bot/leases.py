@@ -54,6 +54,7 @@ MIGRATION: tuple[str, ...] = (
         seen_ms INTEGER NOT NULL)""",
 )
 
+GONE_TTLS = 10  # a worker unseen for this many lease times is forgotten
 MARKET_JOBS = "job:market"  # the tape, Hyperliquid scan and pruning: one worker runs them
 
 
@@ -108,10 +109,15 @@ class SymbolLeases:
 
     # --- writing -----------------------------------------------------------------------------
     def heartbeat(self, now: int) -> None:
-        self.store.db.execute(
-            "INSERT INTO cluster_workers (worker, role, seen_ms) VALUES (?, ?, ?)"
-            " ON CONFLICT (worker) DO UPDATE SET role = excluded.role, seen_ms = excluded.seen_ms",
-            (self.worker, self.role, now))
+        """This worker is live; rows of workers gone for 10 lease times are deleted (a name
+        per process: hostname:pid)."""
+        with self.store.db.atomic():
+            self.store.db.execute(
+                "INSERT INTO cluster_workers (worker, role, seen_ms) VALUES (?, ?, ?) ON CONFLICT"
+                " (worker) DO UPDATE SET role = excluded.role, seen_ms = excluded.seen_ms",
+                (self.worker, self.role, now))
+            self.store.db.execute("DELETE FROM cluster_workers WHERE seen_ms < ?",
+                                  (now - GONE_TTLS * self.ttl_ms,))
 
     def try_take(self, key: str, now: int) -> bool:
         """Take (or renew) the lease on ``key`` if it is free, expired or already ours."""

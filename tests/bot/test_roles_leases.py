@@ -115,3 +115,14 @@ def test_fence_a_worker_whose_lease_was_taken_cannot_commit(two: tuple[Store, St
     assert sa.load_state(sym).last_price == 101.0
     # Without lease_owner (role all) the fence is not asked for.
     sa.commit_tick("ETH/USDT:USDT", first, None, [], now=t)
+
+
+def test_workers_gone_long_ago_are_forgotten(two: tuple[Store, Store]) -> None:
+    a, b = (SymbolLeases(s, name, TTL) for s, name in zip(two, ("a", "b"), strict=True))
+    t = 13_000_000
+    a.heartbeat(t)
+    b.heartbeat(t + 1)
+    assert a.live_workers(t + 2) == 2
+    b.heartbeat(t + 10 * TTL + 1)  # a was never seen again
+    rows = b.store.db.execute("SELECT worker FROM cluster_workers").fetchall()
+    assert [r[0] for r in rows] == ["b"]
