@@ -17,6 +17,8 @@ Data: a seeded synthetic 1m random walk with open interest and taker-buy volume 
   (book_at(level_model(...)), what build_book was before it kept only the survivors, and the
   part of the work a heatmap cannot skip: it shows levels that have died), timed alternately;
   heatmap_vs_full_model_book and heatmap_vs_book (against fast_s) are the ratios;
+  heatmap_vs_full_model_book_cpu_median: the ratio of the median CPU times of the same calls
+  (steadier than the best wall times when other processes share the cores);
   heatmap_minor_faults / full_model_book_minor_faults: page faults of one call each (fresh
   pages the allocator asked the kernel for: part of the time on this VM).
 """
@@ -112,17 +114,21 @@ def measure(n: int, repeat: int, reference_max: int) -> dict[str, object]:
         "previous_peak_mb": round(peak_mb(lambda: previous.build_book(candles, params)), 1),
         "same_book_as_previous": same(book, old),
     }
-    heat, full = [], []
+    heat, full, heat_cpu, full_cpu = [], [], [], []
     for _ in range(repeat):  # alternately, as above
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         build_heatmap(candles, params, columns=300, start=0)
         heat.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        heat_cpu.append(time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
         book_at(level_model(candles, params), n - 1, candles, params)
         full.append(time.perf_counter() - t0)
+        full_cpu.append(time.process_time() - c0)
     result["heatmap_300_columns_s"] = round(min(heat), 4)
     result["full_model_book_s"] = round(min(full), 4)
     result["heatmap_vs_full_model_book"] = round(min(heat) / min(full), 2)
+    result["heatmap_vs_full_model_book_cpu_median"] = round(
+        float(np.median(heat_cpu)) / float(np.median(full_cpu)), 2)
     result["heatmap_vs_book"] = round(min(heat) / min(fast), 2)
     result["heatmap_minor_faults"] = minor_faults(
         lambda: build_heatmap(candles, params, columns=300, start=0))
