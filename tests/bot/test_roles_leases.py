@@ -4,6 +4,8 @@ tick fence (Store.commit_tick with lease_owner); on SQLite and on the real Postg
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import pytest
 
@@ -12,6 +14,7 @@ from bot.errors import LeaseLostError
 from bot.leases import MARKET_JOBS, SymbolLeases
 from bot.store import Store
 from tests.bot.conftest import OpenStore
+from tests.pg_server import PgServer
 
 TTL = 30_000
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "XRP/USDT:USDT",
@@ -126,3 +129,41 @@ def test_workers_gone_long_ago_are_forgotten(two: tuple[Store, Store]) -> None:
     b.heartbeat(t + 10 * TTL + 1)  # a was never seen again
     rows = b.store.db.execute("SELECT worker FROM cluster_workers").fetchall()
     assert [r[0] for r in rows] == ["b"]
+
+
+def test_fence_a_takeover_waits_for_the_tick_in_progress(pg_server: PgServer) -> None:
+    """PostgreSQL: the tick transaction locks the lease row first, so a takeover that comes
+    while a tick commits waits for it, and the new owner reads the state with that tick in
+    it (the tick is not evaluated twice). A trigger makes the tick's state write slow."""
+    dsn = pg_server.create_database("fence_wait")
+    sa, sb = Store(dsn=dsn), Store(dsn=dsn)
+    try:
+        sa.db.execute("CREATE FUNCTION slow_write() RETURNS trigger LANGUAGE plpgsql AS"
+                      " $$ BEGIN PERFORM pg_sleep(1.0); RETURN NEW; END $$")
+        sa.db.execute("CREATE TRIGGER slow BEFORE INSERT OR UPDATE ON engine_state"
+                      " FOR EACH ROW EXECUTE FUNCTION slow_write()")
+        a, b = SymbolLeases(sa, "a", TTL), SymbolLeases(sb, "b", TTL)
+        sym = "BTC/USDT:USDT"
+        t = 15_000_000
+        assert a.try_take(sym, t)
+        tick = SymbolState(last_price=100.0, last_ms=t + TTL)
+        done: dict[str, float] = {}
+
+        def commit() -> None:
+            sa.commit_tick(sym, tick, None, [], now=t + TTL, lease_owner="a")
+            done["a"] = time.monotonic()
+
+        worker = threading.Thread(target=commit)
+        worker.start()
+        time.sleep(0.3)  # a's tick holds the lease row, its state write is under way
+        assert b.try_take(sym, t + TTL)  # a's lease has expired by now: b takes it ...
+        took = time.monotonic()
+        worker.join()
+        assert took >= done["a"] - 0.05  # ... only once a's tick had committed
+        assert sb.load_state(sym) == tick  # and b starts from it
+        with pytest.raises(LeaseLostError):  # a's next tick is fenced off
+            sa.commit_tick(sym, tick, None, [], now=t + TTL + 1, lease_owner="a")
+    finally:
+        sa.close()
+        sb.close()
+        pg_server.drop_database(dsn)
