@@ -19,6 +19,7 @@ from bot.db.postgres import PostgresDatabase
 from bot.db.sqlite import SqliteDatabase
 from bot.db.translate import to_postgres
 from bot.errors import ConfigError, StoreUnreachableError
+from bot.redact import redact
 from bot.store import MIGRATIONS, SCHEMA_VERSION, Store, open_store
 from tests.bot.engine_helpers import SYM, T0
 
@@ -66,6 +67,8 @@ def test_dsn_in_config_is_kept_out_of_sight() -> None:
     assert cfg.bot.store == "postgresql://liqbot@db.example:5433/liq"
     assert cfg.bot.store_dsn is not None and PASSWORD in cfg.bot.store_dsn.reveal()
     assert PASSWORD not in repr(cfg)
+    assert redact(f"connection to liqbot:{PASSWORD}@db failed") == (
+        "connection to liqbot:<secret>@db failed")  # every log record passes redact()
     env = {"LIQ_DSN": f"postgresql://liqbot:{PASSWORD}@db/liq"}
     cfg = parse_config('[bot]\nstore = "x.db"\nstore_dsn_env = "LIQ_DSN"\n', "c.toml", env)
     assert cfg.bot.store == "postgresql://liqbot@db/liq"  # the env var wins over store
