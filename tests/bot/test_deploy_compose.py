@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bot.cli import build_parser
 from bot.config import load_config
 
-yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (test extra asked for)")
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
