@@ -5,6 +5,7 @@ alerts compared key by key is tests/bot/test_roles_e2e.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,12 +16,15 @@ from pathlib import Path
 
 import pytest
 
+from bot.alerts import SymbolState
 from bot.leases import MARKET_JOBS
 from bot.store import Store
+from tests.bot.engine_helpers import SYM
+from tests.bot.fake_telegram import TOKEN, FakeTelegram
+from tests.bot.test_roles_dispatch import event
 
 REPO = Path(__file__).resolve().parents[2]
 LEASE_S = 3  # the smallest [cluster] lease_seconds
-SYM = "BTC/USDT:USDT"  # the bundled replay's symbol
 
 
 class Proc:
@@ -113,3 +117,60 @@ def test_a_killed_market_workers_symbol_moves_within_two_lease_times(
         time.sleep(0.1)
     assert owners(pg_dsn).get(MARKET_JOBS) == "m2"
     assert second.stop() == 0, second.text()[-2000:]
+
+
+async def run_role(role: str, cfg: Path, dsn: str, log: Path) -> asyncio.subprocess.Process:
+    with log.open("w") as err:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", "--role", role, "--config", str(cfg),
+            cwd=REPO, stdout=asyncio.subprocess.DEVNULL, stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "LIQBOT_TEST_DSN": dsn,
+                 "TELEGRAM_TOKEN": TOKEN})
+
+
+async def running(proc: asyncio.subprocess.Process, log: Path, role: str) -> None:
+    for _ in range(300):
+        assert proc.returncode is None, log.read_text()[-2000:]
+        if f"liqbot running (role {role})" in log.read_text():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(log.read_text()[-2000:])
+
+
+async def test_dispatch_sends_without_receiving_and_chat_answers_without_sending(
+        pg_dsn: str, tmp_path: Path) -> None:
+    """Telegram behind the loopback fake: a dispatch worker connects for sending only (no
+    polling, no command menu) and sends the queued alert; a chat worker answers a command
+    and leaves the queued alerts to the dispatchers."""
+    store = Store(dsn=pg_dsn)
+    try:
+        async with FakeTelegram() as tg:
+            chat = store.upsert_chat("telegram", "4242").id
+            store.commit_tick(SYM, SymbolState(), [], [event(chat, "R1")])
+            cfg = tmp_path / "tg.toml"
+            cfg.write_text(config(tmp_path, "tg").read_text()
+                           + f'[telegram]\nenabled = true\nbase_url = "{tg.base_url}"\n')
+            log = tmp_path / "dispatch.log"
+            proc = await run_role("dispatch", cfg, pg_dsn, log)
+            await running(proc, log, "dispatch")
+            sent = await tg.wait_sent(1)
+            assert "4242" in str(sent[0].get("chat_id"))
+            assert tg.count("getUpdates") == tg.count("setMyCommands") == 0
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0, log.read_text()[-2000:]
+
+            store.commit_tick(SYM, SymbolState(), [], [event(chat, "R2")])
+            log = tmp_path / "chat.log"
+            proc = await run_role("chat", cfg, pg_dsn, log)
+            await running(proc, log, "chat")
+            before = len(tg.sent_to(4242))
+            tg.command({"id": 4242, "type": "private"}, {"id": 7, "is_bot": False, "first_name": "u"}, "/help")
+            await tg.wait_sent(before + 1)
+            await asyncio.sleep(1.0)
+            assert store.outbox_counts()["pending"] == 1  # R2 waits for a dispatcher
+            texts = [str(m.get("text", "")) for m in tg.sent_to(4242)[before:]]
+            assert len(texts) == 1 and "/levels" in texts[0]  # the /help answer only
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0, log.read_text()[-2000:]
+    finally:
+        store.close()
