@@ -15,9 +15,10 @@ Parts, each with its baseline measured in the same run:
 - ``market``: ``--chats`` chats, ``--subs`` subscriptions on ``--market-symbols`` symbols
   (+ one level per chat) in PostgreSQL, 2 ``liqbot run --role market`` processes against a
   loopback Binance fake (wall clock) for ``--market-seconds``: engine tick p95 per process
-  (from each process's /metrics histogram, linear interpolation inside the bucket, like
-  PromQL's histogram_quantile) and peak RSS per process (VmHWM). Baseline: the same two
-  processes on an empty database (no chat).
+  (``liqbot_engine_tick_seconds``: the price fetch from the fake + engine + commit, from each
+  process's /metrics, the ticks after the first third of the run, linear inside the bucket
+  like PromQL's histogram_quantile) and RSS per process. Baseline: the same two processes
+  with one chat per symbol (one subscription, one level each).
 - ``store``: bench/load.py's day (10k chats, 100k levels, 20 symbols, 24 replayed hours at
   full speed, then the outbox drained at full speed) in one process, on SQLite (the
   baseline) and on PostgreSQL: day wall time, tick median / p95, populate time, delivery per
@@ -59,7 +60,8 @@ from bot.dispatcher import Alert, Dispatcher  # noqa: E402
 from bot.errors import TransientDeliveryError  # noqa: E402
 from bot.service import Service  # noqa: E402
 from bot.store import Chat, Store  # noqa: E402
-from tests.pg_server import PgServer  # noqa: E402
+from tests.bot.fake_binance import FakeBinance, price_at  # noqa: E402
+from tests.pg_server import PgServer, free_port  # noqa: E402
 
 PLATFORM = "bench"
 SEED_SYMBOL = "SEED/USDT:USDT"
@@ -312,8 +314,9 @@ def populate_market(dsn: str, symbols: list[str], chats: int, subs: int,
         ids = [r[0] for r in cur.execute("SELECT id FROM chats ORDER BY id").fetchall()]
         with cur.copy("COPY subscriptions (chat, symbol, min_usd, approach_pct, created_ms) "
                       "FROM STDIN") as cp:
-            for cid in ids:
-                for sym in rng.sample(symbols, min(per, len(symbols))):
+            for k, cid in enumerate(ids):
+                rotated = symbols[k % len(symbols):] + symbols[:k % len(symbols)]
+                for sym in rotated[:per]:
                     cp.write_row((cid, sym, rng.choice([3e5, 1e6, 5e6, 2e7]),
                                   rng.choice([0.25, 0.5, 1.0, 2.0]), 0))
         with cur.copy("COPY levels (chat, symbol, price, direction, note, created_ms) "
@@ -326,18 +329,21 @@ def populate_market(dsn: str, symbols: list[str], chats: int, subs: int,
     return time.perf_counter() - t
 
 
-def histogram_quantile(text: str, name: str, q: float) -> float | None:
-    """PromQL-style quantile of a Prometheus histogram from /metrics text."""
-    buckets = []
+def histogram_buckets(text: str, name: str) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of a Prometheus histogram in /metrics text."""
+    out = []
     for m in re.finditer(rf'^{name}_bucket\{{[^}}]*le="([^"]+)"[^}}]*\}} ([0-9.e+-]+)$', text,
                          re.M):
-        buckets.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)),
-                        float(m.group(2))))
+        out.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)),
+                    float(m.group(2))))
+    return sorted(out)
+
+
+def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """PromQL's histogram_quantile: linear inside the bucket holding the rank."""
     if not buckets or buckets[-1][1] == 0:
         return None
-    buckets.sort()
-    total = buckets[-1][1]
-    rank = q * total
+    rank = q * buckets[-1][1]
     prev_le, prev_n = 0.0, 0.0
     for le, n in buckets:
         if n >= rank:
@@ -360,43 +366,53 @@ def vm(pid: int, key: str) -> float | None:
 
 async def part_market(server: PgServer, n_symbols: int, chats: int, subs: int,
                       seconds: float) -> dict[str, Any]:
-    base = await market_workers(server, n_symbols, 0, 0, seconds, "empty")
+    base = await market_workers(server, n_symbols, n_symbols, n_symbols, seconds, "small")
     loaded = await market_workers(server, n_symbols, chats, subs, seconds, "loaded")
-    out: dict[str, Any] = {"baseline_empty_db": base, "loaded": loaded}
+    out: dict[str, Any] = {"baseline_one_chat_per_symbol": base, "loaded": loaded}
     try:
-        out["ratio_tick_p95_loaded_over_empty"] = round(
+        out["ratio_tick_p95_loaded_over_baseline"] = round(
             max(p["tick_p95_ms"] for p in loaded["processes"])
             / max(p["tick_p95_ms"] for p in base["processes"]), 2)
     except (TypeError, ValueError, ZeroDivisionError, KeyError):
-        out["ratio_tick_p95_loaded_over_empty"] = None
+        out["ratio_tick_p95_loaded_over_baseline"] = None
     return out
 
 
-class WallBinance:
-    """FakeBinance on the wall clock with ``names`` extra perpetuals."""
+class WallBinance(FakeBinance):
+    """FakeBinance on the wall clock (``liqbot run`` ticks on it) with ``names`` listed."""
 
-    def __new__(cls, names: list[str]) -> Any:
-        from tests.bot.fake_binance import FakeBinance
+    def __init__(self, names: list[str]) -> None:
+        super().__init__()
+        self.add_perpetuals(names)
 
-        class _Wall(FakeBinance):
-            @property  # type: ignore[override]
-            def now_ms(self) -> int:
-                return int(time.time() * 1000)
+    async def __aenter__(self) -> WallBinance:
+        await super().__aenter__()
+        return self
 
-            @now_ms.setter
-            def now_ms(self, _v: int) -> None:
-                pass
+    @property
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
 
-        fake = _Wall()
-        fake.add_perpetuals(names)
-        return fake
+    @now_ms.setter
+    def now_ms(self, _value: int) -> None:  # FakeBinance.__init__ sets it: the wall wins
+        pass
+
+
+async def scrape(procs: list[tuple[subprocess.Popen[bytes], int, Path]]) -> list[str | None]:
+    """Each process's /metrics text (None when it does not answer)."""
+    out: list[str | None] = []
+    async with ClientSession(timeout=ClientTimeout(total=30)) as http:
+        for _, port, _ in procs:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                    out.append(await r.text())
+            except (OSError, TimeoutError):
+                out.append(None)
+    return out
 
 
 async def market_workers(server: PgServer, n_symbols: int, chats: int, subs: int,
                          seconds: float, label: str) -> dict[str, Any]:
-    from tests.bot.fake_binance import price_at
-    from tests.pg_server import free_port
-
     names = [f"S{i:03d}USDT" for i in range(n_symbols)]
     symbols = [f"{n[:-4]}/USDT:USDT" for n in names]
     dsn = server.create_database(f"market_{label}")
@@ -420,31 +436,32 @@ async def market_workers(server: PgServer, n_symbols: int, chats: int, subs: int
                      str(cfg)], cwd=tmp, stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL), port, Path(tmp) / f"market{k}.log"))
             try:
-                await asyncio.sleep(seconds)
-                results = []
-                async with ClientSession() as http:
-                    for proc, port, log_path in procs:
-                        if proc.poll() is not None:
-                            results.append({"error": f"exited {proc.returncode}: " +
-                                            log_path.read_text(errors="replace")[-800:]})
-                            continue
-                        try:
-                            async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
-                                text = await r.text()
-                        except OSError as exc:
-                            results.append({"error": f"/metrics: {exc}"})
-                            continue
-                        p95 = histogram_quantile(text, "liqbot_engine_tick_seconds", 0.95)
-                        held = re.search(r"^liqbot_leases_held(?:\{[^}]*\})? ([0-9.e+-]+)$",
-                                         text, re.M)
-                        count = re.search(r"^liqbot_engine_tick_seconds_count(?:\{[^}]*\})? "
-                                          r"([0-9.e+-]+)$", text, re.M)
-                        results.append({
-                            "ticks": int(float(count.group(1))) if count else None,
-                            "tick_p95_ms": round(p95 * 1000, 2) if p95 is not None else None,
-                            "leases_held": int(float(held.group(1))) if held else None,
-                            "rss_mb": vm(proc.pid, "VmRSS"),
-                            "rss_peak_mb": vm(proc.pid, "VmHWM")})
+                # Ticks after the warm-up only: the histograms' difference between a scrape
+                # at a third of the run and one at its end.
+                await asyncio.sleep(seconds / 3)
+                first = await scrape(procs)
+                await asyncio.sleep(seconds * 2 / 3)
+                last = await scrape(procs)
+                results: list[dict[str, Any]] = []
+                for (proc, _, log_path), a, b in zip(procs, first, last, strict=True):
+                    if proc.poll() is not None or a is None or b is None:
+                        results.append({"error": f"exited {proc.returncode}: " +
+                                        log_path.read_text(errors="replace")[-800:]})
+                        continue
+                    ba = dict(histogram_buckets(a, "liqbot_engine_tick_seconds"))
+                    diff = [(le, n - ba.get(le, 0.0))
+                            for le, n in histogram_buckets(b, "liqbot_engine_tick_seconds")]
+                    p95 = histogram_quantile(diff, 0.95)
+                    p50 = histogram_quantile(diff, 0.5)
+                    held = re.search(r"^liqbot_leases_held(?:\{[^}]*\})? ([0-9.e+-]+)$", b,
+                                     re.M)
+                    results.append({
+                        "ticks": int(diff[-1][1]) if diff else 0,
+                        "tick_p50_ms": round(p50 * 1000, 1) if p50 is not None else None,
+                        "tick_p95_ms": round(p95 * 1000, 1) if p95 is not None else None,
+                        "leases_held": int(float(held.group(1))) if held else None,
+                        "rss_mb": round(vm(proc.pid, "VmRSS") or 0, 1),
+                        "rss_peak_mb": round(vm(proc.pid, "VmHWM") or 0, 1)})
             finally:
                 for proc, _, _ in procs:
                     if proc.poll() is None:

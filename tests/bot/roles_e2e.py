@@ -61,7 +61,11 @@ class RampBinance(FakeBinance):
         self.t0, self.ramp_start, self.ramp_minutes = t0, ramp_start, ramp_minutes
         self.add_perpetuals(["AAAUSDT"])
 
-    @property  # type: ignore[override]
+    async def __aenter__(self) -> RampBinance:
+        await super().__aenter__()
+        return self
+
+    @property
     def now_ms(self) -> int:
         return wall_ms()
 
