@@ -11,7 +11,7 @@ take an advisory lock, so processes starting together migrate once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -54,8 +54,19 @@ class PostgresDatabase:
 
     def __init__(self, dsn: str, *, key: str = "[bot] store") -> None:
         self.dsn = dsn
-        self.conn = connect(dsn, key=key, cursor_factory=psycopg.ClientCursor)
+        self._key = key
+        self._depth = 0  # atomic() blocks open
+        self._conn = connect(dsn, key=key, cursor_factory=psycopg.ClientCursor)
         self.conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version BIGINT NOT NULL)")
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        """The connection; a lost one (server restart, network) is replaced at the next call
+        made outside a transaction — the call that met the loss raised (it may or may not
+        have been applied), and a transaction that lost its connection fails as a whole."""
+        if self._conn.broken and self._depth == 0:
+            self._conn = connect(self.dsn, key=self._key, cursor_factory=psycopg.ClientCursor)
+        return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         return self.conn.execute(to_postgres(sql), tuple(params))
@@ -64,7 +75,7 @@ class PostgresDatabase:
         rows = list(rows)
         if not rows:
             return 0
-        with self.conn.transaction(), self.conn.cursor() as cur:
+        with self.atomic(), self.conn.cursor() as cur:
             cur.executemany(to_postgres(sql), rows)
             return int(cur.rowcount)
 
@@ -75,8 +86,14 @@ class PostgresDatabase:
         names = _dedupe([d.name for d in cur.description or ()])
         return iter([dict(zip(names, row, strict=True)) for row in cur.fetchall()])
 
-    def atomic(self) -> AbstractContextManager[Any]:
-        return self.conn.transaction()
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        with self.conn.transaction():
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
 
     @property
     def in_transaction(self) -> bool:
@@ -88,7 +105,7 @@ class PostgresDatabase:
         return int(row[0]) if row and row[0] is not None else 0
 
     def set_schema_version(self, version: int) -> None:
-        with self.conn.transaction():
+        with self.atomic():
             self.conn.execute(f"DELETE FROM {VERSION_TABLE}")
             self.conn.execute(f"INSERT INTO {VERSION_TABLE} (version) VALUES (%s)",
                               (int(version),))
@@ -114,7 +131,7 @@ class PostgresDatabase:
         return "postgresql"
 
     def close(self) -> None:
-        self.conn.close()
+        self._conn.close()
 
 
 def _dedupe(names: list[str]) -> list[str]:

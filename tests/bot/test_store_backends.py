@@ -279,3 +279,22 @@ async def test_new_rows_wake_a_waiting_dispatcher(open_store) -> None:
         assert await waiter.wait(0.2) is False
     finally:
         await waiter.close()
+
+
+def test_a_lost_server_connection_is_replaced_at_the_next_call(pg_server) -> None:
+    import psycopg
+
+    dsn = pg_server.create_database("reconnect")
+    s = Store(dsn=dsn)
+    try:
+        c = s.upsert_chat("telegram", "1").id
+        pid = s.db.execute("SELECT pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(dsn, autocommit=True) as admin:  # the server drops the session
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.OperationalError):
+            s.subscribe(c, SYM)  # met the loss: this one fails, as a whole
+        s.subscribe(c, SYM)  # a new connection
+        assert [x.symbol for x in s.list_subscriptions(c)] == [SYM]
+    finally:
+        s.close()
+        pg_server.drop_database(dsn)
