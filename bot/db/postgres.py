@@ -43,7 +43,7 @@ def unreachable(dsn: str, key: str, exc: BaseException) -> str:
     why = lines[-1] if lines else type(exc).__name__
     for ln in lines:  # libpq: 'connection to server at "…" failed: <why>'
         if "failed:" in ln:
-            why = ln.split("failed:", 1)[1].strip() or why
+            why = ln.rsplit("failed:", 1)[1].strip() or why
             break
     why = redact(why, also=[dsn, dsns.password(dsn)])
     return f"{key}: cannot reach the PostgreSQL store {dsns.safe_dsn(dsn)}: {why}"
