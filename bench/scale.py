@@ -438,6 +438,11 @@ async def market_workers(server: PgServer, n_symbols: int, chats: int, subs: int
             try:
                 # Ticks after the warm-up only: the histograms' difference between a scrape
                 # at a third of the run and one at its end.
+                deadline = time.monotonic() + 180
+                while None in await scrape(procs) and time.monotonic() < deadline:
+                    if any(proc.poll() is not None for proc, _, _ in procs):
+                        break
+                    await asyncio.sleep(1)  # start-up: imports, store, first estimates
                 await asyncio.sleep(seconds / 3)
                 first = await scrape(procs)
                 await asyncio.sleep(seconds * 2 / 3)
