@@ -9,6 +9,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from bot.charts.canvas import SharedRendererCanvas
+
 DPI = 100  # pixels per inch: a (1600, 1000) px chart is a 16 × 10 in figure
 MIN_SIZE = (1200, 800)  # px, smallest size that stays readable on a phone
 
@@ -59,13 +61,15 @@ def new_figure(size: tuple[int, int]) -> Figure:
     """A dark figure of exactly ``size`` pixels (width, height), attached to an Agg canvas.
 
     No pyplot: the figure lives only in this object, so worker threads can render in parallel.
+    The canvas draws on this thread's renderer of that size, which keeps its text caches
+    between charts (see :mod:`bot.charts.canvas`).
     """
     w, h = size
     if w < MIN_SIZE[0] or h < MIN_SIZE[1]:
         raise ValueError(f"chart size {w}×{h} px is below the readable minimum "
                          f"{MIN_SIZE[0]}×{MIN_SIZE[1]}")
     fig = Figure(figsize=(w / DPI, h / DPI), dpi=DPI, facecolor=BG)
-    FigureCanvasAgg(fig)
+    SharedRendererCanvas(fig)
     return fig
 
 

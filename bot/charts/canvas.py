@@ -1,0 +1,110 @@
+"""An Agg canvas whose renderer (and its text caches) outlives one figure, one per thread.
+
+matplotlib ties its text-metrics cache to a renderer, and each new Figure gets a new canvas
+and renderer, so every chart used to measure and lay out all its text from scratch. Here each
+thread keeps one :class:`TextCachingRenderer` per (width, height, dpi) and every canvas of that
+size drawn in that thread draws on it. It also remembers, by string and font, how a text is laid
+out, and, by glyph and sub-pixel position, each rasterised glyph. Pixels are unchanged: a glyph
+is drawn from the bitmap FreeType made for the same glyph, size, angle and 1/64-pixel offset,
+moved by whole pixels.
+
+One renderer per thread: a figure's pixels (``buffer_rgba``) are valid until the next figure
+of the same size is drawn in the same thread — :func:`bot.charts.style.to_png` encodes right
+after drawing.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
+from matplotlib.ft2font import RenderMode
+
+_MAX_ITEMS = 20_000  # per cache and thread: a chart draws ~600 glyphs and ~150 strings
+_local = threading.local()
+
+
+class TextCachingRenderer(RendererAgg):
+    """RendererAgg that caches text layouts and glyph bitmaps (same pixels, less FreeType)."""
+
+    def __init__(self, width: float, height: float, dpi: float) -> None:
+        super().__init__(width, height, dpi)
+        self._layouts: dict[tuple[Any, ...], list[tuple[Any, float, float, int]]] = {}
+        self._glyphs: dict[tuple[Any, ...], tuple[np.ndarray, int, int]] = {}
+
+    def draw_text(self, gc: Any, x: float, y: float, s: str, prop: Any, angle: float,
+                  ismath: bool | str = False, mtext: Any = None) -> None:
+        if ismath:
+            super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+            return
+        features = mtext.get_fontfeatures() if mtext is not None else None
+        language = mtext.get_language() if mtext is not None else None
+        flags = get_hinting_flag()
+        key = (s, prop, self.dpi, flags,
+               tuple(features) if features is not None else None,
+               language if language is None or isinstance(language, str) else tuple(language))
+        items = self._layouts.get(key)
+        if items is None:
+            font = self._prepare_font(prop)
+            items = [(item.ft_object, item.x, item.y, item.glyph_index)
+                     for item in font._layout(s, flags=flags, features=features,
+                                              language=language)]
+            if len(self._layouts) >= _MAX_ITEMS:
+                self._layouts.clear()
+            self._layouts[key] = items
+        self._draw_glyphs(gc, x, y, angle, prop.get_size_in_points(), items, flags)
+
+    def _draw_glyphs(self, gc: Any, x: float, y: float, angle: float, size: float,
+                     items: list[tuple[Any, float, float, int]], flags: Any) -> None:
+        """``RendererAgg._draw_text_glyphs_and_boxes`` for laid-out text (no boxes, no slant),
+        each glyph rendered once per 1/64-pixel offset and then shifted by whole pixels."""
+        cos = math.cos(math.radians(angle))
+        sin = math.sin(math.radians(angle))
+        antialiased = bool(gc.get_antialiased())
+        matrix = None
+        for font, dx, dy, glyph_index in items:  # dy is upwards
+            px = round(0x40 * (x + dx * cos - dy * sin))
+            py = round(0x40 * (self.height - y + dx * sin + dy * cos))  # FreeType's y is up
+            ix, fx = divmod(px, 0x40)
+            iy, fy = divmod(py, 0x40)
+            key = (font, size, self.dpi, glyph_index, angle, fx, fy, flags, antialiased)
+            hit = self._glyphs.get(key)
+            if hit is None:
+                if matrix is None:
+                    matrix = (0x10000 * np.array([[cos, -sin], [sin, cos]])).round().astype(int)
+                font.set_size(size, self.dpi)
+                font._set_transform(matrix, [fx, fy])
+                bitmap = font._render_glyph(
+                    glyph_index, flags, RenderMode.NORMAL if antialiased else RenderMode.MONO)
+                buffer = np.array(bitmap.buffer, copy=True)
+                if not antialiased:
+                    buffer *= 0xff
+                hit = (buffer, bitmap.left, bitmap.top)
+                if len(self._glyphs) >= _MAX_ITEMS:
+                    self._glyphs.clear()
+                self._glyphs[key] = hit
+            buffer, left, top = hit
+            # draw_text_image's y is downwards & the bitmap bottom side.
+            self._renderer.draw_text_image(
+                buffer, left + ix, int(self.height) - (top + iy) + buffer.shape[0], 0, gc)
+
+
+class SharedRendererCanvas(FigureCanvasAgg):
+    """FigureCanvasAgg drawing on this thread's :class:`TextCachingRenderer` of its size."""
+
+    def get_renderer(self) -> RendererAgg:
+        w, h = self.get_width_height(physical=True)
+        key = (w, h, self.figure.dpi)
+        pool: dict[tuple[Any, ...], TextCachingRenderer] = _local.__dict__.setdefault(
+            "renderers", {})
+        renderer = pool.get(key)
+        if renderer is None:
+            if len(pool) >= 8:  # a few chart sizes per process; never grow without bound
+                pool.clear()
+            renderer = pool[key] = TextCachingRenderer(w, h, self.figure.dpi)
+        self.renderer = renderer
+        self._lastKey = key
+        return renderer
