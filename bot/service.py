@@ -205,6 +205,12 @@ class Service:
         status = self.board.status(symbol)
         stale = est.snapshot.stale or status.last_error is not None
         watch = await self._watch(symbol)
+        if self.leases is not None and not self.leases.holds(symbol, now_ms()):
+            # The lease ran out while this tick waited for its price: another worker may own
+            # the symbol now. Everything below is written without awaiting (commit_tick
+            # fenced), so nothing is written at all.
+            result.skipped = "lease not held"
+            return result
         events, new_state = evaluate(state, symbol, Tick(pt.price, pt.high, pt.low, pt.timestamp),
                                      est.clusters, watch, stale=stale, oi_mix=est.oi_mix,
                                      config=self.engine)

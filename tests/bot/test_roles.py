@@ -87,17 +87,18 @@ def test_service_refuses_a_role_without_its_leases() -> None:
 
 
 class Worker:
-    def __init__(self, name: str, path: Path, fake: FakeBinance) -> None:
+    def __init__(self, name: str, path: Path, fake: FakeBinance, ttl_ms: int = 30_000,
+                 timeout_ms: int = 2000) -> None:
         self.cfg = replace(Config(), bot=BotSection(symbols=SYMBOLS, store=str(path)),
                            source=SourceSection(kind="live", lookback_days=1.0,
                                                 exchanges=("binanceusdm",)),
                            console=ConsoleSection(enabled=False), schedule=SLOW)
         self.store = Store(path)
         self.source = CcxtSource(["binanceusdm"], lookback_days=1, retry=FAST,
-                                 exchange_factory=binance_factory(fake.url, timeout_ms=2000,
+                                 exchange_factory=binance_factory(fake.url, timeout_ms=timeout_ms,
                                                                   rateLimit=2),
                                  clock=lambda: fake.now_ms)
-        self.leases = SymbolLeases(self.store, name, 30_000)
+        self.leases = SymbolLeases(self.store, name, ttl_ms)
         self.service = Service(self.cfg, self.source, self.store, {}, role="market",
                                leases=self.leases, clock_ms=lambda: fake.now_ms)
 
@@ -208,3 +209,26 @@ async def test_the_chat_role_estimates_tracked_symbols_on_request(tmp_path: Path
             await service.stop()
             await service.source.close()
             store.close()
+
+
+async def test_a_tick_whose_lease_ran_out_while_fetching_writes_nothing(
+        tmp_path: Path, fake: FakeBinance) -> None:
+    """Renewals stop and the price takes longer than the lease has left (nobody has taken
+    the symbol yet): the tick is dropped before anything is written."""
+    a = Worker("a", tmp_path / "s.db", fake, ttl_ms=3_000, timeout_ms=6_000)
+    sym = SYMBOLS[0]
+    try:
+        await a.service.start()
+        assert (await a.service.price_tick(sym)).skipped == ""
+        before = a.store.load_state(sym)
+        assert a.service.scheduler is not None
+        a.service.scheduler.pause()  # renewals stop (a stalled or cut-off worker)
+        fake.now_ms += 60_000
+        fake.slow_s = 3.5
+        # (a recompute the scheduler started just before the pause may take one of them)
+        fake.inject("/fapi/v1/klines", "slow", "slow", "slow")
+        result = await a.service.price_tick(sym)
+        assert result.skipped == "lease not held"
+        assert a.store.load_state(sym) == before
+    finally:
+        await a.close()
