@@ -135,7 +135,8 @@ async def test_discord_token_stays_out_of_logs_replies_and_bodies(
 ADMIN_TEXT = {"subscribe": "/subscribe BTC 1m 0.5", "unsubscribe": "/unsubscribe BTC",
               "level": "/level BTC 8k", "unlevel": "/unlevel 1",
               "subscribe_liqs": "/subscribe_liqs BTC 1m",
-              "unsubscribe_liqs": "/unsubscribe_liqs BTC", "quiet": "/quiet BTC off"}
+              "unsubscribe_liqs": "/unsubscribe_liqs BTC", "quiet": "/quiet BTC off",
+              "subscribe_top": "/subscribe_top 3", "unsubscribe_top": "/unsubscribe_top"}
 
 
 def test_admin_text_covers_every_admin_command() -> None:
@@ -165,7 +166,8 @@ async def test_discord_members_without_manage_channels_cannot_change_alerts() ->
     options = {"subscribe": {"symbol": "BTC", "min_usd": "1m"}, "unsubscribe": {"symbol": "BTC"},
                "level": {"symbol": "BTC", "price": "8k"}, "unlevel": {"level_id": 1},
                "subscribe_liqs": {"symbol": "BTC", "min_usd": "1m"},
-               "unsubscribe_liqs": {"symbol": "BTC"}, "quiet": {"symbol": "BTC", "mode": "off"}}
+               "unsubscribe_liqs": {"symbol": "BTC"}, "quiet": {"symbol": "BTC", "mode": "off"},
+               "subscribe_top": {"count": 3}, "unsubscribe_top": {}}
     assert set(options) == ADMIN_COMMANDS
     async with discord_api() as fake, started_bot(fake) as b:
         store = b.store
