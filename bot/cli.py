@@ -279,9 +279,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from bot.config import Config, load_config
-    from bot.run import run
+    from bot.run import check_role, run
 
     cfg = load_config(args.config) if args.config else Config()
+    check_role(cfg, args.role)  # before anything prints or opens: one line when refused
     if not args.config:  # else a default run prints nothing more: no chat is subscribed
         print(f"liqbot run: no --config, so built-in defaults: a replay of the bundled BTC "
               f"candles (one every {cfg.schedule.price_seconds:g} s), alerts to this console, "

@@ -186,6 +186,10 @@ def test_roles_other_than_all_refuse_a_sqlite_store(tmp_path: Path,
         assert len(err) == 1, err
         assert f"--role {role} needs a PostgreSQL store" in err[0] and str(cfg) in err[0]
         assert not store.exists()  # refused before anything was opened
+    # Without --config (the bundled replay on liqbot.db): the same one line, no note first.
+    assert main(["run", "--role", "chat"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--role chat needs a PostgreSQL store" in err[0], err
 
 
 async def test_the_chat_role_estimates_tracked_symbols_on_request(tmp_path: Path) -> None:
