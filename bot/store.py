@@ -206,6 +206,11 @@ class OutboxRow:
     created_ms: int
 
 
+def _marks(n: int) -> str:
+    """``?, ?, …``: ``n`` placeholders for an IN list (the values stay parameters)."""
+    return ", ".join("?" * n)
+
+
 def _outbox_filter(platforms: Iterable[str] | None,
                    skip_chats: Iterable[int]) -> tuple[str, list[Any]]:
     """SQL (`` AND …``) and parameters: chats on ``platforms`` (all when None), none of
@@ -213,11 +218,11 @@ def _outbox_filter(platforms: Iterable[str] | None,
     where, params = "", list[Any]()
     if platforms is not None:
         only = sorted(platforms)
-        where += f" AND c.platform IN ({', '.join('?' * len(only))})" if only else " AND 1 = 0"
+        where += f" AND c.platform IN ({_marks(len(only))})" if only else " AND 1 = 0"
         params += only
     skip = sorted(skip_chats)
     if skip:
-        where += f" AND o.chat NOT IN ({', '.join('?' * len(skip))})"
+        where += f" AND o.chat NOT IN ({_marks(len(skip))})"
         params += skip
     return where, params
 
@@ -610,7 +615,7 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
                 f" ORDER BY o.next_try_ms, o.id LIMIT ?{lock}", (t, *params, limit)).fetchall()]
             if not ids:
                 return []
-            marks = ", ".join("?" * len(ids))
+            marks = _marks(len(ids))
             self.db.execute(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_try_ms = ?"
                 f" WHERE id IN ({marks})", (t, *ids))
@@ -632,7 +637,7 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
         rows = self.db.execute(
             "SELECT o.chat, o.id, o.next_try_ms FROM outbox o WHERE o.id IN"
             " (SELECT MIN(id) FROM outbox WHERE status = 'pending'"
-            f" AND chat IN ({', '.join('?' * len(ids))}) GROUP BY chat)", ids).fetchall()
+            f" AND chat IN ({_marks(len(ids))}) GROUP BY chat)", ids).fetchall()
         return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
     def claim(self, row_id: int, now: int | None = None) -> bool:

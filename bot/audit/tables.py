@@ -72,6 +72,17 @@ MIGRATION: tuple[str, ...] = (
 CONFIRMED_MIGRATION: tuple[str, ...] = ("ALTER TABLE receipts ADD COLUMN positions INTEGER",)
 
 
+_SCORED_SQLITE = (
+    "SELECT '[' || COALESCE(group_concat(proxy), '') || ']',"
+    " '[' || COALESCE(group_concat(scores), '') || ']'"
+    " FROM (SELECT symbol, t_ms, proxy, scores FROM evaluations WHERE scored = 1"
+    " AND t_ms >= ? AND (? IS NULL OR symbol = ?) ORDER BY symbol, t_ms) AS e")
+_SCORED_POSTGRES = (
+    "SELECT '[' || COALESCE(string_agg(CAST(proxy AS TEXT), ',' ORDER BY symbol, t_ms), '')"
+    " || ']', '[' || COALESCE(string_agg(scores, ',' ORDER BY symbol, t_ms), '') || ']'"
+    " FROM evaluations WHERE scored = 1 AND t_ms >= ? AND (? IS NULL OR symbol = ?)")
+
+
 class AuditTables:
     db: Database
     if TYPE_CHECKING:
@@ -155,16 +166,9 @@ class AuditTables:
     def scored_table(self, symbol: str | None, since_ms: int) -> tuple[str, str]:
         """The scored evaluations since ``since_ms`` (oldest first per symbol) as two JSON
         texts: their proxy flags, and their score arrays — one decode each per request."""
-        if self.db.dialect == "postgresql":  # SQLite before 3.44 has no string_agg
-            proxies = "string_agg(CAST(proxy AS TEXT), ',' ORDER BY symbol, t_ms)"
-            scores = "string_agg(scores, ',' ORDER BY symbol, t_ms)"
-        else:
-            proxies, scores = "group_concat(proxy)", "group_concat(scores)"
-        row = self.db.execute(
-            f"SELECT '[' || COALESCE({proxies}, '') || ']',"
-            f" '[' || COALESCE({scores}, '') || ']' FROM (SELECT symbol, t_ms, proxy, scores"
-            " FROM evaluations WHERE scored = 1 AND t_ms >= ? AND (? IS NULL OR symbol = ?)"
-            " ORDER BY symbol, t_ms) AS e", (since_ms, symbol, symbol)).fetchone()
+        # SQLite before 3.44 has no string_agg; PostgreSQL has no group_concat.
+        sql = (_SCORED_POSTGRES if self.db.dialect == "postgresql" else _SCORED_SQLITE)
+        row = self.db.execute(sql, (since_ms, symbol, symbol)).fetchone()
         return str(row[0]), str(row[1])
 
     def evaluation_count(self, symbol: str | None = None) -> tuple[int, int]:

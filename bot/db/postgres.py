@@ -22,7 +22,7 @@ from bot.db.translate import to_postgres
 from bot.errors import StoreUnreachableError
 from bot.redact import redact
 
-VERSION_TABLE = "liqbot_schema"
+VERSION_TABLE = "liqbot_schema"  # the schema version (one row)
 MIGRATION_LOCK = 0x6C697162  # pg_advisory_xact_lock key ("liqb")
 CONNECT_TIMEOUT_S = 10
 
@@ -57,7 +57,7 @@ class PostgresDatabase:
         self._key = key
         self._depth = 0  # atomic() blocks open
         self._conn = connect(dsn, key=key, cursor_factory=psycopg.ClientCursor)
-        self.conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version BIGINT NOT NULL)")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS liqbot_schema (version BIGINT NOT NULL)")
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
@@ -101,13 +101,13 @@ class PostgresDatabase:
 
     @property
     def schema_version(self) -> int:
-        row = self.conn.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+        row = self.conn.execute("SELECT max(version) FROM liqbot_schema").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
     def set_schema_version(self, version: int) -> None:
         with self.atomic():
-            self.conn.execute(f"DELETE FROM {VERSION_TABLE}")
-            self.conn.execute(f"INSERT INTO {VERSION_TABLE} (version) VALUES (%s)",
+            self.conn.execute("DELETE FROM liqbot_schema")
+            self.conn.execute("INSERT INTO liqbot_schema (version) VALUES (%s)",
                               (int(version),))
 
     def lock_schema(self) -> None:
