@@ -75,6 +75,10 @@ class PostgresDatabase:
         rows = list(rows)
         if not rows:
             return 0
+        if self._depth:  # already inside the caller's transaction: no savepoint needed
+            with self.conn.cursor() as cur:
+                cur.executemany(to_postgres(sql), rows)
+                return int(cur.rowcount)
         with self.atomic(), self.conn.cursor() as cur:
             cur.executemany(to_postgres(sql), rows)
             return int(cur.rowcount)
