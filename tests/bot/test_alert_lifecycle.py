@@ -197,8 +197,9 @@ async def deliver(store: Store, name: str, notifier: Notifier, events: Sequence[
 
 
 @pytest.mark.parametrize("name", PLATFORMS)
-async def test_approach_inside_break_is_one_edited_message_then_a_new_one(name: str) -> None:
-    store, clock = Store(memory=True), Clock()
+async def test_approach_inside_break_is_one_edited_message_then_a_new_one(
+        name: str, store: Store) -> None:
+    clock = Clock()
     async with platform(name) as (p, connect), connect() as notifier:
         chat = store.upsert_chat(name, p.chat_id, is_group=name == "discord").id
         approach, inside, broke = steps(chat)
@@ -220,8 +221,9 @@ async def test_approach_inside_break_is_one_edited_message_then_a_new_one(name: 
 
 
 @pytest.mark.parametrize("name", PLATFORMS)
-async def test_an_edit_the_platform_refuses_becomes_a_new_message(name: str) -> None:
-    store, clock = Store(memory=True), Clock()
+async def test_an_edit_the_platform_refuses_becomes_a_new_message(name: str,
+                                                                  store: Store) -> None:
+    clock = Clock()
     async with platform(name) as (p, connect), connect() as notifier:
         chat = store.upsert_chat(name, p.chat_id, is_group=name == "discord").id
         approach, inside, _ = steps(chat)
@@ -258,8 +260,9 @@ async def test_a_restart_between_approach_and_inside_edits_the_stored_message(
         store.close()
 
 
-async def test_console_prints_the_update_as_a_line_naming_the_earlier_alert() -> None:
-    store, clock, out = Store(memory=True), Clock(), io.StringIO()
+async def test_console_prints_the_update_as_a_line_naming_the_earlier_alert(
+        store: Store) -> None:
+    clock, out = Clock(), io.StringIO()
     notifier = ConsoleNotifier(out)
     chat = store.upsert_chat("console", "console").id
     for events in steps(chat):
