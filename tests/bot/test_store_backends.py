@@ -298,3 +298,22 @@ def test_a_lost_server_connection_is_replaced_at_the_next_call(pg_server) -> Non
     finally:
         s.close()
         pg_server.drop_database(dsn)
+
+
+def test_a_cluster_told_in_a_digest_is_not_new_again(store: Store) -> None:
+    """Growth news for a cluster a chat saw in a digest stays growth; the digest's items are
+    found in its JSON payload on both backends (LIKE's _ and % in a ref are literal)."""
+    c = store.upsert_chat("console", "q").id
+    told = event(c, "S1_x%").to_dict()
+    digest = AlertEvent(kind=EventKind.DIGEST, chat=c, symbol=SYM, ref=f"digest:{SYM}",
+                        epoch=0, price=93_000.0, ts_ms=T0, items=[told])
+    assert store.commit_tick(SYM, SymbolState(), [], [digest], now=T0) == 1
+
+    def grew(ref: str) -> AlertEvent:
+        return AlertEvent(kind=EventKind.NEW_CLUSTER, chat=c, symbol=SYM, ref=ref, epoch=1,
+                          price=93_000.0, ts_ms=T0, side="short", low=94_000.0, high=94_400.0,
+                          notional_usd=8e7, grown_from_usd=5e7)
+
+    assert store._first_sight([grew("S1_x%")])[0].grown_from_usd == 5e7  # told: growth
+    assert store._first_sight([grew("S1ax%")])[0].grown_from_usd is None  # _ is not a wildcard
+    assert store._first_sight([grew("S1_xy")])[0].grown_from_usd is None  # % is not either
