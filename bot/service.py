@@ -474,7 +474,8 @@ class Service:
                         seconds=self.cfg.schedule.dispatch_seconds, id="dispatch",
                         max_instances=1, coalesce=True, misfire_grace_time=30,
                         **({"next_run_time": first} if first is not None else {}))
-        sch.start()
+        if not sch.running:
+            sch.start()
 
     async def _start_market(self, sch: AsyncIOScheduler) -> None:
         """The market jobs: recompute (per symbol), price ticks, tracking, tape, positions,
@@ -486,15 +487,18 @@ class Service:
                 self.cfg.limits.tracked_symbols, {}, time.monotonic()).tracked
         if self.leases is not None:
             self._universe = self.board.symbols
-            self.board.symbols = self._lease_round().held
+            held = set(self._lease_round().held)
+            self.board.symbols = tuple(s for s in self._universe if s in held)
+            # Renewals run from now on: a start-up computing many symbols outlasts a lease.
+            sch.add_job(self._guard("leases", self.lease_job), "interval",
+                        seconds=self.leases.ttl_ms / 3000, id="leases", max_instances=1,
+                        coalesce=True, misfire_grace_time=30)
+            sch.start()
         await self.recompute_all(self.board.symbols)
         if replay is not None and replay.symbol in self.board.symbols:
             await self._resume_replay(replay)
         s = self.cfg.schedule
         common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
-        if self.leases is not None:
-            sch.add_job(self._guard("leases", self.lease_job), "interval",
-                        seconds=self.leases.ttl_ms / 3000, id="leases", **common)
         if replay is None:
             # Phases from the end of the start-up, in the order the symbols were computed: the
             # first one computed runs first, so none waits much longer than an interval (with
@@ -559,12 +563,18 @@ class Service:
         replay = self.replay
         for symbol in change.acquired:
             self._states.pop(symbol, None)
-            await self.recompute(symbol)
-            if replay is not None:
-                await self._resume_replay(replay)  # up to the tick the last owner committed
-            elif self.scheduler is not None:
-                self._schedule_recompute(symbol, free_phase(
-                    list(self._phase.values()), self.cfg.schedule.recompute_seconds))
+            if replay is not None or self.scheduler is None:
+                await self.recompute(symbol)
+                if replay is not None:  # up to the tick the last owner committed
+                    await self._resume_replay(replay)
+                continue
+            self._schedule_recompute(symbol, free_phase(
+                list(self._phase.values()), self.cfg.schedule.recompute_seconds))
+            # Its first estimate now, as a job of its own: a takeover of many symbols must not
+            # hold up this job, which renews the leases already held.
+            self.scheduler.add_job(self._guard(f"take:{symbol}", partial(self.recompute, symbol)),
+                                   id=f"take:{symbol}", replace_existing=True,
+                                   misfire_grace_time=30)
 
     async def positions_job(self) -> None:
         """The Hyperliquid scan, in one process (:meth:`_market_wide`)."""

@@ -7,7 +7,9 @@ connections to one store."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -134,7 +136,11 @@ async def test_market_workers_split_the_symbols_and_jobs_follow_the_leases(
         assert a.recomputes() | b.recomputes() == set(SYMBOLS)
         assert a.service.board.symbols == tuple(s for s in SYMBOLS if s in a.recomputes())
         moved = next(iter(b.recomputes()))
-        assert b.service.board.get(moved) is not None  # computed when taken
+        for _ in range(200):  # computed when taken, by a job of its own
+            if b.service.board.get(moved) is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert b.service.board.get(moved) is not None
         # a ticks only what it holds; the symbol it gave away is skipped.
         assert (await a.service.price_tick(moved)).skipped == "lease not held"
         # The market-wide jobs (tape alerts, Hyperliquid scan, prune) run in one of them.
@@ -236,3 +242,25 @@ async def test_a_tick_whose_lease_ran_out_while_fetching_writes_nothing(
         assert a.store.load_state(sym) == before
     finally:
         await a.close()
+
+
+async def test_taking_over_symbols_does_not_hold_up_the_lease_job(tmp_path: Path,
+                                                                 fake: FakeBinance) -> None:
+    """The lease job renews the leases held: a takeover's first estimates (slow here) run
+    as jobs of their own, so the round that takes the symbols returns at once."""
+    a = Worker("a", tmp_path / "s.db", fake)
+    b = Worker("b", tmp_path / "s.db", fake, timeout_ms=8_000)
+    try:
+        await a.service.start()
+        await b.service.start()
+        await a.service.stop()  # hands every symbol over
+        fake.slow_s = 2.0
+        fake.inject("/fapi/v1/klines", *["slow"] * 6)
+        t0 = time.monotonic()
+        change = await b.service.lease_job()
+        assert set(change.acquired) == set(SYMBOLS)
+        assert time.monotonic() - t0 < 1.0
+        assert b.recomputes() == set(SYMBOLS)
+    finally:
+        await a.close()
+        await b.close()
