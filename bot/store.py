@@ -255,14 +255,14 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
         if sum((memory, path is not None, dsn is not None)) != 1:
             raise ValueError("give one of a path, a dsn or memory=True")
         if dsn is not None:
-            from bot.db.postgres import PostgresDatabase  # psycopg only when asked for
+            from bot.db.postgres import PostgresDatabase, failure  # psycopg only if asked
 
             self.db = PostgresDatabase(dsn)
             try:
                 self._migrate()
-            except BaseException:
+            except BaseException as exc:
                 self.db.close()
-                raise
+                raise failure(dsn, exc) from None
             return
         p = Path(path) if path is not None else None
         self.db = SqliteDatabase.open(p, synchronous=synchronous, exclusive=exclusive)

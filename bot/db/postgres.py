@@ -19,7 +19,7 @@ from psycopg import pq
 
 from bot.db import dsn as dsns
 from bot.db.translate import to_postgres
-from bot.errors import StoreUnreachableError
+from bot.errors import StoreError, StoreUnreachableError
 from bot.redact import redact
 
 VERSION_TABLE = "liqbot_schema"  # the schema version (one row)
@@ -49,6 +49,16 @@ def unreachable(dsn: str, key: str, exc: BaseException) -> str:
     return f"{key}: cannot reach the PostgreSQL store {dsns.safe_dsn(dsn)}: {why}"
 
 
+def failure(dsn: str, exc: BaseException) -> BaseException:
+    """A server error while opening the store as a one-line StoreError (no password);
+    anything else unchanged."""
+    if not isinstance(exc, psycopg.Error):
+        return exc
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    why = redact(lines[0] if lines else type(exc).__name__, also=[dsn, dsns.password(dsn)])
+    return StoreError(f"store {dsns.safe_dsn(dsn)}: cannot open or migrate it: {why}")
+
+
 class PostgresDatabase:
     dialect = "postgresql"
 
@@ -57,7 +67,14 @@ class PostgresDatabase:
         self._key = key
         self._depth = 0  # atomic() blocks open
         self._conn = connect(dsn, key=key, cursor_factory=psycopg.ClientCursor)
-        self.conn.execute("CREATE TABLE IF NOT EXISTS liqbot_schema (version BIGINT NOT NULL)")
+        try:
+            with self.atomic():  # under the migration lock: processes may start together
+                self.lock_schema()
+                self.conn.execute(
+                    "CREATE TABLE IF NOT EXISTS liqbot_schema (version BIGINT NOT NULL)")
+        except BaseException:
+            self._conn.close()
+            raise
 
     @property
     def conn(self) -> psycopg.Connection[Any]:

@@ -317,3 +317,49 @@ def test_a_cluster_told_in_a_digest_is_not_new_again(store: Store) -> None:
     assert store._first_sight([grew("S1_x%")])[0].grown_from_usd == 5e7  # told: growth
     assert store._first_sight([grew("S1ax%")])[0].grown_from_usd is None  # _ is not a wildcard
     assert store._first_sight([grew("S1_xy")])[0].grown_from_usd is None  # % is not either
+
+
+def test_workers_starting_together_migrate_once(pg_server) -> None:
+    """Five processes opening a fresh database at once (a compose start): one migrates, the
+    others wait for it and find the schema current."""
+    dsn = pg_server.create_database("together")
+    start = threading.Barrier(5)
+    errors: list[str] = []
+    versions: list[int] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            s = Store(dsn=dsn)
+            versions.append(s.schema_version)
+            s.close()
+        except Exception as exc:  # reported below
+            errors.append(repr(exc))
+
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert errors == [] and versions == [SCHEMA_VERSION] * 5
+    finally:
+        pg_server.drop_database(dsn)
+
+
+def test_a_database_that_cannot_be_migrated_is_one_line(pg_server) -> None:
+    import psycopg
+
+    from bot.errors import StoreError
+
+    dsn = pg_server.create_database("clash")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as other:  # someone else's table
+            other.execute("CREATE TABLE chats (x int)")
+        with pytest.raises(StoreError) as err:
+            Store(dsn=dsn)
+        assert str(err.value).startswith("store postgresql://liqbot@127.0.0.1:")
+        assert 'cannot open or migrate it: relation "chats" already exists' in str(err.value)
+        assert "\n" not in str(err.value)
+    finally:
+        pg_server.drop_database(dsn)
