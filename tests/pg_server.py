@@ -17,6 +17,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -24,6 +25,20 @@ from pathlib import Path
 
 SUPERUSER = "liqbot"
 SERVER_USER = "nobody"  # used only when running as root
+# Stops the server when the process that started it dies without stopping it (kill -9, a
+# timeout): polls the owner's pid every second; exits quietly once stop() removed the dir.
+WATCHDOG = """
+import os, shutil, subprocess, sys, time
+owner, base, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+while os.path.exists(base):
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+        break
+    time.sleep(1)
+"""
 
 
 class PgUnavailable(RuntimeError):
@@ -67,6 +82,7 @@ class PgServer:
         self.as_user = as_user
         self.log = base / "server.log"
         self._stopped = False
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -99,6 +115,7 @@ class PgServer:
                         raise
                     server.port = free_port()
             server._wait_ready()
+            server._watch()
         except PgUnavailable:
             server._stop_quietly()
             shutil.rmtree(base, ignore_errors=True)
@@ -156,6 +173,14 @@ class PgServer:
         raise PgUnavailable(f"server on 127.0.0.1:{self.port} does not accept connections: "
                             f"{first}")
 
+    def _watch(self) -> None:
+        stop = self._cmd([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                          "-w", "-t", "30", "stop"])
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, str(os.getpid()), str(self.base), *stop],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+
     def log_tail(self) -> str:
         try:
             lines = self.log.read_text(errors="replace").strip().splitlines()
@@ -180,6 +205,12 @@ class PgServer:
             self._stop_quietly()
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
+            if self._watchdog is not None:  # it sees the dir gone within a second
+                try:
+                    self._watchdog.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._watchdog.kill()
+                    self._watchdog.wait()
 
     # -- databases ---------------------------------------------------------------------------
     def dsn(self, dbname: str = "postgres") -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from tests.pg_server import PgServer
 
@@ -79,3 +81,24 @@ def test_no_server_skips_with_one_line_or_fails_when_required(tmp_path: Path) ->
     assert failed.returncode == 1, failed.stdout
     assert "LIQBOT_REQUIRE_POSTGRES=1 but no PostgreSQL server" in failed.stdout
     assert "Traceback" not in failed.stdout and "another exception" not in failed.stdout
+
+
+def test_server_stops_when_its_owner_is_killed(tmp_path: Path) -> None:
+    """A pytest run killed by a timeout (SIGKILL: no teardown, no atexit) leaves no server."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom tests.pg_server import PgServer\n"
+         "s = PgServer.start()\nprint(s.base, s.port, flush=True)\ntime.sleep(600)\n"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    base, port = owner.stdout.readline().split()
+    with psycopg.connect(f"postgresql://liqbot@127.0.0.1:{port}/postgres"):
+        pass
+    owner.kill()
+    owner.wait(timeout=30)
+    owner.stdout.close()
+    deadline = time.monotonic() + 60
+    while Path(base).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Path(base).exists()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(f"postgresql://liqbot@127.0.0.1:{port}/postgres", connect_timeout=3)
