@@ -54,7 +54,8 @@ class TextCachingRenderer(RendererAgg):
                                               language=language)]
             if len(self._layouts) >= _MAX_ITEMS:
                 self._layouts.clear()
-            self._layouts[key] = items
+            # A copy: a Text may change its own FontProperties later (set_fontsize).
+            self._layouts[(s, prop.copy(), *key[2:])] = items
         self._draw_glyphs(gc, x, y, angle, prop.get_size_in_points(), items, flags)
 
     def _draw_glyphs(self, gc: Any, x: float, y: float, angle: float, size: float,

@@ -17,6 +17,7 @@ import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
+from matplotlib.colorbar import Colorbar
 from matplotlib.colors import Colormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
@@ -25,6 +26,7 @@ from numpy.typing import ArrayLike
 from bot import fmt
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label, spread, visible_zones
+from bot.charts.skeleton import Skeleton, skeleton
 from bot.tape.events import Liquidation
 from estimator import Candles, Cluster, Heatmap
 from estimator.candles import FloatArray
@@ -53,7 +55,8 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
                    size: tuple[int, int] = (1600, 1000), top_n: int = 3,
                    tape: Sequence[Liquidation] = (), live: Collection[str] = (),
                    spot: bool = False,
-                   confirmed: Sequence[tuple[str, float, float, float]] = ()) -> Figure:
+                   confirmed: Sequence[tuple[str, float, float, float]] = (),
+                   reuse: bool = False) -> Figure:
     """Build the heatmap Figure (not yet rendered) — tests inspect its artists.
 
     ``candles`` is the full series the heatmap was built from (the window is sliced by
@@ -62,20 +65,43 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     labelled; ``size`` is in pixels. ``tape``: real liquidations to draw; ``live``: ids of
     zones real liquidations are eating. ``spot``: the candles are spot (see
     :func:`style.chart_title`). ``confirmed``: real positions' liquidation levels on
-    Hyperliquid as (side, low, high, USD), marked at the right edge.
+    Hyperliquid as (side, low, high, USD), marked at the right edge. ``reuse``: draw on this
+    thread's kept figure of this size (:mod:`bot.charts.skeleton`), valid until the next
+    heatmap of that size in this thread.
     """
     i0, i1 = int(heatmap.candle_index[0]), int(heatmap.candle_index[-1])
     if i1 >= len(candles) or int(candles.timestamp[i1]) != int(heatmap.timestamp[-1]):
         raise ValueError("heatmap: candles are not the series the heatmap was built from")
     win = candles.slice(i0, i1 + 1)
     step_ms = _candle_ms(candles)
-    last = float(win.close[-1])
-    ylo, yhi = price_range(float(win.low.min()), float(win.high.max()))
+    with skeleton("heatmap", size, lambda: _skeleton(size), reuse) as sk:
+        _fill(sk, candles, heatmap, clusters, win, step_ms, i0, symbol=symbol,
+              exchange=exchange, timeframe=timeframe, window_label=window_label, top_n=top_n,
+              tape=tape, live=live, spot=spot, confirmed=confirmed)
+    return sk.fig
 
+
+def _skeleton(size: tuple[int, int]) -> Skeleton:
+    """The parts every heatmap of ``size`` shares: main axes and the colour bar."""
     fig = style.new_figure(size)
     ax = fig.add_axes(_LAYOUT["main"])
     style.style_axes(ax)
     ax.grid(False)
+    cax = fig.add_axes(_LAYOUT["cbar"])
+    cb = fig.colorbar(ScalarMappable(norm=LogNorm(1.0, 10.0), cmap=_cmap()), cax=cax)
+    cb.outline.set_edgecolor(style.GRID)
+    cax.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
+    return Skeleton(fig, {"ax": ax, "colorbar": cb},
+                    owned=lambda: [cb.solids] if cb.solids is not None else [])
+
+
+def _fill(sk: Skeleton, candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluster],
+          win: Candles, step_ms: int, i0: int, *, symbol: str, exchange: str, timeframe: str,
+          window_label: str, top_n: int, tape: Sequence[Liquidation], live: Collection[str],
+          spot: bool, confirmed: Sequence[tuple[str, float, float, float]]) -> None:
+    fig, ax = sk.fig, sk.parts["ax"]
+    last = float(win.close[-1])
+    ylo, yhi = price_range(float(win.low.min()), float(win.high.max()))
     mesh = _draw_matrix(ax, heatmap, step_ms, ylo, yhi)
     _draw_price(ax, win, step_ms)
     ax.set_ylim(ylo, yhi)
@@ -89,9 +115,8 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     _axes_labels(ax)
     if i0 * step_ms < int(win.timestamp[-1]) + step_ms - int(win.timestamp[0]):
         _note_short_history(ax, int(candles.timestamp[0]))
-    if mesh is not None:
-        _colour_bar(fig, mesh, f"Est. liquidations per {heatmap.grid.describe()[:-1]} "
-                    f"{style.unit_text(heatmap.proxy)}")
+    _colour_bar(sk.parts["colorbar"], mesh, f"Est. liquidations per "
+                f"{heatmap.grid.describe()[:-1]} {style.unit_text(heatmap.proxy)}")
     start = fmt.utc_text(int(win.timestamp[0]))
     end = fmt.utc_text(int(win.timestamp[-1]) + step_ms)
     fig.text(_LAYOUT["main"][0], 0.955,
@@ -101,7 +126,6 @@ def heatmap_figure(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     fig.text(_LAYOUT["main"][0], 0.913, f"{start} → {end} UTC · price {fmt.price_text(last)}",
              color=style.MUTED, fontsize=style.FONT_PT["label"], ha="left", va="center")
     style.add_footer(fig, heatmap.proxy)
-    return fig
 
 
 def render_heatmap(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluster], *,
@@ -114,7 +138,7 @@ def render_heatmap(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluste
     return style.to_png(heatmap_figure(
         candles, heatmap, clusters, symbol=symbol, exchange=exchange, timeframe=timeframe,
         window_label=window_label, size=size, top_n=top_n, tape=tape, live=live, spot=spot,
-        confirmed=confirmed))
+        confirmed=confirmed, reuse=True))
 
 
 def _candle_ms(c: Candles) -> int:
@@ -158,10 +182,14 @@ def _cmap() -> Colormap:
     return base.with_extremes(bad=style.PANEL, under=base(0.0))
 
 
-def _colour_bar(fig: Figure, mesh: ScalarMappable, label: str) -> None:
-    """Log colour bar whose ticks end at the scale's top value (the brightest bucket)."""
-    cax = fig.add_axes(_LAYOUT["cbar"])
-    cb = fig.colorbar(mesh, cax=cax)
+def _colour_bar(cb: Colorbar, mesh: ScalarMappable | None, label: str) -> None:
+    """Log colour bar of ``mesh`` whose ticks end at the scale's top value (the brightest
+    bucket); hidden when nothing is shown."""
+    cax = cb.ax
+    cax.set_visible(mesh is not None)
+    if mesh is None:
+        return
+    cb.update_normal(mesh)
     vmin, vmax = float(cast(float, mesh.norm.vmin)), float(cast(float, mesh.norm.vmax))
     ticks = LogLocator(subs=(1.0, 2.0, 5.0)).tick_values(vmin, vmax)
     # Keep the round ticks that leave room for the top label (log distance ≥ 0.15 decades).
@@ -169,8 +197,6 @@ def _colour_bar(fig: Figure, mesh: ScalarMappable, label: str) -> None:
     cax.yaxis.set_major_locator(FixedLocator([*kept, vmax]))
     cax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.money(v)))
     cax.yaxis.set_minor_locator(NullLocator())  # minor log ticks cost ~10 ms, add nothing
-    cb.outline.set_edgecolor(style.GRID)
-    cax.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
     cb.set_label(label, color=style.TEXT, fontsize=style.FONT_PT["label"])
 
 

@@ -13,11 +13,12 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullLocator
+from matplotlib.ticker import AutoLocator, FuncFormatter, NullLocator
 
 from bot import fmt
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label, visible_zones
+from bot.charts.skeleton import Skeleton, skeleton
 from estimator import Book, Cascade, Cluster
 
 _LAYOUT = (0.075, 0.1, 0.85, 0.72)  # main axes: left, bottom, width, height (figure fraction)
@@ -43,7 +44,8 @@ def leverage_colours(n: int) -> list[tuple[float, float, float, float]]:
 def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
                timeframe: str, size: tuple[int, int] = (1600, 1000), top_n: int = 3,
                span_pct: float = 15.0, path: Cascade | None = None,
-               spot: bool = False, confirmed: Confirmed | None = None) -> Figure:
+               spot: bool = False, confirmed: Confirmed | None = None,
+               reuse: bool = False) -> Figure:
     """Build the liquidation-map Figure (not yet rendered) — tests inspect its artists.
 
     Shows prices within ±``span_pct`` % of ``book.last_price``; the ``top_n`` largest zones
@@ -52,8 +54,34 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
     ``path`` (the /ifbreak variant): the range from price to its target is shaded and the
     cumulative curve is read off at the target; the span widens to show the target.
     ``confirmed``: real positions' liquidation prices and USD (Hyperliquid), drawn as hatched
-    outlines on the same bars, never stacked into the estimate.
+    outlines on the same bars, never stacked into the estimate. ``reuse``: draw on this
+    thread's kept figure of this size (:mod:`bot.charts.skeleton`), valid until the next map of
+    that size in this thread.
     """
+    with skeleton("map", size, lambda: _skeleton(size), reuse) as sk:
+        _fill(sk, book, clusters, symbol=symbol, exchange=exchange, timeframe=timeframe,
+              size=size, top_n=top_n, span_pct=span_pct, path=path, spot=spot,
+              confirmed=confirmed)
+    return sk.fig
+
+
+def _skeleton(size: tuple[int, int]) -> Skeleton:
+    """The parts every map of ``size`` shares: the bar axes and the cumulative twin axes."""
+    fig = style.new_figure(size)
+    ax = fig.add_axes(_LAYOUT)
+    style.style_axes(ax)
+    ax2 = ax.twinx()
+    ax2.set_autoscalex_on(False)  # x is the bars' price range, set on every chart
+    ax2.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
+    for spine in ax2.spines.values():
+        spine.set_color(style.GRID)
+    return Skeleton(fig, {"ax": ax, "ax2": ax2})
+
+
+def _fill(sk: Skeleton, book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
+          timeframe: str, size: tuple[int, int], top_n: int, span_pct: float,
+          path: Cascade | None, spot: bool, confirmed: Confirmed | None) -> None:
+    fig, ax, ax2 = sk.fig, sk.parts["ax"], sk.parts["ax2"]
     last = book.last_price
     if path is not None:
         span_pct = max(span_pct, abs(path.distance_pct) * 1.15)
@@ -61,9 +89,6 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
     edges, long_by_lev, short_by_lev = _visible(book, lo, hi)
     per_lev = long_by_lev + short_by_lev  # sides never share a bucket: longs < price < shorts
 
-    fig = style.new_figure(size)
-    ax = fig.add_axes(_LAYOUT)
-    style.style_axes(ax)
     colours = leverage_colours(len(book.leverages))
     bottom = np.zeros(per_lev.shape[1])
     for lev, row, colour in zip(book.leverages, per_lev, colours, strict=True):
@@ -74,7 +99,7 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
     if confirmed is not None:
         peak = max(peak, _draw_confirmed(ax, edges, *confirmed))
     ax.set_xlim(lo, hi)
-    ax2 = _draw_cumulative(ax, edges, long_by_lev.sum(axis=0), short_by_lev.sum(axis=0), last)
+    _draw_cumulative(ax2, edges, long_by_lev.sum(axis=0), short_by_lev.sum(axis=0), last)
     rows = _draw_clusters(ax, ax2, visible_zones(clusters, lo, hi, top_n), lo, hi,
                           size[0] * _LAYOUT[2])
     ax.set_ylim(0, (peak if peak > 0 else 1.0) * (1.08 + _ROW * 1.25 * rows))
@@ -103,7 +128,6 @@ def map_figure(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
              color=style.MUTED, fontsize=style.FONT_PT["label"], ha="left", va="center",
              parse_math=False)
     style.add_footer(fig, book.proxy)
-    return fig
 
 
 def render_map(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,
@@ -114,7 +138,7 @@ def render_map(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange
     return style.to_png(map_figure(book, clusters, symbol=symbol, exchange=exchange,
                                    timeframe=timeframe, size=size, top_n=top_n,
                                    span_pct=span_pct, path=path, spot=spot,
-                                   confirmed=confirmed))
+                                   confirmed=confirmed, reuse=True))
 
 
 def _draw_confirmed(ax: Axes, edges: np.ndarray, prices: np.ndarray, usd: np.ndarray) -> float:
@@ -166,10 +190,10 @@ def _bars(edges: np.ndarray, y0: np.ndarray, y1: np.ndarray, colour: object,
     return PolyCollection(list(quads), facecolors=[colour], edgecolors="none", label=label)
 
 
-def _draw_cumulative(ax: Axes, edges: np.ndarray, longs: np.ndarray, shorts: np.ndarray,
-                     last: float) -> Axes:
-    """Cumulative longs (from price down) and shorts (from price up) on a twin y axis (USD)."""
-    ax2 = ax.twinx()
+def _draw_cumulative(ax2: Axes, edges: np.ndarray, longs: np.ndarray, shorts: np.ndarray,
+                     last: float) -> None:
+    """Cumulative longs (from price down) and shorts (from price up) on the twin y axis
+    ``ax2`` (USD)."""
     mid = (edges[:-1] + edges[1:]) / 2
     below, above = mid < last, mid >= last
     cum_long = np.cumsum(longs[below][::-1])[::-1]
@@ -180,10 +204,6 @@ def _draw_cumulative(ax: Axes, edges: np.ndarray, longs: np.ndarray, shorts: np.
              linewidth=2.2, label="cumulative shorts")
     top_ = max(float(cum_long.max(initial=0.0)), float(cum_short.max(initial=0.0)))
     ax2.set_ylim(0, (top_ if top_ > 0 else 1.0) * 1.05)
-    ax2.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
-    for spine in ax2.spines.values():
-        spine.set_color(style.GRID)
-    return ax2
 
 
 def _draw_path(ax: Axes, ax2: Axes, path: Cascade) -> None:
@@ -263,8 +283,7 @@ def _axes_labels(ax: Axes, ax2: Axes, edges: np.ndarray, proxy: bool, empty: boo
     money = FuncFormatter(lambda v, _p: fmt.money(v))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.price_text(v)))
     for axis in (ax.yaxis, ax2.yaxis):
-        if empty:
-            axis.set_major_locator(NullLocator())
+        axis.set_major_locator(NullLocator() if empty else AutoLocator())
         axis.set_major_formatter(money)
     width_pct = (edges[1] / edges[0] - 1) * 100 if len(edges) > 1 else 0.0
     unit = style.unit_text(proxy)

@@ -1,9 +1,11 @@
 """Charts draw on one renderer per thread and size, which keeps matplotlib's text caches
-between charts; the pixels are exactly those of a fresh matplotlib canvas."""
+between charts, and renders reuse a kept figure per thread, kind and size; the pixels are
+exactly those of a fresh matplotlib canvas and a new figure."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -11,7 +13,9 @@ from matplotlib.figure import Figure
 
 from bot.charts import heatmap_figure, map_figure
 from bot.charts.style import new_figure, to_png
+from bot.tape.events import Liquidation
 from estimator import ClusterRule, build_book, build_heatmap, find_clusters
+from estimator.cascade import cascade_path
 from tests.bot.chart_helpers import walk
 
 
@@ -50,3 +54,87 @@ def test_cached_text_draws_the_same_pixels_as_a_fresh_canvas() -> None:
             to_png(fig)
             shared = np.asarray(fig.canvas.buffer_rgba()).copy()
             assert np.array_equal(shared, _plain_pixels(fig))
+
+
+def _variants() -> list[tuple[str, Callable[[bool], Figure]]]:
+    """Charts that differ in every part a kept figure must forget: tape, live zones, confirmed
+    marks, spot, no clusters, proxy units, an /ifbreak path, an empty map, another size."""
+    out: list[tuple[str, Callable[[bool], Figure]]] = []
+    labels = {"symbol": "BTC/USDT", "exchange": "Binance", "timeframe": "1h"}
+    for oi in (True, False):
+        c = walk(with_oi=oi)
+        book = build_book(c)
+        cl = find_clusters(book, ClusterRule(min_share=0.002))
+        hm = build_heatmap(c, columns=120, start=len(c) - 168)
+        t0, p = int(c.timestamp[-100]), float(c.close[-100])
+        tape = [Liquidation("binance", t0 + i * 3_600_000, "BTC/USDT",
+                            "long" if i % 2 else "short", p * (1 + (i - 5) * 0.004), 0.1,
+                            1000.0 * (i + 1)) for i in range(10)]
+        conf = [("long", p * 0.95, p * 0.96, 5e5), ("short", p * 1.04, p * 1.05, 2e5)]
+        last = book.last_price
+        out += [
+            (f"heatmap oi={oi}", lambda r, c=c, hm=hm, cl=cl: heatmap_figure(
+                c, hm, cl, window_label="7d", reuse=r, **labels)),
+            (f"heatmap tape oi={oi}", lambda r, c=c, hm=hm, cl=cl, tape=tape: heatmap_figure(
+                c, hm, cl, window_label="7d", tape=tape, live={z.id for z in cl[:2]},
+                reuse=r, **labels)),
+            (f"heatmap confirmed spot oi={oi}", lambda r, c=c, cl=cl, conf=conf: heatmap_figure(
+                c, build_heatmap(c, columns=200, start=len(c) - 400), cl, window_label="17d",
+                confirmed=conf, spot=True, reuse=r, **labels)),
+            (f"heatmap no clusters oi={oi}", lambda r, c=c, hm=hm: heatmap_figure(
+                c, hm, [], window_label="7d", reuse=r, **labels)),
+            (f"map oi={oi}", lambda r, book=book, cl=cl: map_figure(
+                book, cl, reuse=r, **labels)),
+            (f"map path oi={oi}", lambda r, book=book, cl=cl, last=last: map_figure(
+                book, cl, path=cascade_path(book, cl, round(last * 0.93)), reuse=r, **labels)),
+            (f"map confirmed oi={oi}", lambda r, book=book, cl=cl, last=last: map_figure(
+                book, cl, confirmed=(np.array([last * 0.97, last * 1.02]), np.array([3e5, 1e5])),
+                top_n=5, reuse=r, **labels)),
+            (f"map empty oi={oi}", lambda r, book=book: map_figure(
+                book, [], span_pct=0.01, reuse=r, **labels)),
+            (f"map small oi={oi}", lambda r, book=book, cl=cl: map_figure(
+                book, cl, size=(1200, 800), reuse=r, **labels)),
+        ]
+    return out
+
+
+def test_a_kept_figure_draws_each_chart_like_a_new_one() -> None:
+    variants = _variants()
+    fresh = {name: to_png(build(False)) for name, build in variants}
+    for name, build in [*variants, *variants[::-1]]:  # each kind after every other
+        assert to_png(build(True)) == fresh[name], name
+
+
+def test_kept_figures_are_per_thread_and_per_size() -> None:
+    c = walk(with_oi=True)
+    book = build_book(c)
+    labels = {"symbol": "BTC/USDT", "exchange": "Binance", "timeframe": "1h"}
+    a = map_figure(book, [], reuse=True, **labels)
+    assert map_figure(book, [], reuse=True, **labels) is a
+    assert map_figure(book, [], reuse=False, **labels) is not a
+    assert map_figure(book, [], size=(1200, 800), reuse=True, **labels) is not a
+    other: list[Figure] = []
+    t = threading.Thread(target=lambda: other.append(map_figure(book, [], reuse=True, **labels)))
+    t.start()
+    t.join()
+    assert other[0] is not a
+
+
+def test_renders_from_threads_at_once_match_serial_renders() -> None:
+    variants = _variants()
+    want = {name: to_png(build(False)) for name, build in variants}
+    got: dict[str, list[bytes]] = {name: [] for name, _ in variants}
+    barrier = threading.Barrier(3)
+
+    def work(order: list[tuple[str, Callable[[bool], Figure]]]) -> None:
+        barrier.wait()
+        for name, build in order:
+            got[name].append(to_png(build(True)))
+
+    threads = [threading.Thread(target=work, args=(variants[k:] + variants[:k],))
+               for k in (0, 3, 6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(pngs == [want[name]] * 3 for name, pngs in got.items())
