@@ -252,6 +252,7 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
         :class:`~bot.errors.StoreUnreachableError` (the password never in the message)."""
         self.max_subscriptions = max_subscriptions  # per chat
         self.max_levels = max_levels  # per chat
+        self._bumped_in: int | None = None  # the transaction that bumped the watch version
         if sum((memory, path is not None, dsn is not None)) != 1:
             raise ValueError("give one of a path, a dsn or memory=True")
         if dsn is not None:
@@ -483,8 +484,14 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
         return int(row[0])
 
     def _bump_watches(self) -> None:
-        """Inside the caller's transaction: the watches or a chat's activity changed."""
+        """Inside the caller's transaction: the watches or a chat's activity changed. Once
+        per transaction: readers see it at the commit anyway, and PostgreSQL slows down
+        quadratically when one transaction updates the same row thousands of times."""
+        tx = self.db.transaction
+        if tx is not None and tx == self._bumped_in:
+            return
         self.db.execute("UPDATE meta SET value = value + 1 WHERE key = 'watch_version'")
+        self._bumped_in = tx
 
     # --- engine state ----------------------------------------------------------------------------
     def load_state(self, symbol: str) -> SymbolState:

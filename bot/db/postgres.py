@@ -66,6 +66,7 @@ class PostgresDatabase:
         self.dsn = dsn
         self._key = key
         self._depth = 0  # atomic() blocks open
+        self._serial = 0  # outermost transactions begun
         self._conn = connect(dsn, key=key, cursor_factory=psycopg.ClientCursor)
         try:
             with self.atomic():  # under the migration lock: processes may start together
@@ -109,16 +110,27 @@ class PostgresDatabase:
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
-        with self.conn.transaction():
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
+        if self._depth == 0:
+            self._serial += 1
+        try:
+            with self.conn.transaction():
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+        except BaseException:
+            self._serial += 1  # rolled back (to a savepoint): what it did is gone
+            raise
 
     @property
     def in_transaction(self) -> bool:
         return self.conn.info.transaction_status != pq.TransactionStatus.IDLE
+
+    @property
+    def transaction(self) -> int | None:
+        """The open transaction (a new number after a rollback to a savepoint), or None."""
+        return self._serial if self._depth else None
 
     @property
     def schema_version(self) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ class SqliteDatabase:
         self.db = db
         self.conn: sqlite3.Connection = db.conn
         self._lock = lock
+        self._serial = 0  # outermost transactions begun
 
     @classmethod
     def open(cls, path: Path | None, *, synchronous: str = "FULL",
@@ -77,12 +78,25 @@ class SqliteDatabase:
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
         return self.db.query(sql, params)
 
-    def atomic(self) -> AbstractContextManager[Any]:
-        return self.db.atomic()
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        if not self.conn.in_transaction:
+            self._serial += 1
+        try:
+            with self.db.atomic():
+                yield
+        except BaseException:
+            self._serial += 1  # rolled back (to a savepoint): what it did is gone
+            raise
 
     @property
     def in_transaction(self) -> bool:
         return self.conn.in_transaction
+
+    @property
+    def transaction(self) -> int | None:
+        """The open transaction (a new number after a rollback to a savepoint), or None."""
+        return self._serial if self.conn.in_transaction else None
 
     @property
     def schema_version(self) -> int:

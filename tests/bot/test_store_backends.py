@@ -363,3 +363,27 @@ def test_a_database_that_cannot_be_migrated_is_one_line(pg_server) -> None:
         assert "\n" not in str(err.value)
     finally:
         pg_server.drop_database(dsn)
+
+
+def test_one_transaction_bumps_the_watch_version_once(open_store) -> None:
+    """Many watch changes in one transaction bump it once (PostgreSQL slows down
+    quadratically on one row updated thousands of times in a transaction); a change whose
+    savepoint was rolled back does not use up the transaction's bump."""
+    s, other = open_store(), open_store()
+    c = s.upsert_chat("telegram", "1").id
+    v = other.watch_version()
+    with s.db.atomic():
+        for i in range(5):
+            s.add_level(c, SYM, 90_000.0 + i)
+        assert other.watch_version() == v  # not before the commit
+    assert other.watch_version() == v + 1
+    with s.db.atomic():
+        try:
+            with s.db.atomic():
+                s.subscribe(c, SYM)  # bumps, then rolled back with its savepoint
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+        s.add_level(c, SYM, 80_000.0)
+    assert other.watch_version() == v + 2 and len(s.list_levels(c)) == 6
+    assert s.list_subscriptions(c) == []
