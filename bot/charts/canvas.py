@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
+from matplotlib.font_manager import fontManager, get_font
 from matplotlib.ft2font import RenderMode
 
 _MAX_ITEMS = 20_000  # per cache and thread: a chart draws ~600 glyphs and ~150 strings
@@ -34,6 +35,18 @@ class TextCachingRenderer(RendererAgg):
         super().__init__(width, height, dpi)
         self._layouts: dict[tuple[Any, ...], list[tuple[Any, float, float, int]]] = {}
         self._glyphs: dict[tuple[Any, ...], tuple[np.ndarray, int, int]] = {}
+        self._heights: dict[tuple[Any, ...], tuple[float, float, float] | None] = {}
+
+    def _get_font_height_metrics(self, prop: Any) -> tuple[float | None, ...]:
+        """A font's ascent, descent and line gap in pixels, as ``Text._get_layout`` reads
+        them from its sfnt tables (the hook matplotlib offers backends), once per font."""
+        key = (prop, self.dpi)
+        if key not in self._heights:
+            if len(self._heights) >= _MAX_ITEMS:
+                self._heights.clear()
+            self._heights[(prop.copy(), self.dpi)] = _font_heights(prop, self.dpi)
+        found = self._heights[key]
+        return (None, None, None) if found is None else found
 
     def draw_text(self, gc: Any, x: float, y: float, s: str, prop: Any, angle: float,
                   ismath: bool | str = False, mtext: Any = None) -> None:
@@ -91,6 +104,24 @@ class TextCachingRenderer(RendererAgg):
             # draw_text_image's y is downwards & the bitmap bottom side.
             self._renderer.draw_text_image(
                 buffer, left + ix, int(self.height) - (top + iy) + buffer.shape[0], 0, gc)
+
+
+def _font_heights(prop: Any, dpi: float) -> tuple[float, float, float] | None:
+    """``Text._get_layout``'s reading of (min ascent, min descent, line gap) in pixels from the
+    OS/2 or hhea table (matplotlib 3.11); None when the font has neither."""
+    font = get_font(fontManager._find_fonts_by_props(prop))
+    head = font.get_sfnt_table("head")
+    if head is None:
+        return None
+    scale = 1 / head["unitsPerEm"] * prop.get_size_in_points() * dpi / 72
+    os2 = font.get_sfnt_table("OS/2")
+    if os2 is not None:
+        return (os2["sTypoAscender"] * scale, -os2["sTypoDescender"] * scale,
+                os2["sTypoLineGap"] * scale)
+    hhea = font.get_sfnt_table("hhea")
+    if hhea is not None:
+        return hhea["ascent"] * scale, -hhea["descent"] * scale, hhea["lineGap"] * scale
+    return None
 
 
 class SharedRendererCanvas(FigureCanvasAgg):

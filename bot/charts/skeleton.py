@@ -57,7 +57,8 @@ class Skeleton:
         for ax in fig.axes:
             if ax.legend_ is not None and id(ax.legend_) not in keep:
                 ax.legend_.remove()
-            for a in list(ax._children):
+            for a in [*ax.lines, *ax.collections, *ax.patches, *ax.texts, *ax.images,
+                      *ax.artists, *ax.tables]:
                 if id(a) not in keep:
                     a.remove()
 
