@@ -6,7 +6,8 @@ Jobs (AsyncIOScheduler, the loop the chat clients share):
 - ``price`` every ``price_seconds``: the latest price and traded range → threshold engine →
   events and engine state committed to the store in one transaction (in replay, this job
   also advances the virtual clock);
-- ``dispatch`` every ``dispatch_seconds``: outbox → notifiers;
+- ``dispatch`` every ``dispatch_seconds``: outbox → notifiers (on PostgreSQL it also runs
+  a pass as soon as new outbox rows are notified, and at once at start);
 - ``prune`` hourly: old outbox rows (and liquidations older than ``tape.keep_hours``);
 - ``tape`` every ``tape.flush_seconds`` when the live tape is on: new liquidations to the
   store, closed windows to ``/subscribe_liqs`` chats (:mod:`bot.tape.feed`). A replayed tape
