@@ -171,7 +171,8 @@ def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float,
     # Log colour from the median bucket up: the typical level stays dark, clusters glow.
     vmin = max(float(np.median(z[z > 0])), vmax / 10**_MAX_DECADES)
     norm = LogNorm(vmin=min(vmin, vmax / 3.0), vmax=vmax, clip=True)
-    shown = np.ma.masked_less_equal(z.T, 0.0)
+    # Empty buckets as NaN (the colormap's "bad" colour, like a mask, without masked arrays).
+    shown = np.where(z.T > 0.0, z.T, np.nan)
     return ax.pcolorfast(x_edges, y_edges, shown, cmap=cmap, norm=norm)
 
 

@@ -187,7 +187,7 @@ def _bars(edges: np.ndarray, y0: np.ndarray, y1: np.ndarray, colour: object,
     b, t = y0[keep], y1[keep]
     quads = np.stack([np.stack([left, b], 1), np.stack([left, t], 1),
                       np.stack([right, t], 1), np.stack([right, b], 1)], axis=1)
-    return PolyCollection(list(quads), facecolors=[colour], edgecolors="none", label=label)
+    return PolyCollection(quads, facecolors=[colour], edgecolors="none", label=label)
 
 
 def _draw_cumulative(ax2: Axes, edges: np.ndarray, longs: np.ndarray, shorts: np.ndarray,
