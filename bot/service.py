@@ -56,6 +56,7 @@ from bot.config import Config, model_params
 from bot.db.wait import OutboxWaiter
 from bot.dispatcher import Dispatcher, Notifier
 from bot.errors import LeaseLostError, LiqBotError, MarketDataError
+from bot.estimate_summaries import latest_oi, tracked_summaries
 from bot.estimates import Estimate, EstimateBoard, compute_estimate
 from bot.hyperliquid.alerts import ConfirmedSubscription, confirmed_breaks, confirmed_events
 from bot.hyperliquid.confirmed import ConfirmedView
@@ -173,7 +174,8 @@ class Service:
             return
         self.board.put(est)
         self._last_done[symbol] = time.monotonic()
-        self.store.save_clusters(symbol, est.clusters, est.computed_ms)
+        self.store.save_clusters(symbol, est.clusters, est.computed_ms, price=est.price,
+                                 oi_usd=latest_oi(est))  # for /top in other processes
         self._audit(est)
         metrics.recomputed(symbol, time.monotonic() - t0)
         log.info("recompute %s: %d clusters, %.0f ms%s", symbol, len(est.clusters),
@@ -652,8 +654,12 @@ class Service:
         whatever restarts (:mod:`bot.alerts.top_digest`). Returns the rows queued."""
         if not self._market_wide():
             return 0
-        estimates = [e for s in self.board.symbols if (e := self.board.get(s)) is not None]
-        return top_digest.queue_due(self.store, estimates, self.cfg.alerts.top_digest_hour,
+        # With leases, the other workers' symbols come from the store (their summaries).
+        shared = self.leases is not None
+        tops = tracked_summaries(self.store, self.board,
+                                 self._universe if shared else self.board.symbols,
+                                 self.cfg.schedule.recompute_seconds, now_ms(), shared)
+        return top_digest.queue_due(self.store, tops, self.cfg.alerts.top_digest_hour,
                                     self.dispatcher.clock() if now is None else now)
 
     async def prune(self) -> None:

@@ -13,7 +13,8 @@ Public API (all methods synchronous; use from one thread at a time):
 - watches: :meth:`subscribe`, :meth:`unsubscribe`, :meth:`list_subscriptions`,
   :meth:`add_level`, :meth:`remove_level`, :meth:`list_levels`, :meth:`active_subscriptions`,
   :meth:`active_levels`, :meth:`watched_symbols`, :meth:`watch_version`.
-- engine: :meth:`load_state`, :meth:`load_clusters`, :meth:`save_clusters`,
+- engine: :meth:`load_state`, :meth:`load_clusters`, :meth:`save_clusters` (+ the estimate
+  summary other processes read: :meth:`load_summaries`),
   :meth:`commit_tick` (state + clusters + outbox rows in one transaction).
 - outbox: :meth:`due`, :meth:`claim`, :meth:`claim_due` (several dispatchers),
   :meth:`outbox_waiter`, :meth:`mark_sent`, :meth:`mark_retry`, :meth:`mark_failed`,
@@ -55,6 +56,7 @@ from bot.db import Database
 from bot.db.sqlite import SqliteDatabase
 from bot.db.wait import OutboxWaiter, waiter_for
 from bot.errors import LeaseLostError, LimitExceededError, StoreError, UserInputError
+from bot.estimate_summaries import EstimateSummary, from_row
 from bot.hyperliquid import alerts as hl_alerts
 from bot.hyperliquid import wallets as hl_wallets
 from bot.redact import redact
@@ -169,6 +171,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX outbox_chat_status ON outbox(chat, status, id)",
     ),
     top_digest.MIGRATION,  # v12: chats with a daily /top digest (bot.alerts.top_digest)
+    (  # v13: beside the clusters, what /top and /status of other processes need
+        # (bot.estimate_summaries): price, latest open interest, wall-clock write time
+        "ALTER TABLE cluster_state ADD COLUMN price REAL",
+        "ALTER TABLE cluster_state ADD COLUMN oi_usd REAL",
+        "ALTER TABLE cluster_state ADD COLUMN written_ms INTEGER",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -505,15 +513,32 @@ class Store(TapeTables, AlertThreads, DigestTables, position_watch.PositionWatch
         return [Cluster(**d) for d in json.loads(row[0])] if row else []
 
     def save_clusters(self, symbol: str, clusters: Sequence[Cluster],
-                      now: int | None = None) -> None:
-        self._put_clusters(symbol, clusters, now if now is not None else now_ms())
+                      now: int | None = None, price: float | None = None,
+                      oi_usd: float | None = None) -> None:
+        """The symbol's clusters (``now``: the estimate's time) and, with ``price``, the
+        summary other processes read (:meth:`load_summaries`), in one statement."""
+        self._put_clusters(symbol, clusters, now if now is not None else now_ms(), price,
+                           oi_usd)
 
-    def _put_clusters(self, symbol: str, clusters: Sequence[Cluster], t: int) -> None:
+    def _put_clusters(self, symbol: str, clusters: Sequence[Cluster], t: int,
+                      price: float | None = None, oi_usd: float | None = None) -> None:
         self.db.execute(
-            "INSERT INTO cluster_state (symbol, clusters, updated_ms) VALUES (?, ?, ?)"
+            "INSERT INTO cluster_state (symbol, clusters, updated_ms, price, oi_usd, written_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (symbol) DO UPDATE SET clusters = excluded.clusters,"
-            " updated_ms = excluded.updated_ms",
-            (symbol, json.dumps([c.as_dict() for c in clusters]), t))
+            " updated_ms = excluded.updated_ms, price = excluded.price,"
+            " oi_usd = excluded.oi_usd, written_ms = excluded.written_ms",
+            (symbol, json.dumps([c.as_dict() for c in clusters]), t, price, oi_usd,
+             now_ms() if price is not None else None))
+
+    def load_summaries(self) -> list[EstimateSummary]:
+        """Every symbol's stored estimate summary (rows written with a price), by symbol."""
+        return [from_row(r["symbol"], (Cluster(**d) for d in json.loads(r["clusters"])),
+                         r["price"], r["oi_usd"], r["updated_ms"], r["written_ms"])
+                for r in self.db.query(
+                    "SELECT symbol, clusters, updated_ms, price, oi_usd, written_ms"
+                    " FROM cluster_state WHERE price IS NOT NULL AND written_ms IS NOT NULL"
+                    " ORDER BY symbol", ())]
 
     def commit_tick(self, symbol: str, new_state: SymbolState,
                     clusters: Sequence[Cluster] | None, events: Iterable[AlertEvent],

@@ -23,7 +23,7 @@ from bot.fmt import time_text
 
 if TYPE_CHECKING:
     from bot.db import Database
-    from bot.estimates import Estimate
+    from bot.estimate_summaries import TrackedSummaries
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -93,23 +93,22 @@ def due_day(now_ms: int, hour: int) -> int | None:
     return day if start <= now_ms < start + HOUR_MS else None
 
 
-def digest_events(subs: Iterable[TopSubscription], estimates: Iterable[Estimate],
+def digest_events(subs: Iterable[TopSubscription], tops: TrackedSummaries,
                   day_ms: int, now_ms: int) -> list[AlertEvent]:
     """One digest event per subscription: the /top answer (its text in ``note``, the number
-    of lines in ``tape_count``) for that chat's N and side, keyed by the day."""
-    from bot.commands.top_cmds import top_rows, top_text
+    of lines in ``tape_count``) for that chat's N and side, keyed by the day. ``tops``: the
+    tracked symbols' estimates, held or stored (:mod:`bot.estimate_summaries`)."""
+    from bot.commands.top_cmds import top_answer
 
-    ests = list(estimates)
     events = []
     for s in subs:
-        rows = top_rows(ests, s.n, s.side)
+        n, text = top_answer(tops, s.n, s.side)
         events.append(AlertEvent(EventKind.TOP_DIGEST, s.chat, REF, REF, day_ms, price=0.0,
-                                 ts_ms=now_ms, side=s.side, tape_count=len(rows),
-                                 note=top_text(rows, len(ests), s.side)))
+                                 ts_ms=now_ms, side=s.side, tape_count=n, note=text))
     return events
 
 
-def queue_due(store: TopDigestTables, estimates: Iterable[Estimate], hour: int,
+def queue_due(store: TopDigestTables, tops: TrackedSummaries, hour: int,
               now_ms: int) -> int:
     """Queue today's digests when ``now_ms`` is in the digest hour; returns how many rows
     were new (0 outside the hour and for chats already served today)."""
@@ -119,7 +118,7 @@ def queue_due(store: TopDigestTables, estimates: Iterable[Estimate], hour: int,
     subs = store.active_top_subscriptions()
     if not subs:
         return 0
-    return store.queue_top_digests(digest_events(subs, estimates, day, now_ms), now_ms)
+    return store.queue_top_digests(digest_events(subs, tops, day, now_ms), now_ms)
 
 
 def digest_text(event: AlertEvent, tz: str = "UTC") -> str:

@@ -9,9 +9,11 @@ from bot.charts import ChartKey, render_heatmap, render_map
 from bot.commands.parse import parse_amount
 from bot.commands.reply import Button, Caller, Reply
 from bot.errors import UserInputError
+from bot.estimate_summaries import age_text, stale_after_ms
 from bot.estimates import WINDOWS_H, Estimate
 from bot.fmt import money, price_text, utc_text
 from bot.market.replay import replay_is_spot, replay_label
+from bot.store import now_ms
 from bot.tape.alerts import live_clusters
 from bot.tape.events import Liquidation
 from bot.web import page_url
@@ -231,17 +233,29 @@ async def status(core: CommandCore, caller: Caller, args: tuple[str, ...]) -> Re
     """Freshness and health per symbol."""
     lines = [f"Source: {core.config.source.kind} ({exchange_label(core)})"]
     counts = core.store.subscriber_counts() if core.store is not None else {}
+    # Symbols this process does not estimate (chat role, another market worker's): the
+    # summary their market worker stored, with its age (bot.estimate_summaries).
+    stored = {s.symbol: s for s in core.store.load_summaries()} if core.store is not None else {}
+    t, max_age = now_ms(), stale_after_ms(core.config.schedule.recompute_seconds)
     for symbol in core.symbols:
         st = core.board.status(symbol)
         est = core.board.get(symbol)
         when = utc_text(st.last_recompute_ms) + " UTC" if st.last_recompute_ms else "never"
+        summary = stored.get(symbol) if est is None and not st.last_recompute_ms else None
+        old = summary is not None and summary.age_ms(t) > max_age
         # A failed update pauses alerts just like stale data does: say so.
-        fresh = ("STALE" if st.stale else "FAILING (alerts paused)" if st.last_error
+        fresh = ("STALE" if st.stale or old else "FAILING (alerts paused)" if st.last_error
                  else "fresh")
+        if summary is not None and summary.written_ms is not None:
+            when = (f"{utc_text(summary.written_ms)} UTC by a market worker (stored estimate "
+                    f"{age_text(summary.age_ms(t))} old"
+                    f"{', over 2× the recompute interval' if old else ''})")
         line = f"{symbol}: {fresh}, last recompute {when}, {counts.get(symbol, 0)} subscriber(s)"
         if est is not None:
             line += (f", newest candle {utc_text(int(est.snapshot.candles.timestamp[-1]))} UTC"
                      f", {len(est.clusters)} clusters, {source_label(est)}")
+        elif summary is not None:
+            line += f", {len(summary.clusters)} clusters"
         if st.last_error:
             line += f"\n  last error: {st.last_error}"
         if st.source_note:
