@@ -94,16 +94,19 @@ def tracked_summaries(store: Store | None, board: EstimateBoard, symbols: Sequen
     older than 2× ``recompute_s``). ``shared`` (processes beside other market workers): the
     symbols other workers track — a fresh stored summary — are added."""
     max_age = stale_after_ms(recompute_s)
-    stored = {s.symbol: s for s in store.load_summaries()} if store is not None else {}
+    wanted = list(dict.fromkeys(symbols))
+    held = {s: est for s in wanted if s in board.symbols and (est := board.get(s)) is not None}
+    # (one process doing everything holds them all: the store is not read)
+    stored = ({s.symbol: s for s in store.load_summaries()}
+              if store is not None and (shared or len(held) < len(wanted)) else {})
     fresh: list[EstimateSummary] = []
     stale: list[EstimateSummary] = []
-    wanted = list(dict.fromkeys(symbols))
     if shared:
         wanted += sorted(s for s, v in stored.items()
                          if s not in wanted and v.age_ms(now) <= max_age)
     for symbol in wanted:
         # (a market worker's board keeps the last estimate of a symbol it gave away: not it)
-        if symbol in board.symbols and (est := board.get(symbol)) is not None:
+        if (est := held.get(symbol)) is not None:
             fresh.append(summary_of(est))
         elif (summary := stored.get(symbol)) is not None:
             (fresh if summary.age_ms(now) <= max_age else stale).append(summary)

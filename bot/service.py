@@ -652,15 +652,15 @@ class Service:
     async def top_digest_job(self, now: int | None = None) -> int:
         """Queue the daily /top digests while their hour is under way; once per chat and day
         whatever restarts (:mod:`bot.alerts.top_digest`). Returns the rows queued."""
-        if not self._market_wide():
-            return 0
+        t, hour = self.dispatcher.clock() if now is None else now, self.cfg.alerts.top_digest_hour
+        if not self._market_wide() or top_digest.due_day(t, hour) is None:
+            return 0  # (the summaries are read only during the hour)
         # With leases, the other workers' symbols come from the store (their summaries).
         shared = self.leases is not None
         tops = tracked_summaries(self.store, self.board,
                                  self._universe if shared else self.board.symbols,
                                  self.cfg.schedule.recompute_seconds, now_ms(), shared)
-        return top_digest.queue_due(self.store, tops, self.cfg.alerts.top_digest_hour,
-                                    self.dispatcher.clock() if now is None else now)
+        return top_digest.queue_due(self.store, tops, hour, t)
 
     async def prune(self) -> None:
         if not self._market_wide():
