@@ -507,8 +507,13 @@ async def market_workers(server: PgServer, n_symbols: int, chats: int, subs: int
                         proc.wait(timeout=30)
                     except subprocess.TimeoutExpired:
                         proc.kill()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        queued = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        version = conn.execute("SELECT value FROM meta WHERE key = 'watch_version'").fetchone()
     return {"chats": chats, "subscriptions": subs, "levels": chats, "symbols": n_symbols,
-            "populate_s": round(populate_s, 1), "seconds": seconds, "processes": results}
+            "populate_s": round(populate_s, 1), "seconds": seconds, "processes": results,
+            "outbox_rows_queued": int(queued[0]) if queued else None,
+            "watch_version_at_end": int(version[0]) if version else None}
 
 
 def main() -> int:
