@@ -20,13 +20,14 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colorbar import Colorbar
 from matplotlib.colors import Colormap, LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import AutoLocator, FixedLocator, FuncFormatter, LogLocator, NullLocator
 from numpy.typing import ArrayLike
 
 from bot import fmt
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label, spread, visible_zones
 from bot.charts.skeleton import Skeleton, skeleton
+from bot.charts.ticks import OncePerTicks, OncePerView
 from bot.tape.events import Liquidation
 from estimator import Candles, Cluster, Heatmap
 from estimator.candles import FloatArray
@@ -299,9 +300,11 @@ def _draw_clusters(fig: Figure, ax: Axes, zones: Sequence[Cluster], ylo: float, 
 
 def _axes_labels(ax: Axes) -> None:
     locator = mdates.AutoDateLocator(tz=mdates.UTC, minticks=4, maxticks=9)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=mdates.UTC))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.price_text(v)))
+    ax.xaxis.set_major_locator(OncePerView(locator))
+    ax.xaxis.set_major_formatter(OncePerTicks(mdates.ConciseDateFormatter(locator,
+                                                                          tz=mdates.UTC)))
+    ax.yaxis.set_major_locator(OncePerView(AutoLocator()))
+    ax.yaxis.set_major_formatter(OncePerTicks(FuncFormatter(lambda v, _p: fmt.price_text(v))))
     ax.tick_params(axis="y", right=True, labelright=True)  # price on both sides
     ax.set_ylabel("Price (USD)", color=style.TEXT, fontsize=style.FONT_PT["label"])
     ax.set_xlabel("Time (UTC)", color=style.TEXT, fontsize=style.FONT_PT["label"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -19,6 +20,7 @@ from bot import fmt
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label, visible_zones
 from bot.charts.skeleton import Skeleton, skeleton
+from bot.charts.ticks import OncePerTicks, OncePerView
 from estimator import Book, Cascade, Cluster
 
 _LAYOUT = (0.075, 0.1, 0.85, 0.72)  # main axes: left, bottom, width, height (figure fraction)
@@ -185,8 +187,8 @@ def _bars(edges: np.ndarray, y0: np.ndarray, y1: np.ndarray, colour: object,
     keep = y1 > y0
     left, right = edges[:-1][keep], edges[1:][keep]
     b, t = y0[keep], y1[keep]
-    quads = np.stack([np.stack([left, b], 1), np.stack([left, t], 1),
-                      np.stack([right, t], 1), np.stack([right, b], 1)], axis=1)
+    quads: Any = np.stack([np.stack([left, b], 1), np.stack([left, t], 1),
+                           np.stack([right, t], 1), np.stack([right, b], 1)], axis=1)
     return PolyCollection(quads, facecolors=[colour], edgecolors="none", label=label)
 
 
@@ -280,11 +282,11 @@ def _draw_clusters(ax: Axes, ax_top: Axes, clusters: Sequence[Cluster], lo: floa
 
 def _axes_labels(ax: Axes, ax2: Axes, edges: np.ndarray, proxy: bool, empty: bool) -> None:
     """Axis formats and titles; an empty map has no notional scale to show (no ticks)."""
-    money = FuncFormatter(lambda v, _p: fmt.money(v))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: fmt.price_text(v)))
+    ax.xaxis.set_major_locator(OncePerView(AutoLocator()))
+    ax.xaxis.set_major_formatter(OncePerTicks(FuncFormatter(lambda v, _p: fmt.price_text(v))))
     for axis in (ax.yaxis, ax2.yaxis):
-        axis.set_major_locator(NullLocator() if empty else AutoLocator())
-        axis.set_major_formatter(money)
+        axis.set_major_locator(NullLocator() if empty else OncePerView(AutoLocator()))
+        axis.set_major_formatter(OncePerTicks(FuncFormatter(lambda v, _p: fmt.money(v))))
     width_pct = (edges[1] / edges[0] - 1) * 100 if len(edges) > 1 else 0.0
     unit = style.unit_text(proxy)
     ax.set_xlabel("Price (USD)", color=style.TEXT, fontsize=style.FONT_PT["label"])
