@@ -89,7 +89,11 @@ def _skeleton(size: tuple[int, int]) -> Skeleton:
     style.style_axes(ax)
     ax.grid(False)
     cax = fig.add_axes(_LAYOUT["cbar"])
-    cb = fig.colorbar(ScalarMappable(norm=LogNorm(1.0, 10.0), cmap=_cmap()), cax=cax)
+    placeholder = ScalarMappable(norm=LogNorm(1.0, 10.0, clip=True), cmap=_cmap())
+    cb = fig.colorbar(placeholder, cax=cax)
+    # Each heatmap's mesh shares this norm; the bar follows the mesh (update_normal), not
+    # the placeholder, and keeps its log scale, locators and formatters.
+    placeholder.callbacks.disconnect(placeholder.colorbar_cid)  # type: ignore[attr-defined]
     cb.outline.set_edgecolor(style.GRID)
     cax.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
     return Skeleton(fig, {"ax": ax, "colorbar": cb},
@@ -103,7 +107,7 @@ def _fill(sk: Skeleton, candles: Candles, heatmap: Heatmap, clusters: Sequence[C
     fig, ax = sk.fig, sk.parts["ax"]
     last = float(win.close[-1])
     ylo, yhi = price_range(float(win.low.min()), float(win.high.max()))
-    mesh = _draw_matrix(ax, heatmap, step_ms, ylo, yhi)
+    mesh = _draw_matrix(ax, heatmap, step_ms, ylo, yhi, sk.parts["colorbar"].norm)
     _draw_price(ax, win, step_ms)
     ax.set_ylim(ylo, yhi)
     x_end = _days(win.timestamp[-1] + step_ms)
@@ -152,9 +156,10 @@ def _days(ms: ArrayLike) -> FloatArray:
     return np.asarray(np.asarray(ms, dtype=np.float64) / _MS_PER_DAY, dtype=np.float64)
 
 
-def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float,
-                 yhi: float) -> ScalarMappable | None:
-    """Colour mesh of total notional, cropped to [ylo, yhi]; None when nothing is visible."""
+def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float, yhi: float,
+                 norm: LogNorm) -> ScalarMappable | None:
+    """Colour mesh of total notional, cropped to [ylo, yhi]; None when nothing is visible.
+    ``norm`` is the colour bar's: its range is set here, so the bar keeps its log scale."""
     k_lo = max(int(hm.grid.index(ylo)) - hm.k0, 0)
     k_hi = min(int(hm.grid.index(yhi)) - hm.k0 + 1, hm.long.shape[1])
     if k_hi <= k_lo:
@@ -171,7 +176,8 @@ def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float,
     cmap = _cmap()
     # Log colour from the median bucket up: the typical level stays dark, clusters glow.
     vmin = max(float(np.median(z[z > 0])), vmax / 10**_MAX_DECADES)
-    norm = LogNorm(vmin=min(vmin, vmax / 3.0), vmax=vmax, clip=True)
+    with norm.callbacks.blocked():  # the colour bar is updated from the mesh, once
+        norm.vmin, norm.vmax = min(vmin, vmax / 3.0), vmax
     # Empty buckets as NaN (the colormap's "bad" colour, like a mask, without masked arrays).
     shown = np.where(z.T > 0.0, z.T, np.nan)
     return ax.pcolorfast(x_edges, y_edges, shown, cmap=cmap, norm=norm)
