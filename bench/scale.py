@@ -141,7 +141,7 @@ async def dispatch_worker(dsn: str, url: str) -> None:
     """A bench dispatcher process: waits for "go" on stdin, drains the outbox, exits."""
     store = Store(dsn=dsn)
     notifier = HttpNotifier(url)
-    disp = Dispatcher(store, {PLATFORM: notifier})
+    disp = Dispatcher(store, {PLATFORM: notifier}, shared=True)  # as --role dispatch
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
     idle_since: float | None = None
