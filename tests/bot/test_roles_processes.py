@@ -164,7 +164,8 @@ async def test_dispatch_sends_without_receiving_and_chat_answers_without_sending
             proc = await run_role("chat", cfg, pg_dsn, log)
             await running(proc, log, "chat")
             before = len(tg.sent_to(4242))
-            tg.command({"id": 4242, "type": "private"}, {"id": 7, "is_bot": False, "first_name": "u"}, "/help")
+            tg.command({"id": 4242, "type": "private"},
+                       {"id": 7, "is_bot": False, "first_name": "u"}, "/help")
             await tg.wait_sent(before + 1)
             await asyncio.sleep(1.0)
             assert store.outbox_counts()["pending"] == 1  # R2 waits for a dispatcher

@@ -22,8 +22,9 @@ from tests.bot.engine_helpers import SYM, T0, short
 
 READS = {"active_levels", "active_liq_subscriptions", "active_subscriptions", "due", "find_chat",
          "get_chat", "integrity_ok", "journal_mode", "liq_subscriber_counts", "liquidations",
-         "list_levels", "list_liq_subscriptions", "list_subscriptions", "load_clusters", "load_summaries",
-         "load_state", "oldest_pending", "outbox_counts", "pending_count", "subscriber_counts",
+         "list_levels", "list_liq_subscriptions", "list_subscriptions", "load_clusters",
+         "load_summaries", "load_state", "oldest_pending", "outbox_counts", "pending_count",
+         "subscriber_counts",
          "tape_flushed", "watch_version", "watched_symbols", "close",
          "list_position_watches", "active_position_watches", "thread",
          "quiet_symbols", "held_count",
