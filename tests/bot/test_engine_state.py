@@ -67,5 +67,5 @@ def test_public_api_is_complete() -> None:
     import bot.alerts
 
     public = {n for n in dir(bot.alerts) if not n.startswith("_")}
-    modules = {"engine", "events", "messages", "lifecycle", "threads", "digest"}
+    modules = {"engine", "events", "messages", "lifecycle", "threads", "digest", "top_digest"}
     assert public - modules == set(bot.alerts.__all__)
