@@ -189,6 +189,9 @@ class DiscordSection:
     token_env: str = "DISCORD_TOKEN"
     token_file: str = ""
     guild_ids: tuple[int, ...] = ()
+    # 0 = one gateway connection (discord.Client); N = AutoShardedClient with N shards;
+    # "auto" = AutoShardedClient with the shard count Discord recommends (GET /gateway/bot).
+    shards: int | str = 0
     token: Secret | None = None
 
 
@@ -251,7 +254,8 @@ _SECTIONS: dict[str, type] = {
 }
 _NOT_IN_FILE = {"token", "secret_token", "store_dsn"}
 _ITEM_TYPES = {("model", "leverage"): "number", ("model", "weights"): "number",
-               ("discord", "guild_ids"): "int", ("bot", "admins"): "id"}
+               ("discord", "guild_ids"): "int", ("bot", "admins"): "id",
+               ("discord", "shards"): "shards"}
 
 Check = Callable[[Any], str | None]
 
@@ -457,6 +461,12 @@ def _coerce_item(item_type: str, item: Any, where: str) -> Any:
 
 def _coerce(default: Any, value: Any, where: str, item_type: str = "str") -> Any:
     """Check ``value`` has the type of the field's default (ints are fine for floats)."""
+    if item_type == "shards":  # "auto" or a whole number ≥ 0
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)
+                               and value >= 0):
+            return value
+        raise ConfigError(f'{where} must be "auto" or a whole number of shards ≥ 0 '
+                          f"(0 = one gateway connection), got {value!r}")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

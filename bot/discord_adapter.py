@@ -61,15 +61,26 @@ ChartFn = Callable[[AlertEvent], Awaitable[Reply | None]]
 class LiqClient(discord.Client):
     """A discord.Client that carries the command core (set by :meth:`DiscordAdapter.start`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
         # Slash commands need no privileged intent; guilds keeps channel/guild objects usable.
         intents = discord.Intents.none()
         intents.guilds = True
         # A 429 longer than 30 s (discord.py's minimum) raises RateLimited instead of sleeping
         # inside the request: the dispatcher holds that channel and serves the others.
-        super().__init__(intents=intents, max_ratelimit_timeout=30.0)
+        super().__init__(intents=intents, max_ratelimit_timeout=30.0, **options)
         self.core: CommandCore | None = None
         self.tree = build_tree(self)
+
+
+class ShardedLiqClient(LiqClient, discord.AutoShardedClient):
+    """The same client over several gateway connections (discord.py's AutoShardedClient)."""
+
+
+def make_client(shards: int | str) -> LiqClient:
+    """``[discord] shards``: 0 = one connection; N = N shards; "auto" = Discord's count."""
+    if shards == 0:
+        return LiqClient()
+    return ShardedLiqClient(shard_count=None if shards == "auto" else int(shards))
 
 
 # --- interaction → core → reply ------------------------------------------------------------
@@ -435,7 +446,7 @@ class DiscordAdapter:
     def __init__(self, settings: DiscordSection, *, gateway: bool = True,
                  alert_charts: bool = True) -> None:
         self.settings = settings
-        self.client = LiqClient()
+        self.client = make_client(settings.shards)
         self.alert_charts = alert_charts
         self._gateway = gateway
         self._notifier = DiscordNotifier(self.client)

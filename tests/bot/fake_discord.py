@@ -18,6 +18,11 @@ Faults: ``fake.inject("messages", 503)`` makes the next channel post answer 503;
 A minimal gateway (``fake.gateway_url``, for ``DiscordWebSocket.DEFAULT_GATEWAY``): HELLO,
 IDENTIFY → READY (no guilds), heartbeat ACKs, and :meth:`FakeDiscord.dispatch` to push events
 such as INTERACTION_CREATE, as text frames.
+
+Sharding (discord.py's AutoShardedClient): ``GET /gateway/bot`` recommends ``fake.shards``
+shards; each IDENTIFY's ``shard`` ([id, count], absent for one connection) is in
+``fake.identify``; READY echoes it, and an event with a ``guild_id`` goes only to the
+connection of the shard owning that guild, ``(guild_id >> 22) % count``, as Discord does.
 """
 
 from __future__ import annotations
@@ -86,6 +91,8 @@ class FakeDiscord:
         self.gateway_url = ""
         self.identify: list[dict[str, Any]] = []  # IDENTIFY payloads ("d")
         self._sockets: list[web.WebSocketResponse] = []
+        self._shard_of: dict[int, list[int]] = {}  # id(socket) → its IDENTIFY's [id, count]
+        self.shards = 1  # what GET /gateway/bot recommends
         self._seq = 0
 
     def inject(self, kind: str, *faults: int | str) -> None:
@@ -104,6 +111,7 @@ class FakeDiscord:
         r.add_post("/api/v10/channels/{channel}/messages", self._channel_message)
         r.add_patch("/api/v10/channels/{channel}/messages/{message}", self._edit_message)
         r.add_get("/gateway", self._gateway)
+        r.add_get("/api/v10/gateway/bot", self._gateway_bot)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -160,9 +168,15 @@ class FakeDiscord:
         return msg
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a DISPATCH (op 0) event to every connected gateway client."""
+        """Send a DISPATCH (op 0) event to every connected gateway client (an event of a
+        guild: only to the shard owning it)."""
         self._seq += 1
-        for ws in self._sockets:
+        guild = data.get("guild_id")
+        for ws in list(self._sockets):
+            shard = self._shard_of.get(id(ws))
+            if guild is not None and shard is not None and \
+                    (int(guild) >> 22) % shard[1] != shard[0]:
+                continue
             await ws.send_json({"op": 0, "t": event, "s": self._seq, "d": data})
 
     # --- routes ---------------------------------------------------------------------------------
@@ -180,13 +194,25 @@ class FakeDiscord:
                     await ws.send_json({"op": 11})
                 elif frame["op"] == 2:  # identify
                     self.identify.append(frame["d"])
-                    await self.dispatch("READY", {
-                        "v": 10, "user": BOT_USER, "guilds": [], "session_id": "session-1",
+                    ready: dict[str, Any] = {
+                        "v": 10, "user": BOT_USER, "guilds": [],
+                        "session_id": f"session-{len(self.identify)}",
                         "resume_gateway_url": self.gateway_url,
-                        "application": {"id": str(APP_ID), "flags": 0}})
+                        "application": {"id": str(APP_ID), "flags": 0}}
+                    if "shard" in frame["d"]:
+                        self._shard_of[id(ws)] = ready["shard"] = frame["d"]["shard"]
+                    self._seq += 1
+                    await ws.send_json({"op": 0, "t": "READY", "s": self._seq, "d": ready})
         finally:
             self._sockets.remove(ws)
+            self._shard_of.pop(id(ws), None)
         return ws
+
+    async def _gateway_bot(self, request: web.Request) -> web.Response:
+        return json_response({"url": self.gateway_url, "shards": self.shards,
+                              "session_start_limit": {"total": 1000, "remaining": 1000,
+                                                      "reset_after": 0,
+                                                      "max_concurrency": 1}})
 
     async def _me(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bot {TOKEN}":
