@@ -211,6 +211,7 @@ class ClusterSection:
 
     lease_seconds: float = 30.0  # a market worker's symbol lease; renewed every third of it
     worker: str = ""  # this process's name in the lease table ("" = hostname:pid)
+    reclaim_seconds: float = 60.0  # a dead dispatcher's claimed row is resent after this
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,16 @@ def _positive(v: Any) -> str | None:
 
 def _non_negative(v: Any) -> str | None:
     return None if v >= 0 else "must be ≥ 0"
+
+
+def _reclaim(v: Any) -> str | None:
+    """[cluster] reclaim_seconds: longer than the longest send, or a live send is resent."""
+    from bot.dispatcher import SEND_TIMEOUT_S  # the send cut-off's one home
+
+    if SEND_TIMEOUT_S < v <= 86400:
+        return None
+    return (f"must be in ({SEND_TIMEOUT_S:g}, 86400] seconds: longer than one send may last "
+            f"({SEND_TIMEOUT_S:g} s), or a live dispatcher's send is resent by another")
 
 
 def _one_of(*choices: str) -> Check:
@@ -378,6 +389,7 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("discord", "token_env"): _env_name,
     ("cluster", "lease_seconds"): lambda v: None if 3 <= v <= 3600 else "must be in [3, 3600] "
                                                                        "seconds",
+    ("cluster", "reclaim_seconds"): _reclaim,
     ("cluster", "worker"): lambda v: None if re.fullmatch(r"[A-Za-z0-9_.:@-]{0,100}", v) else
         "must be up to 100 letters, digits or _.:@- (e.g. market-1; \"\" = hostname:pid)",
     ("web", "listen"): lambda v: None if v.strip() else "must be an address (e.g. 127.0.0.1)",

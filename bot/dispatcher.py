@@ -68,6 +68,8 @@ from bot.store import Chat, OutboxRow, Store, now_ms
 
 log = logging.getLogger(__name__)
 
+SEND_TIMEOUT_S = 10.0  # one send's cut-off, platform retries included
+
 
 @dataclass(frozen=True)
 class Alert:
@@ -115,8 +117,9 @@ class Dispatcher:
     def __init__(self, store: Store, notifiers: Mapping[str, Notifier], *,
                  clock: Callable[[], int] = now_ms, backoff_base_ms: int = 2_000,
                  backoff_max_ms: int = 10 * 60_000, give_up_after_ms: int = 6 * 3_600_000,
-                 batch: int = 100, concurrency: int = 16, send_timeout_s: float | None = 10.0,
-                 poll_s: float = 0.2, shared: bool = False, stale_ms: int = 60_000) -> None:
+                 batch: int = 100, concurrency: int = 16,
+                 send_timeout_s: float | None = SEND_TIMEOUT_S, poll_s: float = 0.2,
+                 shared: bool = False, stale_ms: int = 60_000) -> None:
         self.store = store
         self.notifiers = dict(notifiers)
         self.clock = clock
@@ -129,6 +132,7 @@ class Dispatcher:
         self.poll_s = poll_s  # while sends are in flight, look for newly due rows this often
         self.shared = shared  # other dispatchers use the store: recover only stale claims
         self.stale_ms = stale_ms  # a claim older than this is a dead dispatcher's
+        # ([cluster] reclaim_seconds; it must exceed the send cut-off, or a live send is resent)
         self._stale_checked = 0  # clock ms of the last look for stale claims
         self._held: dict[int, int] = {}  # chat → clock ms before which it gets nothing
         self._busy: set[int] = set()  # chats with a send in flight

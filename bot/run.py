@@ -14,10 +14,12 @@ from collections.abc import Awaitable
 
 from bot.config import Config
 from bot.errors import ConfigError, UsageError
+from bot.leases import worker_name
 from bot.ops_http import start_ops
 from bot.platform_start import AdapterStarter
+from bot.role_lock import RoleLock
 from bot.service import ROLES
-from bot.wiring import make_service, open_store, store_is_postgres
+from bot.wiring import make_service, open_store, store_dsn, store_is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,15 @@ def check_role(cfg: Config, role: str) -> None:
 async def run(cfg: Config, role: str = "all") -> int:
     """Start the service and the adapters of ``role``; stop cleanly on a signal; exit 0."""
     check_role(cfg, role)
-    store = open_store(cfg)
+    # PostgreSQL: one `all` process or role workers on a database, not both (bot.role_lock).
+    lock = RoleLock(store_dsn(cfg), role, worker_name(cfg.cluster.worker)) \
+        if store_is_postgres(cfg) else None
+    try:
+        store = open_store(cfg)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,6 +93,8 @@ async def run(cfg: Config, role: str = "all") -> int:
                             "the market source": service.source.close()})
         ok = store.integrity_ok()
         store.close()
+        if lock is not None:
+            lock.release()
         log.info("stopped (store integrity %s)", "ok" if ok else "FAILED")
     if starter.fatal is not None:  # a retried start found the token rejected: exit 2
         raise starter.fatal

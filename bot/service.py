@@ -119,7 +119,8 @@ class Service:
         self.board = EstimateBoard(cfg.bot.symbols)
         # Dispatch role: other dispatchers share the outbox (only stale claims are recovered).
         self.dispatcher = Dispatcher(store, notifiers, clock=clock_ms or now_ms,
-                                     shared=role == "dispatch")
+                                     shared=role == "dispatch",
+                                     stale_ms=round(cfg.cluster.reclaim_seconds * 1000))
         self._waiter: OutboxWaiter | None = None  # PostgreSQL: new outbox rows wake dispatch
         self.scheduler: AsyncIOScheduler | None = None
         self._states: dict[str, SymbolState] = {}

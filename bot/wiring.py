@@ -48,6 +48,11 @@ def store_is_postgres(cfg: Config) -> bool:
     return cfg.bot.store_dsn is not None or is_dsn(cfg.bot.store)
 
 
+def store_dsn(cfg: Config) -> str:
+    """The PostgreSQL DSN of a config for which :func:`store_is_postgres` holds."""
+    return cfg.bot.store_dsn.reveal() if cfg.bot.store_dsn is not None else cfg.bot.store
+
+
 def open_store(cfg: Config) -> Store:
     """The store the config names (:func:`bot.store.open_store`), with the config's per-chat
     caps: a SQLite file owned by this process (a second ``liqbot run`` on it is refused), or
