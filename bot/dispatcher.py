@@ -30,8 +30,10 @@ Several dispatchers (``liqbot run --role dispatch`` processes on one PostgreSQL 
 the queue: rows are taken with :meth:`Store.claim_due` (``FOR UPDATE SKIP LOCKED``: a row is
 claimed by one of them; a chat's oldest pending row only, and no chat with a row 'sending', so
 one chat is served by one dispatcher at a time, in order). With ``shared``, rows a dead
-dispatcher left 'sending' are put back to pending once claimed ``stale_ms`` ago (a live one's
-send ends within ``send_timeout_s``); :meth:`recover` at start-up is for a dispatcher alone.
+dispatcher left 'sending' are put back to pending once claimed ``stale_ms`` ago (``[cluster]
+reclaim_seconds``): a shared dispatcher claims no more rows than it starts sending at once, so
+a live one's claim ends within one ``send_timeout_s``; :meth:`recover` at start-up is for a
+dispatcher alone.
 
 Stop. :meth:`Dispatcher.close` stops new sends; sends in flight may finish; a send cancelled
 (the service's stop budget ran out) puts its row back to 'pending' (:meth:`Store.release`), so
@@ -169,11 +171,14 @@ class Dispatcher:
         running: set[asyncio.Task[None]] = set()
         try:
             while True:
-                if not ready and budget > 0 and not self._closed:
-                    fetched = self._fetch(min(self.batch, budget))
+                limit = min(self.batch, budget)
+                if self.shared:  # claim only what starts now: a claim is never older than
+                    limit = min(limit, self.concurrency - len(running))  # one send
+                if not ready and limit > 0 and not self._closed:
+                    fetched = self._fetch(limit)
                     ready = self._ready(fetched, stats)
                     budget -= sum(len(rows) for rows in ready)  # rows held back cost nothing
-                    if not ready and not running and len(fetched) == self.batch:
+                    if not ready and not running and len(fetched) == limit:
                         continue  # a batch of rows for inactive or held chats: look further
                 while ready and len(running) < self.concurrency and not self._closed:
                     rows = ready.pop(0)

@@ -13,7 +13,9 @@ import pytest
 from bot.alerts import SymbolState
 from bot.cli import main
 from bot.config import ClusterSection, Config, ConsoleSection, ScheduleSection, load_config
+from bot.dispatcher import Alert, Dispatcher
 from bot.service import Service
+from bot.store import Chat
 from bot.wiring import make_source
 from tests.bot.conftest import OpenStore
 from tests.bot.engine_helpers import SYM, T0
@@ -107,3 +109,26 @@ def test_the_example_config_states_the_cluster_defaults() -> None:
     root = Path(__file__).resolve().parents[2]
     cfg = load_config(root / "config.example.toml", env={})
     assert cfg.cluster == ClusterSection() and cfg.cluster.reclaim_seconds == 60
+
+
+async def test_a_shared_dispatcher_claims_only_the_rows_it_starts_sending(
+        open_store: OpenStore) -> None:
+    """A claim waiting behind slow sends would age past reclaim_seconds while its dispatcher
+    lives: with 2 sends at once, at most 2 rows are 'sending' whenever a send runs."""
+    store = open_store()
+    chats = [store.upsert_chat("console", f"c{i}").id for i in range(6)]
+    store.commit_tick(SYM, SymbolState(), [], [event(c, "S1") for c in chats], now=T0)
+    claimed: list[int] = []
+
+    notifier = SlowPlatform(0.05).notifier("d", Counter())
+    send = notifier.send
+
+    async def counted_send(chat: Chat, alert: Alert) -> None:  # the fake platform, counting
+        claimed.append(store.outbox_counts().get("sending", 0))
+        await send(chat, alert)
+
+    notifier.send = counted_send  # type: ignore[method-assign]
+    d = Dispatcher(store, {"console": notifier}, clock=lambda: T0, shared=True, concurrency=2)
+    await d.run_once()
+    assert store.outbox_counts()["sent"] == 6
+    assert len(claimed) == 6 and max(claimed) <= 2, claimed
