@@ -10,8 +10,9 @@ process does (and a second ``all`` like a second owner of a SQLite file):
 
 The lock needs no expiry: PostgreSQL drops it with the session, so a process that dies (even
 by SIGKILL) frees it at once. The session names its process (``application_name`` =
-``liqbot ROLE WORKER``), which the refusal quotes, and asks the server for short TCP keepalives,
-so a session whose machine vanished ends within about 30 s. SQLite stores take no such lock:
+``liqbot ROLE WORKER``), which the refusal quotes, and asks the server for short TCP keepalives
+(10 s idle, 3 probes 5 s apart), so the session of a machine that vanished does not hold the
+lock for the kernel's default two hours. SQLite stores take no such lock:
 one process owns the file (bot.store_file.OwnerLock).
 """
 
