@@ -270,13 +270,15 @@ def _non_negative(v: Any) -> str | None:
 
 
 def _reclaim(v: Any) -> str | None:
-    """[cluster] reclaim_seconds: longer than the longest send, or a live send is resent."""
-    from bot.dispatcher import SEND_TIMEOUT_S  # the send cut-off's one home
+    """[cluster] reclaim_seconds: longer than a live dispatcher holds a claim, or its row is
+    resent by another."""
+    from bot.dispatcher import LONGEST_CLAIM_S, SEND_TIMEOUT_S  # their one home
 
-    if SEND_TIMEOUT_S < v <= 86400:
+    if LONGEST_CLAIM_S < v <= 86400:
         return None
-    return (f"must be in ({SEND_TIMEOUT_S:g}, 86400] seconds: longer than one send may last "
-            f"({SEND_TIMEOUT_S:g} s), or a live dispatcher's send is resent by another")
+    return (f"must be in ({LONGEST_CLAIM_S:g}, 86400] seconds: longer than a live dispatcher "
+            f"holds a claimed alert (2 sends of at most {SEND_TIMEOUT_S:g} s), or another one "
+            "resends it")
 
 
 def _one_of(*choices: str) -> Check:

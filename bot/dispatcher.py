@@ -31,9 +31,9 @@ the queue: rows are taken with :meth:`Store.claim_due` (``FOR UPDATE SKIP LOCKED
 claimed by one of them; a chat's oldest pending row only, and no chat with a row 'sending', so
 one chat is served by one dispatcher at a time, in order). With ``shared``, rows a dead
 dispatcher left 'sending' are put back to pending once claimed ``stale_ms`` ago (``[cluster]
-reclaim_seconds``): a shared dispatcher claims no more rows than it starts sending at once, so
-a live one's claim ends within one ``send_timeout_s``; :meth:`recover` at start-up is for a
-dispatcher alone.
+reclaim_seconds``): a shared dispatcher keeps at most ``concurrency`` claimed rows waiting
+besides those it sends, so a live one's claim ends within :data:`LONGEST_CLAIM_S` (two send
+cut-offs); :meth:`recover` at start-up is for a dispatcher alone.
 
 Stop. :meth:`Dispatcher.close` stops new sends; sends in flight may finish; a send cancelled
 (the service's stop budget ran out) puts its row back to 'pending' (:meth:`Store.release`), so
@@ -71,6 +71,9 @@ from bot.store import Chat, OutboxRow, Store, now_ms
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT_S = 10.0  # one send's cut-off, platform retries included
+# A shared dispatcher's claim ends within this: a claimed row waits for at most one send of
+# each slot (no more rows wait than there are slots), then is sent within the cut-off.
+LONGEST_CLAIM_S = 2 * SEND_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ class Dispatcher:
         self.poll_s = poll_s  # while sends are in flight, look for newly due rows this often
         self.shared = shared  # other dispatchers use the store: recover only stale claims
         self.stale_ms = stale_ms  # a claim older than this is a dead dispatcher's
-        # ([cluster] reclaim_seconds; it must exceed the send cut-off, or a live send is resent)
+        # ([cluster] reclaim_seconds > LONGEST_CLAIM_S, or a live dispatcher's row is resent)
         self._stale_checked = 0  # clock ms of the last look for stale claims
         self._held: dict[int, int] = {}  # chat → clock ms before which it gets nothing
         self._busy: set[int] = set()  # chats with a send in flight
@@ -172,8 +175,8 @@ class Dispatcher:
         try:
             while True:
                 limit = min(self.batch, budget)
-                if self.shared:  # claim only what starts now: a claim is never older than
-                    limit = min(limit, self.concurrency - len(running))  # one send
+                if self.shared:  # at most `concurrency` claimed rows wait: a claim's age
+                    limit = min(limit, 2 * self.concurrency - len(running))  # ≤ LONGEST_CLAIM_S
                 if not ready and limit > 0 and not self._closed:
                     fetched = self._fetch(limit)
                     ready = self._ready(fetched, stats)
