@@ -25,6 +25,8 @@ from bot.errors import StoreLockedError
 LOCK_KEY = (MIGRATION_LOCK, 2)  # pg_try_advisory_lock(int4, int4): "liqb", 2
 KEEPALIVE = {"tcp_keepalives_idle": 10, "tcp_keepalives_interval": 5,
              "tcp_keepalives_count": 3}
+TAKE_EXCLUSIVE = "SELECT pg_try_advisory_lock(%s, %s)"  # --role all
+TAKE_SHARED = "SELECT pg_try_advisory_lock_shared(%s, %s)"  # market, dispatch, chat
 
 
 class RoleLock:
@@ -36,9 +38,9 @@ class RoleLock:
         self._conn = connect(dsn, application_name=f"liqbot {role} {worker}"[:63])
         try:
             for name, value in KEEPALIVE.items():
-                self._conn.execute(f"SET {name} = {int(value)}")
-            take = "pg_try_advisory_lock" if role == "all" else "pg_try_advisory_lock_shared"
-            row = self._conn.execute(f"SELECT {take}(%s, %s)", LOCK_KEY).fetchone()
+                self._conn.execute("SELECT set_config(%s, %s, false)", (name, str(int(value))))
+            take = TAKE_EXCLUSIVE if role == "all" else TAKE_SHARED
+            row = self._conn.execute(take, LOCK_KEY).fetchone()
             if row is None or not row[0]:
                 raise StoreLockedError(self._refusal(dsn))
         except BaseException:
