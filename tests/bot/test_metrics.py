@@ -38,33 +38,13 @@ from bot.store import Store
 from bot.wiring import make_service
 from tests.bot.helpers import SYMBOL, replay_config, started_service
 from tests.bot.test_dispatcher_fairness import SYM, approach
-from tests.pg_server import PgServer, PgUnavailable
+from tests.bot.test_run_e2e import CONFIG as RUN_CONFIG
+from tests.pg_server import PgServer, PgUnavailable, free_port
 
-CONFIG = """
-[bot]
-store = "{store}"
-[source]
-kind = "replay"
-warmup_candles = 18000
-candles_per_tick = 3
-lookback_days = 60
-[schedule]
-recompute_seconds = 0.2
-price_seconds = 0.02
-dispatch_seconds = 0.05
-[alerts]
-min_usd = 1_000_000
-cooldown_minutes = 0
-[metrics]
+CONFIG = RUN_CONFIG + """[metrics]
 listen = "127.0.0.1"
 port = {port}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(url: str) -> tuple[int, str]:

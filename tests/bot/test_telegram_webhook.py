@@ -32,6 +32,7 @@ from bot.store import Store
 from bot.telegram_adapter import TelegramAdapter
 from bot.wiring import make_source
 from tests.bot.fake_telegram import ANN, PRIVATE, TOKEN, FakeTelegram
+from tests.pg_server import free_port
 
 SECRET = "s3cret-Token_for-the-webhook-0123456789"
 PUBLIC_URL = "https://bot.example.org/tg"  # what a reverse proxy would serve; never contacted
@@ -40,12 +41,6 @@ PUBLIC_URL = "https://bot.example.org/tg"  # what a reverse proxy would serve; n
 @pytest.fixture(autouse=True)
 def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PTB_TIMEDELTA", "1")  # see tests/bot/test_telegram.py
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -24,6 +24,7 @@ from bot.config import Config, ConfigError, Secret, TelegramSection, WebSection,
 from bot.web import page_name, page_url
 from bot.web.initdata import MAX_AGE_S, sign
 from bot.web.server import CSP, INIT_HEADER, WebView, replay_view
+from tests.pg_server import free_port
 
 TOKEN = "123456:TEST-token-must-never-be-logged"
 
@@ -221,14 +222,8 @@ def test_page_url_only_when_enabled_with_a_public_url() -> None:
     assert page_name("SOL/USDT:USDT") == "SOLUSDT"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_liqbot_serve_serves_the_replay_and_stops_on_sigint() -> None:
-    port = _free_port()
+    port = free_port()
     with subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
         try:
@@ -259,7 +254,7 @@ def test_liqbot_serve_on_a_taken_port_is_one_line_exit_2(
 async def test_liqbot_run_serves_beside_the_bot_only_when_enabled(tmp_path: object) -> None:
     from bot.run import run
 
-    port = _free_port()
+    port = free_port()
     store = os.path.join(str(tmp_path), "s.db")
     for enabled in (False, True):
         cfg = parse_config(f'[bot]\nstore = "{store}"\n[console]\nenabled = false\n'
