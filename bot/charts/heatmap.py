@@ -10,7 +10,7 @@ are dots (area ∝ USD, coloured by side) and zones they fell in lately are labe
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import cast
+from typing import Any, cast
 
 import matplotlib as mpl
 import matplotlib.dates as mdates
@@ -89,7 +89,7 @@ def _skeleton(size: tuple[int, int]) -> Skeleton:
     style.style_axes(ax)
     ax.grid(False)
     cax = fig.add_axes(_LAYOUT["cbar"])
-    placeholder = ScalarMappable(norm=LogNorm(1.0, 10.0, clip=True), cmap=_cmap())
+    placeholder = ScalarMappable(norm=ShownLogNorm(1.0, 10.0, clip=True), cmap=_cmap())
     cb = fig.colorbar(placeholder, cax=cax)
     # Each heatmap's mesh shares this norm; the bar follows the mesh (update_normal), not
     # the placeholder, and keeps its log scale, locators and formatters.
@@ -181,6 +181,38 @@ def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float, yhi: float,
     # Empty buckets as NaN (the colormap's "bad" colour, like a mask, without masked arrays).
     shown = np.where(z.T > 0.0, z.T, np.nan)
     return ax.pcolorfast(x_edges, y_edges, shown, cmap=cmap, norm=norm)
+
+
+class ShownLogNorm(LogNorm):
+    """The heatmap's LogNorm, whose limits ``_draw_matrix`` sets before anything is coloured.
+
+    matplotlib calls ``autoscale_None`` on every use (the mesh, the colour bar), which builds a
+    masked copy of the whole matrix only to leave limits that are already set as they are; and
+    it normalises an array with masked-array arithmetic. Here a scaled norm skips the first and
+    normalises a float64 array with the same float operations on plain arrays (clip, log10,
+    shift, scale; NaN and masked buckets come out masked), so the colours are the same.
+    """
+
+    def autoscale_None(self, A: ArrayLike) -> None:
+        if not self.scaled():
+            super().autoscale_None(A)
+
+    def __call__(self, value: Any, clip: bool | None = None) -> Any:
+        if (not isinstance(value, np.ndarray) or value.dtype != np.float64
+                or not self.scaled() or not (self.clip if clip is None else clip)
+                or not 0.0 < float(cast(float, self.vmin)) < float(cast(float, self.vmax))):
+            return super().__call__(value, clip)
+        t = np.clip(np.ma.getdata(value), self.vmin, self.vmax)  # a new array: value is kept
+        with np.errstate(invalid="ignore"):
+            t = np.log10(t)  # LogNorm's scale: base 10, limits > 0 (so nothing clipped to 0)
+        t_vmin, t_vmax = np.log10(np.array([self.vmin, self.vmax], dtype=np.float64))
+        t -= t_vmin
+        t /= t_vmax - t_vmin
+        out = np.ma.masked_invalid(t, copy=False)
+        mask = np.ma.getmask(value)
+        if mask is not np.ma.nomask:
+            out[mask] = np.ma.masked
+        return out
 
 
 def _cmap() -> Colormap:

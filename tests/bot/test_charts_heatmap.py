@@ -157,3 +157,25 @@ def test_every_bot_window_spans_its_time(window, hours):
     assert (x1 - x0) * 24 == pytest.approx(hours)
     (title,) = by_gid(fig, "title")
     assert title.endswith(window)
+
+
+def test_the_heatmap_norm_colours_like_matplotlibs_lognorm():
+    """ShownLogNorm's plain-array path gives LogNorm's values bit for bit (clipped at both
+    ends, NaN and masked buckets masked), and leaves set limits alone (no autoscaling)."""
+    from matplotlib.colors import LogNorm
+
+    from bot.charts.heatmap import ShownLogNorm
+
+    rng = np.random.default_rng(3)
+    z = rng.lognormal(10.0, 3.0, size=(40, 30))
+    z[rng.random(z.shape) < 0.3] = np.nan
+    masked = np.ma.masked_invalid(z)
+    masked[0, :5] = np.ma.masked
+    ours, theirs = ShownLogNorm(3e3, 2e6, clip=True), LogNorm(3e3, 2e6, clip=True)
+    for value in (z, masked, np.array([1.0, 3e3, 2e6, 1e9, np.nan])):
+        a, b = ours(value), theirs(value)
+        assert np.array_equal(np.ma.getmaskarray(a), np.ma.getmaskarray(b))
+        assert np.array_equal(np.ma.filled(a, -1.0), np.ma.filled(b, -1.0))
+    ours.autoscale_None(np.array([1.0, 1e12]))
+    assert (ours.vmin, ours.vmax) == (3e3, 2e6)
+    assert ours(5e4) == theirs(5e4)  # scalars take LogNorm's own path
