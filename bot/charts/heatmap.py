@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike
 from bot import fmt
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label, spread, visible_zones
+from bot.charts.legend import kept_legend
 from bot.charts.skeleton import Skeleton, skeleton
 from bot.charts.ticks import OncePerTicks, OncePerView
 from bot.tape.events import Liquidation
@@ -117,7 +118,7 @@ def _fill(sk: Skeleton, candles: Candles, heatmap: Heatmap, clusters: Sequence[C
     _draw_current(ax, last)
     zones = visible_zones(clusters, ylo, yhi, top_n)
     _draw_clusters(fig, ax, zones, ylo, yhi, _live_zones(zones, clusters, live))
-    _axes_labels(ax)
+    _axes_labels(sk, ax)
     if i0 * step_ms < int(win.timestamp[-1]) + step_ms - int(win.timestamp[0]):
         _note_short_history(ax, int(candles.timestamp[0]))
     _colour_bar(sk.parts["colorbar"], mesh, f"Est. liquidations per "
@@ -336,7 +337,7 @@ def _draw_clusters(fig: Figure, ax: Axes, zones: Sequence[Cluster], ylo: float, 
                     gid="cluster")
 
 
-def _axes_labels(ax: Axes) -> None:
+def _axes_labels(sk: Skeleton, ax: Axes) -> None:
     locator = mdates.AutoDateLocator(tz=mdates.UTC, minticks=4, maxticks=9)
     ax.xaxis.set_major_locator(OncePerView(locator))
     ax.xaxis.set_major_formatter(OncePerTicks(mdates.ConciseDateFormatter(locator,
@@ -346,6 +347,8 @@ def _axes_labels(ax: Axes) -> None:
     ax.tick_params(axis="y", right=True, labelright=True)  # price on both sides
     ax.set_ylabel("Price (USD)", color=style.TEXT, fontsize=style.FONT_PT["label"])
     ax.set_xlabel("Time (UTC)", color=style.TEXT, fontsize=style.FONT_PT["label"])
-    leg = ax.legend(loc="upper left", fontsize=style.FONT_PT["note"], framealpha=0.7,
-                    facecolor=style.BG, edgecolor=style.GRID, labelcolor=style.TEXT)
+    # Over the colour mesh: the pixels under it change with every chart, so none are kept.
+    leg = kept_legend(sk, ax, ax.get_legend_handles_labels()[0], keep_pixels=False,
+                      loc="upper left", fontsize=style.FONT_PT["note"], framealpha=0.7,
+                      facecolor=style.BG, edgecolor=style.GRID, labelcolor=style.TEXT)
     leg.set_gid("legend")

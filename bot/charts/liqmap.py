@@ -19,6 +19,7 @@ from matplotlib.ticker import AutoLocator, FuncFormatter, NullLocator
 from bot import fmt
 from bot.charts import style
 from bot.charts.labels import anchor, cluster_label, visible_zones
+from bot.charts.legend import kept_legend
 from bot.charts.skeleton import Skeleton, skeleton
 from bot.charts.ticks import OncePerTicks, OncePerView
 from estimator import Book, Cascade, Cluster
@@ -113,9 +114,9 @@ def _fill(sk: Skeleton, book: Book, clusters: Sequence[Cluster], *, symbol: str,
                 ha="center", va="center", color=style.MUTED, fontsize=style.FONT_PT["label"])
     _axes_labels(ax, ax2, edges, book.proxy, empty=peak <= 0)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    leg = fig.legend(handles=handles, loc="center left", bbox_to_anchor=(_LAYOUT[0], 0.872),
-                     ncol=len(handles), fontsize=style.FONT_PT["note"], frameon=False,
-                     labelcolor=style.TEXT, handlelength=1.4, columnspacing=1.2)
+    leg = kept_legend(sk, fig, handles, loc="center left", bbox_to_anchor=(_LAYOUT[0], 0.872),
+                      ncol=len(handles), fontsize=style.FONT_PT["note"], frameon=False,
+                      labelcolor=style.TEXT, handlelength=1.4, columnspacing=1.2)
     leg.set_gid("legend")
     long_total = float(long_by_lev.sum())
     short_total = float(short_by_lev.sum())

@@ -34,6 +34,9 @@ class Skeleton:
         self.fig = fig
         self.parts = parts
         self._owned = owned
+        # Artists a fill leaves for the next fill, which reuses or removes them (a legend
+        # showing the same entries, bot/charts/legend.py); reset leaves them.
+        self.kept: dict[str, Artist] = {}
         # The artists themselves are kept, not just their ids: an id is only unique while its
         # object lives (a colour bar replaces its solids, and a new text could get the old id).
         self._base_artists = list(self._artists())
@@ -49,7 +52,7 @@ class Skeleton:
     def reset(self) -> None:
         """Remove every artist added since the skeleton was built."""
         fig = self.fig
-        keep = self._base | {id(a) for a in self._owned()}
+        keep = self._base | {id(a) for a in [*self._owned(), *self.kept.values()]}
         for group in (fig.texts, fig.legends, fig.lines, fig.patches, fig.images, fig.artists):
             for a in list(group):
                 if id(a) not in keep:
