@@ -23,6 +23,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
 from matplotlib.font_manager import fontManager, get_font
 from matplotlib.ft2font import RenderMode
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 _MAX_ITEMS = 20_000  # per cache and thread: a chart draws ~600 glyphs and ~150 strings
 _local = threading.local()
@@ -36,6 +38,7 @@ class TextCachingRenderer(RendererAgg):
         self._layouts: dict[tuple[Any, ...], list[tuple[Any, float, float, int]]] = {}
         self._glyphs: dict[tuple[Any, ...], tuple[np.ndarray, int, int]] = {}
         self._heights: dict[tuple[Any, ...], tuple[float, float, float] | None] = {}
+        self._text_boxes: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def _get_font_height_metrics(self, prop: Any) -> tuple[float | None, ...]:
         """A font's ascent, descent and line gap in pixels, as ``Text._get_layout`` reads
@@ -104,6 +107,36 @@ class TextCachingRenderer(RendererAgg):
             # draw_text_image's y is downwards & the bitmap bottom side.
             self._renderer.draw_text_image(
                 buffer, left + ix, int(self.height) - (top + iy) + buffer.shape[0], 0, gc)
+
+
+_plain_get_layout = Text._get_layout  # type: ignore[attr-defined]
+
+
+def _get_layout(text: Text, renderer: Any) -> tuple[Any, ...]:
+    """``Text._get_layout`` remembered by this thread's renderer: a text's box and line
+    offsets relative to its anchor depend only on the string, font, alignment and rotation
+    (matplotlib lays out each tick label two or three times per draw). Other renderers, and
+    wrapped or TeX text, take matplotlib's own path."""
+    boxes = getattr(renderer, "_text_boxes", None)
+    if boxes is None or text.get_wrap() or text.get_usetex():
+        return _plain_get_layout(text, renderer)  # type: ignore[no-any-return]
+    t: Any = text
+    key = (text.get_text(), t._fontproperties, text.get_rotation(), text.get_rotation_mode(),
+           t._horizontalalignment, t._verticalalignment, t._get_multialignment(),
+           t._linespacing, text.get_parse_math(), t.get_figure(root=True).dpi)
+    hit = boxes.get(key)
+    if hit is None:
+        bbox, info, corner = _plain_get_layout(text, renderer)
+        if len(boxes) >= _MAX_ITEMS:
+            boxes.clear()
+        hit = (bbox.get_points().copy(), tuple(info), corner)
+        # A copy of the font: a Text may change its own FontProperties later.
+        boxes[(key[0], t._fontproperties.copy(), *key[2:])] = hit
+    points, info, corner = hit
+    return Bbox(points.copy()), list(info), corner
+
+
+Text._get_layout = _get_layout  # type: ignore[attr-defined]
 
 
 def _font_heights(prop: Any, dpi: float) -> tuple[float, float, float] | None:

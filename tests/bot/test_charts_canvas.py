@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from bot.charts import heatmap_figure, map_figure
 from bot.charts.style import new_figure, to_png
@@ -138,3 +139,25 @@ def test_renders_from_threads_at_once_match_serial_renders() -> None:
     for t in threads:
         t.join()
     assert all(pngs == [want[name]] * 3 for name, pngs in got.items())
+
+
+def test_text_boxes_kept_by_the_renderer_match_matplotlibs() -> None:
+    """The thread renderer remembers each text's layout by string, font, alignment and
+    rotation; a text changed in any of them is laid out again, as matplotlib would."""
+    fig = new_figure((1300, 900))
+    renderer = fig.canvas.get_renderer()
+    plain = FigureCanvasAgg(Figure(figsize=(13, 9), dpi=100)).get_renderer()
+    t = fig.text(0.5, 0.5, "94,000\n$1.2M longs", fontsize=12, ha="center", va="top")
+    changes: list[Callable[[], object]] = [
+        lambda: None, lambda: t.set_fontsize(15), lambda: t.set_rotation(90),
+        lambda: t.set_ha("right"), lambda: t.set_va("baseline"), lambda: t.set_text("94,400"),
+        lambda: t.set_linespacing(2.0), lambda: t.set_fontweight("bold"),
+        lambda: t.set_rotation_mode("anchor"), lambda: t.set_multialignment("left")]
+    for change in changes:
+        change()
+        for _ in range(2):  # laid out, then from the renderer's boxes
+            got = t.get_window_extent(renderer)
+            t._renderer = plain  # matplotlib's own layout of the same text
+            want = Text.get_window_extent(t, plain)
+            assert np.allclose(got.get_points(), want.get_points()), change
+    assert len(renderer._text_boxes) >= len(changes)
