@@ -13,9 +13,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from estimator.candles import Candles, FloatArray, IntArray
+from estimator.deaths import first_column_at_or_above, first_column_at_or_below
 from estimator.grid import PriceGrid
-from estimator.levels import LevelModel, level_model, survivors_model
+from estimator.levels import LevelModel, survival, survivors_model
 from estimator.params import ModelParams
+from estimator.positions import created_levels
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,10 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     """The book at ``columns`` evenly spaced candles from ``start`` to the last one.
 
     Positions created before ``start`` count (they are still live); only the sampling starts
-    there. Computed by a recurrence over columns: V[c] = V[c−1]·g[c] + born[c] − died[c].
+    there. Each level is added at the first column at/after its birth and taken out at the
+    first column at/after its death (found at column resolution: the candle itself is never
+    needed); the columns follow V[c] = V[c−1]·g[c] + born[c] − died[c], solved as scaled
+    cumulative sums rather than column by column.
     """
     p = params if params is not None else ModelParams()
     n = len(c)
@@ -189,45 +194,62 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
         raise ValueError(f"heatmap: columns must be ≥ 1, got {columns!r}")
     spaced = np.linspace(start, n - 1, num=min(columns, n - start))
     cols = np.unique(spaced.round().astype(np.int64))
-    model = level_model(c, p)
-    rows, n_cols = model.rows, len(cols)
+    rows, proxy = created_levels(c, p)
+    _, log_f, zeros = survival(c, p)
+    n_cols, n_long = len(cols), rows.n_long
     # Every row at once, no filtering: its first column at/after its birth and at/after its
     # death (n_cols: never, or after the last column), by one look-up per candle index.
     col_at = np.repeat(np.arange(n_cols + 1), np.diff(cols, prepend=-1, append=n))
     fc = col_at[rows.born]
-    ec = col_at[model.death]
-    hidden = fc == ec  # died before the first column at/after its birth: never shown
+    ec = np.empty_like(fc)
+    longs, shorts = slice(0, n_long), slice(n_long, None)
+    ec[longs] = first_column_at_or_below(c.low, rows.born[longs], rows.level[longs], cols,
+                                         fc[longs])
+    ec[shorts] = first_column_at_or_above(c.high, rows.born[shorts], rows.level[shorts], cols,
+                                          fc[shorts])
+    if zeros[-1]:  # an OI wipe-out zeroes every older level: taken out at the first column
+        np.minimum(ec, np.searchsorted(zeros[cols], zeros[rows.born], side="right"), out=ec)
+    hidden = fc == ec  # gone before the first column at/after its birth: never shown
     # Every row's bucket (a fresh array: shifted into a cell index in place below).
-    cell = model.grid.index(rows.level) if model.bucket is None else model.bucket.copy()
-    k0, k1 = _shown_range(cell, hidden, _sides(model), float(c.close[-1]), p.grid)
+    cell = p.grid.index(rows.level)
+    k0, k1 = _shown_range(cell, hidden, ((0, n_long), (n_long, len(fc))), float(c.close[-1]),
+                          p.grid)
     width = k1 - k0
-    # Value at the first and at the end column, from the survival the model already holds.
-    log_born = model.log_f[rows.born]
-    log_col = np.append(model.log_f[cols], 0.0)  # end column n_cols: never taken out
-    add = log_col[fc]
-    add -= log_born
-    np.exp(add, out=add)
-    add *= rows.notional
-    rem = log_col[ec]
-    rem -= log_born
-    del log_born
-    np.exp(rem, out=rem)
-    rem *= rows.notional
-    if model.zeros[-1]:  # an OI wipe-out between birth and column: worth 0 there
-        zeros_col = np.append(model.zeros[cols], 0)
-        zeros_born = model.zeros[rows.born]
-        add[zeros_col[fc] > zeros_born] = 0.0
-        rem[zeros_col[ec] > zeros_born] = 0.0
+    # Each row's weight where it is added and where it is taken out, in the scale of the run
+    # of columns it falls in (see _column_runs): notional × survival from birth to the run's
+    # first column.
+    runs = _column_runs(log_f[cols], zeros[cols])
+    if len(runs) == 1 and not zeros[-1]:  # one run, no OI wipe-out: both weights the same
+        scaled = np.subtract(log_f[cols[0]], log_f)
+        np.exp(scaled, out=scaled)
+        add = scaled[rows.born]
+        add *= rows.notional
+        rem = add
+    else:
+        base = np.empty(n_cols + 1)
+        for a, b, _ in runs:
+            base[a:b] = log_f[cols[a]]
+        base[n_cols] = log_f[-1]  # end column n_cols: never taken out (any finite weight)
+        log_born = log_f[rows.born]
+        add = base[fc] - log_born
+        np.exp(add, out=add)
+        add *= rows.notional
+        rem = base[ec] - log_born
+        del log_born
+        np.exp(rem, out=rem)
+        rem *= rows.notional
+        if zeros[-1]:  # taken out at an OI wipe-out: worth 0 there (added: never wiped)
+            zeros_col = np.append(zeros[cols], 0)
+            rem[zeros_col[ec] > zeros[rows.born]] = 0.0
     # A hidden row is added and taken out in one cell: give it no weight, and a cell in range.
     np.copyto(add, 0.0, where=hidden)
     np.copyto(rem, 0.0, where=hidden)
     # Cell of a row in a (column 0..n_cols, side, bucket) matrix: one row of 2·width cells
-    # per column (shorts after the longs), so the recurrence below steps through contiguous
-    # rows.
+    # per column (shorts after the longs).
     span = 2 * width
     cell -= k0
     np.clip(cell, 0, width - 1, out=cell)
-    cell[rows.n_long:] += width
+    cell[n_long:] += width
     fc *= span
     fc += cell
     ec *= span
@@ -237,34 +259,61 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     # Removals taken out in place (ufunc.at): no second matrix to allocate and page in.
     mat = np.asarray(np.bincount(fc, weights=add, minlength=size), dtype=np.float64)
     np.subtract.at(mat, ec, rem)
-    # Live-level counts follow the same recurrence exactly (integers), so a bucket whose
-    # levels are all gone is exactly 0, not the rounding left over from the subtraction.
-    net = np.bincount(fc, minlength=size)
-    np.subtract.at(net, ec, 1)
+    # Live-level counts (integers, exact), so a bucket whose levels are all gone is exactly 0,
+    # not the rounding left over from the subtraction.
+    live = np.bincount(fc, minlength=size)
+    np.subtract.at(live, ec, 1)
     del add, rem, cell, fc, ec, hidden
-    mat2 = mat.reshape(n_cols + 1, span)
-    net2 = net.reshape(n_cols + 1, span)
-    # Survival between consecutive columns.
-    gain = np.ones(n_cols)
-    if n_cols > 1:
-        gain[1:] = np.exp(model.log_f[cols[1:]] - model.log_f[cols[:-1]])
-        gain[1:] = np.where(model.zeros[cols[1:]] > model.zeros[cols[:-1]], 0.0, gain[1:])
-    # The recurrence V[c] = V[c−1]·g[c] + born[c] − died[c], in place, both sides at once.
-    live = np.zeros(span, dtype=np.int64)
-    empty = np.empty(span, dtype=bool)
-    carried = np.empty(span)
-    for col in range(n_cols):
-        cur = mat2[col]
-        if col:
-            np.multiply(mat2[col - 1], gain[col], out=carried)
-            cur += carried
-        live += net2[col]
-        np.maximum(cur, 0.0, out=cur)
-        np.equal(live, 0, out=empty)
-        np.copyto(cur, 0.0, where=empty)
+    mat2 = mat.reshape(n_cols + 1, span)[:n_cols]
+    live2 = live.reshape(n_cols + 1, span)[:n_cols]
+    for col in range(1, n_cols):  # running count (row by row: faster than cumsum's axis 0)
+        np.add(live2[col - 1], live2[col], out=live2[col])
+    _carry_columns(mat2, log_f[cols], runs)
+    # Rounding below 0, and values decayed below the smallest normal float (the per-candle
+    # product underflows to 0 there), are 0; so is a bucket with no live level.
+    np.copyto(mat2, 0.0, where=mat2 < _TINY)
+    np.copyto(mat2, 0.0, where=live2 == 0)
     # Each side is a view of its half of the rows (no copy).
-    return Heatmap(p.grid, k0, cols, c.timestamp[cols], mat2[:n_cols, :width],
-                   mat2[:n_cols, width:], model.proxy)
+    return Heatmap(p.grid, k0, cols, c.timestamp[cols], mat2[:, :width], mat2[:, width:], proxy)
+
+
+_TINY = float(np.finfo(np.float64).tiny)
+# Largest drop of log-survival within one run of columns: weights scaled by up to e^600
+# stay far from overflow.
+_MAX_LOG_SPAN = 600.0
+
+
+def _column_runs(log_col: FloatArray, zeros_col: IntArray) -> list[tuple[int, int, bool]]:
+    """Runs of columns [a, b) solved in one scale: each ends before an OI wipe-out (which
+    zeroes everything older: the next run carries nothing over) or where the survival since
+    the run's first column drops below e^−600. (a, b, whether the run carries the column
+    before it over)."""
+    n_cols = len(log_col)
+    wiped = np.ones(n_cols + 1, dtype=bool)  # (True at n_cols: the end)
+    wiped[1:n_cols] = zeros_col[1:] > zeros_col[:-1]
+    runs, a = [], 0
+    while a < n_cols:
+        b = int(np.searchsorted(-log_col, -log_col[a] + _MAX_LOG_SPAN, side="right"))
+        b = max(a + 1, min(b, a + 1 + int(np.argmax(wiped[a + 1:]))))
+        runs.append((a, b, a > 0 and not wiped[a]))
+        a = b
+    return runs
+
+
+def _carry_columns(mat: FloatArray, log_col: FloatArray,
+                   runs: list[tuple[int, int, bool]]) -> None:
+    """In place: rows of ``mat`` (each column's additions minus removals, in its run's
+    scale) into the columns' values, V[c] = V[c−1]·g[c] + mat[c] with
+    g[c] = exp(log_col[c] − log_col[c−1]). Within a run from column ``a``,
+    V[c] = G[c]·(V[a−1]·g[a] + Σ mat[c']) with G[c] = exp(log_col[c] − log_col[a]): a
+    running sum, then one scaling.
+    """
+    for a, b, carry in runs:
+        if carry:
+            mat[a] += mat[a - 1] * np.exp(log_col[a] - log_col[a - 1])
+        for c in range(a + 1, b):  # (row by row: faster than cumsum along the columns)
+            np.add(mat[c - 1], mat[c], out=mat[c])
+        mat[a:b] *= np.exp(log_col[a:b] - log_col[a])[:, None]
 
 
 def _shown_range(bucket: IntArray, hidden: NDArray[np.bool_], sides: Sequence[tuple[int, int]],

@@ -76,7 +76,7 @@ def level_model(c: Candles, params: ModelParams, buckets: bool = False) -> Level
     death[longs] = first_low_at_or_below(c.low, rows.born[longs], rows.level[longs])
     death[shorts] = first_high_at_or_above(c.high, rows.born[shorts], rows.level[shorts])
     bucket = params.grid.index(rows.level) if buckets else None
-    return LevelModel(rows, death, params.grid, *_survival(c, params), proxy, bucket)
+    return LevelModel(rows, death, params.grid, *survival(c, params), proxy, bucket)
 
 
 def survivors_model(c: Candles, params: ModelParams) -> LevelModel:
@@ -92,10 +92,10 @@ def survivors_model(c: Candles, params: ModelParams) -> LevelModel:
         later_high[:-1] = np.maximum.accumulate(c.high[:0:-1])[::-1]
     rows, proxy = created_levels(c, params, survive=(later_low, later_high))
     death = np.full(len(rows.born), n, dtype=np.int64)
-    return LevelModel(rows, death, params.grid, *_survival(c, params), proxy)
+    return LevelModel(rows, death, params.grid, *survival(c, params), proxy)
 
 
-def _survival(c: Candles, params: ModelParams) -> tuple[FloatArray, FloatArray, IntArray]:
+def survival(c: Candles, params: ModelParams) -> tuple[FloatArray, FloatArray, IntArray]:
     """log f per candle (0 for a zero factor), its cumulative sum, cumulative zero count."""
     f = survival_factors(c, params)
     zero = f <= 0.0

@@ -49,6 +49,28 @@ def test_heatmap_columns_match_reference(c, p):
         assert (fast[expected == 0] == 0).all()
 
 
+def test_heatmap_over_a_decay_past_the_scaled_range():
+    """A survival falling by far more than e^600 over the window: the columns are solved in
+    several runs, each in its own scale, and still match the per-candle loop."""
+    rng = np.random.default_rng(11)
+    n = 400
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    oi = 1e6 * np.exp(np.cumsum(rng.normal(0, 0.05, n)))
+    c = Candles(np.arange(n, dtype=np.int64) * 3_600_000, close, close * 1.002, close * 0.998,
+                close, np.ones(n), oi)
+    p = ModelParams(half_life_hours=0.25)  # ×1/16 per hourly candle: e^−1,100 over the series
+    heat = build_heatmap(c, p, columns=40)
+    ref = reference_books(c, p, at=[int(t) for t in heat.candle_index])
+    n_lev, width = len(p.leverages), heat.long.shape[1]
+    for side, fast in ((0, heat.long), (1, heat.short)):
+        expected = np.array([dense(ref[int(t)][side], n_lev, heat.k0, width).sum(axis=0)
+                             for t in heat.candle_index])
+        for row, want in zip(fast, expected, strict=True):  # each column at its own scale
+            assert_matches(row, want)
+        assert (fast[expected == 0] == 0).all()
+    assert heat.long[-1].sum() > 0  # the recent levels are there, at full value
+
+
 def series(closes, highs=None, lows=None, oi=None, volume=None, step=3_600_000):
     closes = np.asarray(closes, dtype=float)
     n = len(closes)
