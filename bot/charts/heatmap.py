@@ -256,11 +256,12 @@ def _draw_price(ax: Axes, win: Candles, step_ms: int) -> None:
     x = _days(win.timestamp + step_ms // 2)
     ax.fill_between(x, win.low, win.high, color=style.PRICE, alpha=0.25, linewidth=0,
                     label="high–low")
-    ax.plot(x, win.close, color=style.PRICE, linewidth=1.6, label="close")
+    style.add_line(ax, x, win.close, color=style.PRICE, linewidth=1.6, label="close")
 
 
 def _draw_current(ax: Axes, last: float) -> None:
-    ax.axhline(last, color=style.PRICE, linewidth=1.0, linestyle=(0, (4, 3)), alpha=0.9)
+    style.add_hline(ax, last, color=style.PRICE, linewidth=1.0, linestyle=(0, (4, 3)),
+                    alpha=0.9)
     ax.annotate(fmt.price_text(last), xy=(1.0, last), xycoords=("axes fraction", "data"),
                 xytext=(4, 0), textcoords="offset points", ha="left", va="center",
                 color=style.BG, fontsize=style.FONT_PT["tick"], fontweight="bold",
@@ -321,8 +322,9 @@ def _draw_clusters(fig: Figure, ax: Axes, zones: Sequence[Cluster], ylo: float, 
     trans = ax.get_yaxis_transform()  # x in axes fraction, y in data
     for z, a, y in zip(zones, at, ys, strict=True):
         colour = style.SHORT if z.side == "short" else style.LONG
-        ax.plot([0.992, 0.992], [max(z.low, ylo), min(z.high, yhi)], transform=trans,
-                color=colour, linewidth=7, solid_capstyle="butt", clip_on=False, zorder=5)
+        style.add_line(ax, [0.992, 0.992], [max(z.low, ylo), min(z.high, yhi)],
+                       transform=trans, color=colour, linewidth=7, solid_capstyle="butt",
+                       clip_on=False, zorder=5)
         text = cluster_label(z, sep=" · LIVE\n" if z.id in live else "\n")
         ax.annotate(text, xy=(1.0, ylo if a is None else a), xycoords=trans,
                     xytext=(_LABEL_X, y0 + y * h), textcoords="figure fraction",

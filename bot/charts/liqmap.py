@@ -201,10 +201,10 @@ def _draw_cumulative(ax2: Axes, edges: np.ndarray, longs: np.ndarray, shorts: np
     below, above = mid < last, mid >= last
     cum_long = np.cumsum(longs[below][::-1])[::-1]
     cum_short = np.cumsum(shorts[above])
-    ax2.plot(np.append(mid[below], last), np.append(cum_long, 0.0), color=style.LONG,
-             linewidth=2.2, label="cumulative longs")
-    ax2.plot(np.insert(mid[above], 0, last), np.insert(cum_short, 0, 0.0), color=style.SHORT,
-             linewidth=2.2, label="cumulative shorts")
+    style.add_line(ax2, np.append(mid[below], last), np.append(cum_long, 0.0),
+                   color=style.LONG, linewidth=2.2, label="cumulative longs")
+    style.add_line(ax2, np.insert(mid[above], 0, last), np.insert(cum_short, 0, 0.0),
+                   color=style.SHORT, linewidth=2.2, label="cumulative shorts")
     top_ = max(float(cum_long.max(initial=0.0)), float(cum_short.max(initial=0.0)))
     ax2.set_ylim(0, (top_ if top_ > 0 else 1.0) * 1.05)
 
@@ -232,7 +232,7 @@ def _draw_path(ax: Axes, ax2: Axes, path: Cascade) -> None:
 
 
 def _draw_current(ax: Axes, last: float) -> None:
-    ax.axvline(last, color=style.PRICE, linewidth=1.4, linestyle=(0, (4, 3)), zorder=5)
+    style.add_vline(ax, last, color=style.PRICE, linewidth=1.4, linestyle=(0, (4, 3)), zorder=5)
     ax.annotate(f"price {fmt.price_text(last)}", xy=(last, 1.0),
                 xycoords=("data", "axes fraction"), xytext=(0, 4), textcoords="offset points",
                 ha="center", va="bottom", color=style.BG, fontsize=style.FONT_PT["tick"],
@@ -259,8 +259,8 @@ def _draw_clusters(ax: Axes, ax_top: Axes, clusters: Sequence[Cluster], lo: floa
         text = cluster_label(c)
         at = anchor(c, lo, hi)
         if at is not None:
-            ax.axvspan(max(c.low, lo), min(c.high, hi), color=colour, alpha=0.18, linewidth=0,
-                       zorder=0.5)  # behind the bars: their leverage colours stay true
+            style.add_vspan(ax, max(c.low, lo), min(c.high, hi), color=colour, alpha=0.18,
+                            linewidth=0, zorder=0.5)  # behind the bars: true leverage colours
         else:
             text = f"← {text}" if c.price < lo else f"{text} →"
         width = (len(text) + 2) * char

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from matplotlib.axes import Axes
+from matplotlib.axis import GRIDLINE_INTERPOLATION_STEPS
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 from PIL import Image
 
 from bot.charts.canvas import SharedRendererCanvas
@@ -81,6 +85,42 @@ def style_axes(ax: Axes) -> None:
         spine.set_color(GRID)
     ax.grid(True, color=GRID, linewidth=0.8, alpha=0.8)
     ax.set_axisbelow(True)
+
+
+# Lines and spans for charts that set every axis limit themselves: the artists Axes.plot,
+# axhline, axvline and axvspan add, drawn in the same order, without their data-limit update
+# and autoscale request (~0.3-0.6 ms each; autoscaling is off once the limits are set).
+
+def add_line(ax: Axes, x: Any, y: Any, **kwargs: Any) -> Line2D:
+    """``ax.plot(x, y, **kwargs)`` for one line with its colour given."""
+    line = Line2D(x, y, **kwargs)
+    ax.add_artist(line)
+    return line
+
+
+def add_hline(ax: Axes, y: float, **kwargs: Any) -> Line2D:
+    """``ax.axhline(y, **kwargs)``: across the axes at price ``y``."""
+    line = add_line(ax, [0, 1], [y, y], transform=ax.get_yaxis_transform(which="grid"),
+                    **kwargs)
+    line.get_path()._interpolation_steps = GRIDLINE_INTERPOLATION_STEPS  # type: ignore[attr-defined]
+    return line
+
+
+def add_vline(ax: Axes, x: float, **kwargs: Any) -> Line2D:
+    """``ax.axvline(x, **kwargs)``: from bottom to top at ``x``."""
+    line = add_line(ax, [x, x], [0, 1], transform=ax.get_xaxis_transform(which="grid"),
+                    **kwargs)
+    line.get_path()._interpolation_steps = GRIDLINE_INTERPOLATION_STEPS  # type: ignore[attr-defined]
+    return line
+
+
+def add_vspan(ax: Axes, x0: float, x1: float, **kwargs: Any) -> Rectangle:
+    """``ax.axvspan(x0, x1, **kwargs)``: a band from bottom to top between ``x0`` and ``x1``."""
+    patch = Rectangle((x0, 0), x1 - x0, 1, **kwargs)
+    patch.set_transform(ax.get_xaxis_transform(which="grid"))
+    ax.add_artist(patch)
+    patch.get_path()._interpolation_steps = GRIDLINE_INTERPOLATION_STEPS  # type: ignore[attr-defined]
+    return patch
 
 
 def add_footer(fig: Figure, proxy: bool) -> None:

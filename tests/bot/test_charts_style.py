@@ -56,3 +56,45 @@ def test_public_api_is_explicit():
                       "ticks", "legend"})
     for name in bot.charts.__all__:
         assert hasattr(bot.charts, name)
+
+
+def test_lines_and_spans_draw_like_matplotlibs_own() -> None:
+    """style.add_line/add_hline/add_vline/add_vspan draw what Axes.plot, axhline, axvline and
+    axvspan draw once the limits are set, and the labelled ones reach the legend."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from bot.charts import style
+
+    def draw(ours: bool) -> tuple[np.ndarray, list[str]]:
+        fig = Figure(figsize=(6, 4), dpi=100)
+        canvas = FigureCanvasAgg(fig)
+        ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+        x = np.linspace(0.0, 10.0, 50)
+        if ours:
+            style.add_line(ax, x, np.sin(x), color="w", linewidth=1.6, label="close")
+        else:
+            ax.plot(x, np.sin(x), color="w", linewidth=1.6, label="close")
+        ax.set_xlim(0.0, 10.0)
+        ax.set_ylim(-1.5, 1.5)
+        trans = ax.get_yaxis_transform()
+        if ours:
+            style.add_line(ax, [0.99, 0.99], [-0.5, 0.5], transform=trans, color="r",
+                           linewidth=7, solid_capstyle="butt", clip_on=False, zorder=5)
+            style.add_hline(ax, 0.3, color="w", linewidth=1.0, linestyle=(0, (4, 3)), alpha=0.9)
+            style.add_vline(ax, 4.2, color="y", linewidth=1.4, zorder=5)
+            style.add_vspan(ax, 2.0, 3.5, color="g", alpha=0.18, linewidth=0, zorder=0.5)
+        else:
+            ax.plot([0.99, 0.99], [-0.5, 0.5], transform=trans, color="r", linewidth=7,
+                    solid_capstyle="butt", clip_on=False, zorder=5)
+            ax.axhline(0.3, color="w", linewidth=1.0, linestyle=(0, (4, 3)), alpha=0.9)
+            ax.axvline(4.2, color="y", linewidth=1.4, zorder=5)
+            ax.axvspan(2.0, 3.5, color="g", alpha=0.18, linewidth=0, zorder=0.5)
+        labels = ax.get_legend_handles_labels()[1]
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy(), labels
+
+    (ours, our_labels), (theirs, their_labels) = draw(True), draw(False)
+    assert our_labels == their_labels == ["close"]
+    assert np.array_equal(ours, theirs)
