@@ -165,7 +165,7 @@ def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float, yhi: float,
     k_hi = min(int(hm.grid.index(yhi)) - hm.k0 + 1, hm.long.shape[1])
     if k_hi <= k_lo:
         return None
-    z = hm.total[:, k_lo:k_hi]
+    z = hm.long[:, k_lo:k_hi] + hm.short[:, k_lo:k_hi]  # hm.total of the visible rows only
     vmax = float(z.max())
     if vmax <= 0:
         return None
