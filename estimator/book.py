@@ -250,6 +250,7 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     cell -= k0
     np.clip(cell, 0, width - 1, out=cell)
     cell[n_long:] += width
+    end_col = ec.astype(np.int16 if n_cols < 2**15 else np.int32)
     fc *= span
     fc += cell
     ec *= span
@@ -259,20 +260,21 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     # Removals taken out in place (ufunc.at): no second matrix to allocate and page in.
     mat = np.asarray(np.bincount(fc, weights=add, minlength=size), dtype=np.float64)
     np.subtract.at(mat, ec, rem)
-    # Live-level counts (integers, exact), so a bucket whose levels are all gone is exactly 0,
-    # not the rounding left over from the subtraction.
-    live = np.bincount(fc, minlength=size)
-    np.subtract.at(live, ec, 1)
-    del add, rem, cell, fc, ec, hidden
+    # Exact emptiness, so a bucket whose levels are all gone is 0, not the rounding left over
+    # from the subtraction: a cell at column c holds a level iff one added at or before c is
+    # taken out after c, i.e. iff the latest end column of those added up to c is > c.
+    until = np.zeros(size, dtype=end_col.dtype)
+    np.maximum.at(until, fc, end_col)
+    del add, rem, cell, fc, ec, hidden, end_col
     mat2 = mat.reshape(n_cols + 1, span)[:n_cols]
-    live2 = live.reshape(n_cols + 1, span)[:n_cols]
-    for col in range(1, n_cols):  # running count (row by row: faster than cumsum's axis 0)
-        np.add(live2[col - 1], live2[col], out=live2[col])
+    until2 = until.reshape(n_cols + 1, span)[:n_cols]
+    for col in range(1, n_cols):  # running maximum (row by row: faster than along axis 0)
+        np.maximum(until2[col - 1], until2[col], out=until2[col])
     _carry_columns(mat2, log_f[cols], runs)
     # Rounding below 0, and values decayed below the smallest normal float (the per-candle
     # product underflows to 0 there), are 0; so is a bucket with no live level.
     np.copyto(mat2, 0.0, where=mat2 < _TINY)
-    np.copyto(mat2, 0.0, where=live2 == 0)
+    np.copyto(mat2, 0.0, where=until2 <= np.arange(n_cols, dtype=until.dtype)[:, None])
     # Each side is a view of its half of the rows (no copy).
     return Heatmap(p.grid, k0, cols, c.timestamp[cols], mat2[:, :width], mat2[:, width:], proxy)
 
@@ -322,12 +324,20 @@ def _shown_range(bucket: IntArray, hidden: NDArray[np.bool_], sides: Sequence[tu
     big = np.iinfo(np.int64).max
     lo = hi = None
     for a, b in sides:
-        shown = ~hidden[a:b]
-        if shown.any():
-            k_lo = int(bucket[a:b].min(where=shown, initial=big))
-            k_hi = int(bucket[a:b].max(where=shown, initial=-big)) + 1
-            lo = k_lo if lo is None else min(lo, k_lo)
-            hi = k_hi if hi is None else max(hi, k_hi)
+        if a == b:
+            continue
+        part, part_hidden = bucket[a:b], hidden[a:b]
+        i_lo, i_hi = int(part.argmin()), int(part.argmax())
+        if not (part_hidden[i_lo] or part_hidden[i_hi]):  # the extremes are shown (usually)
+            k_lo, k_hi = int(part[i_lo]), int(part[i_hi]) + 1
+        elif not part_hidden.all():
+            shown = ~part_hidden
+            k_lo = int(part.min(where=shown, initial=big))
+            k_hi = int(part.max(where=shown, initial=-big)) + 1
+        else:
+            continue
+        lo = k_lo if lo is None else min(lo, k_lo)
+        hi = k_hi if hi is None else max(hi, k_hi)
     if lo is None or hi is None:
         return _bucket_range([], fallback_price, grid)
     return lo, hi
