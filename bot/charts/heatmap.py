@@ -20,6 +20,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colorbar import Colorbar
 from matplotlib.colors import Colormap, LogNorm
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.ticker import AutoLocator, FixedLocator, FuncFormatter, LogLocator, NullLocator
 from numpy.typing import ArrayLike
 
@@ -96,6 +97,10 @@ def _skeleton(size: tuple[int, int]) -> Skeleton:
     # the placeholder, and keeps its log scale, locators and formatters.
     placeholder.callbacks.disconnect(placeholder.colorbar_cid)  # type: ignore[attr-defined]
     cb.outline.set_edgecolor(style.GRID)
+    # Drawn for nothing: the bar's x axis has no ticks or label, its white panel lies under
+    # the opaque colour solids.
+    cax.xaxis.set_visible(False)
+    cax.patch.set_visible(False)
     cax.tick_params(colors=style.TEXT, labelsize=style.FONT_PT["tick"])
     return Skeleton(fig, {"ax": ax, "colorbar": cb},
                     owned=lambda: [cb.solids] if cb.solids is not None else [])
@@ -113,6 +118,9 @@ def _fill(sk: Skeleton, candles: Candles, heatmap: Heatmap, clusters: Sequence[C
     ax.set_ylim(ylo, yhi)
     x_end = _days(win.timestamp[-1] + step_ms)
     ax.set_xlim(float(_days(int(win.timestamp[0]))), float(x_end))
+    # The panel is drawn only when the mesh leaves some of it visible: an opaque mesh (empty
+    # buckets take the panel's colour) over the whole view hides it.
+    ax.patch.set_visible(not _covers(mesh, ax))
     _draw_tape(ax, tape, float(_days(int(win.timestamp[0]))), float(x_end))
     _draw_confirmed(ax, confirmed, float(x_end), ylo, yhi)
     _draw_current(ax, last)
@@ -214,6 +222,15 @@ class ShownLogNorm(LogNorm):
         if mask is not np.ma.nomask:
             out[mask] = np.ma.masked
         return out
+
+
+def _covers(mesh: ScalarMappable | None, ax: Axes) -> bool:
+    """Whether ``mesh`` (from ``_draw_matrix``: an image) spans ``ax``'s whole view."""
+    if not isinstance(mesh, AxesImage):
+        return False
+    x0, x1, y0, y1 = mesh.get_extent()
+    (v0, v1), (w0, w1) = ax.get_xlim(), ax.get_ylim()
+    return bool(x0 <= v0 and x1 >= v1 and y0 <= w0 and y1 >= w1)
 
 
 def _cmap() -> Colormap:

@@ -179,3 +179,19 @@ def test_the_heatmap_norm_colours_like_matplotlibs_lognorm():
     ours.autoscale_None(np.array([1.0, 1e12]))
     assert (ours.vmin, ours.vmax) == (3e3, 2e6)
     assert ours(5e4) == theirs(5e4)  # scalars take LogNorm's own path
+
+
+def test_covered_and_empty_parts_are_not_drawn_and_change_no_pixel(proxy_inputs):
+    """The panel under a mesh that covers the whole view, the colour bar's tickless x axis and
+    its panel under the colour solids are skipped: drawing them changes no pixel."""
+    c, hm, clusters = proxy_inputs
+    fig = heatmap_figure(c, hm, clusters, window_label="7d", **LABELS)
+    ax, cax = fig.axes[0], fig.axes[1]
+    hidden = [ax.patch, cax.xaxis, cax.patch]
+    assert not any(a.get_visible() for a in hidden)
+    to_png(fig)
+    skipped = np.asarray(fig.canvas.buffer_rgba()).copy()
+    for a in hidden:
+        a.set_visible(True)
+    to_png(fig)
+    assert np.array_equal(np.asarray(fig.canvas.buffer_rgba()), skipped)
