@@ -9,6 +9,7 @@ are dots (area ∝ USD, coloured by side) and zones they fell in lately are labe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 
@@ -233,9 +234,11 @@ def _covers(mesh: ScalarMappable | None, ax: Axes) -> bool:
     return bool(x0 <= v0 and x1 >= v1 and y0 <= w0 and y1 >= w1)
 
 
+@functools.cache
 def _cmap() -> Colormap:
     """The heatmap colormap. Empty buckets show the panel background; buckets below the scale
-    take the darkest colour, which stays distinct from that background."""
+    take the darkest colour, which stays distinct from that background. One per process
+    (never changed after it is made), so its colour table is built once."""
     base = mpl.colormaps[style.HEATMAP_CMAP]
     return base.with_extremes(bad=style.PANEL, under=base(0.0))
 

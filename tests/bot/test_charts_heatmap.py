@@ -6,11 +6,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 
 from bot.charts import heatmap_figure, render_heatmap
 from bot.charts.heatmap import price_range
 from bot.charts.labels import cluster_label, visible_zones
-from bot.charts.style import FOOTER, PROXY_NOTE, new_figure, to_png
+from bot.charts.style import FOOTER, PANEL, PROXY_NOTE, new_figure, to_png
 from estimator import ClusterRule, build_book, build_heatmap, find_clusters
 from tests.bot.chart_helpers import by_gid, decode, png_size, texts, walk
 
@@ -195,3 +196,14 @@ def test_covered_and_empty_parts_are_not_drawn_and_change_no_pixel(proxy_inputs)
         a.set_visible(True)
     to_png(fig)
     assert np.array_equal(np.asarray(fig.canvas.buffer_rgba()), skipped)
+
+
+def test_one_heatmap_colormap_per_process(proxy_inputs):
+    """The colormap (and its colour table) is made once, not for every chart."""
+    from bot.charts.heatmap import _cmap
+
+    c, hm, clusters = proxy_inputs
+    figs = [heatmap_figure(c, hm, clusters, window_label="7d", **LABELS) for _ in range(2)]
+    meshes = [next(a for a in f.axes[0].get_images()) for f in figs]
+    assert meshes[0].cmap is meshes[1].cmap is _cmap()
+    assert _cmap().get_bad().tolist() == list(to_rgba(PANEL))
