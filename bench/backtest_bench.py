@@ -24,7 +24,10 @@ evaluation (today's walk before issue 20), same candles, same evaluations, same 
   MB) and the RSS before it (the candles made); exponents of time and of peak RSS over the
   RSS before, fitted over the 3 sizes; the same for CPU time (cpu_exponent), for the number of
   evaluations against rows (the 30-day warm-up has none, so they grow faster than the rows)
-  and for CPU time against evaluations (cpu_vs_evaluations_exponent). Baseline, same run, on
+  and for CPU time against evaluations (cpu_vs_evaluations_exponent). Then, in the same
+  process, the same backtest again under tracemalloc: traced_peak_mb, the most the code had
+  allocated at once (numpy's arrays included), and its exponent (traced_memory_exponent):
+  what the code asks for, apart from what the allocator keeps or returns. Baseline, same run, on
   --minute-baseline rows: the walk before the running total (books read from the live levels
   at each evaluation, every live level valued each time), walk_s of both, speedup, the largest
   relative notional difference (the running total sums in another order: rounding only) and
@@ -127,11 +130,16 @@ def minute_child(n: int, opts: BacktestOptions) -> dict[str, Any]:
     secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     evaluations = len(grid(c, opts))
+    tracemalloc.start()
+    run_backtest(c, opts)
+    traced_peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
     return {"rows": n, "evaluations": evaluations, "backtest_s": round(secs, 2),
             "cpu_s": round(cpu, 2), "walk_s": report["walk_s"],
             "cpu_ms_per_evaluation": round(cpu / evaluations * 1000, 3),
             "price_range_buckets": range_buckets(c, opts.params),
-            "rss_before_mb": round(before, 1), "peak_rss_mb": round(peak, 1)}
+            "rss_before_mb": round(before, 1), "peak_rss_mb": round(peak, 1),
+            "traced_peak_mb": round(traced_peak, 1)}
 
 
 def range_buckets(c: Candles, params: ModelParams) -> int:
@@ -156,6 +164,7 @@ def minute_growth(sizes: list[int], opts: BacktestOptions, half_life: float) -> 
             "evaluations_exponent": exponent(sizes, evals),
             "cpu_vs_evaluations_exponent": exponent(evals, cpu),
             "memory_exponent": exponent(sizes, grown),
+            "traced_memory_exponent": exponent(sizes, [r["traced_peak_mb"] for r in runs]),
             "largest_s": secs[-1], "largest_peak_rss_mb": runs[-1]["peak_rss_mb"]}
 
 
