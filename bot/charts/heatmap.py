@@ -27,8 +27,8 @@ from numpy.typing import ArrayLike
 
 from bot import fmt
 from bot.charts import style
+from bot.charts.kept import kept_legend, kept_text
 from bot.charts.labels import anchor, cluster_label, spread, visible_zones
-from bot.charts.legend import kept_legend
 from bot.charts.skeleton import Skeleton, skeleton
 from bot.charts.ticks import OncePerTicks, OncePerView
 from bot.tape.events import Liquidation
@@ -134,13 +134,14 @@ def _fill(sk: Skeleton, candles: Candles, heatmap: Heatmap, clusters: Sequence[C
                 f"{heatmap.grid.describe()[:-1]} {style.unit_text(heatmap.proxy)}")
     start = fmt.utc_text(int(win.timestamp[0]))
     end = fmt.utc_text(int(win.timestamp[-1]) + step_ms)
-    fig.text(_LAYOUT["main"][0], 0.955,
-             style.chart_title("liquidation heatmap", symbol, exchange, timeframe, window_label,
-                               spot), color=style.TEXT, fontsize=style.FONT_PT["title"],
-             fontweight="bold", ha="left", va="center", gid="title")
+    kept_text(sk, fig, "title", _LAYOUT["main"][0], 0.955,
+              style.chart_title("liquidation heatmap", symbol, exchange, timeframe,
+                                window_label, spot), color=style.TEXT,
+              fontsize=style.FONT_PT["title"], fontweight="bold", ha="left", va="center",
+              gid="title")
     fig.text(_LAYOUT["main"][0], 0.913, f"{start} → {end} UTC · price {fmt.price_text(last)}",
              color=style.MUTED, fontsize=style.FONT_PT["label"], ha="left", va="center")
-    style.add_footer(fig, heatmap.proxy)
+    style.add_footer(sk, heatmap.proxy)
 
 
 def render_heatmap(candles: Candles, heatmap: Heatmap, clusters: Sequence[Cluster], *,

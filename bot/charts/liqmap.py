@@ -18,8 +18,8 @@ from matplotlib.ticker import AutoLocator, FuncFormatter, NullLocator
 
 from bot import fmt
 from bot.charts import style
+from bot.charts.kept import kept_legend, kept_text
 from bot.charts.labels import anchor, cluster_label, visible_zones
-from bot.charts.legend import kept_legend
 from bot.charts.skeleton import Skeleton, skeleton
 from bot.charts.ticks import OncePerTicks, OncePerView
 from estimator import Book, Cascade, Cluster
@@ -120,17 +120,17 @@ def _fill(sk: Skeleton, book: Book, clusters: Sequence[Cluster], *, symbol: str,
     leg.set_gid("legend")
     long_total = float(long_by_lev.sum())
     short_total = float(short_by_lev.sum())
-    fig.text(_LAYOUT[0], 0.955,
-             style.chart_title("liquidation map", symbol, exchange, timeframe, spot=spot),
-             color=style.TEXT, fontsize=style.FONT_PT["title"], fontweight="bold", ha="left",
-             va="center", gid="title")
+    kept_text(sk, fig, "title", _LAYOUT[0], 0.955,
+              style.chart_title("liquidation map", symbol, exchange, timeframe, spot=spot),
+              color=style.TEXT, fontsize=style.FONT_PT["title"], fontweight="bold",
+              ha="left", va="center", gid="title")
     fig.text(_LAYOUT[0], 0.913,
              f"{fmt.utc_text(book.timestamp)} UTC · price {fmt.price_text(last)} · "
              f"within ±{span_pct:g} %: longs {fmt.money(long_total)} below, "
              f"shorts {fmt.money(short_total)} above",
              color=style.MUTED, fontsize=style.FONT_PT["label"], ha="left", va="center",
              parse_math=False)
-    style.add_footer(fig, book.proxy)
+    style.add_footer(sk, book.proxy)
 
 
 def render_map(book: Book, clusters: Sequence[Cluster], *, symbol: str, exchange: str,

@@ -35,7 +35,7 @@ class Skeleton:
         self.parts = parts
         self._owned = owned
         # Artists a fill leaves for the next fill, which reuses or removes them (a legend
-        # showing the same entries, bot/charts/legend.py); reset leaves them.
+        # showing the same entries, a title: bot/charts/kept.py); reset leaves them.
         self.kept: dict[str, Artist] = {}
         # The artists themselves are kept, not just their ids: an id is only unique while its
         # object lives (a colour bar replaces its solids, and a new text could get the old id).

@@ -14,6 +14,8 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from bot.charts.canvas import SharedRendererCanvas
+from bot.charts.kept import kept_text
+from bot.charts.skeleton import Skeleton
 
 DPI = 100  # pixels per inch: a (1600, 1000) px chart is a 16 × 10 in figure
 MIN_SIZE = (1200, 800)  # px, smallest size that stays readable on a phone
@@ -123,12 +125,13 @@ def add_vspan(ax: Axes, x0: float, x1: float, **kwargs: Any) -> Rectangle:
     return patch
 
 
-def add_footer(fig: Figure, proxy: bool) -> None:
-    """Footer at the bottom left: the estimate disclaimer (+ proxy note)."""
-    fig.text(0.01, 0.012, footer_text(proxy), color=MUTED, fontsize=FONT_PT["footer"],
-             ha="left", va="bottom", gid="footer")
-    fig.text(0.99, 0.012, "liqbot", color=MUTED, fontsize=FONT_PT["footer"], ha="right",
-             va="bottom")
+def add_footer(sk: Skeleton, proxy: bool) -> None:
+    """Footer at the bottom left: the estimate disclaimer (+ proxy note), kept by ``sk``'s
+    figure from chart to chart (:func:`bot.charts.kept.kept_text`)."""
+    kept_text(sk, sk.fig, "footer", 0.01, 0.012, footer_text(proxy), color=MUTED,
+              fontsize=FONT_PT["footer"], ha="left", va="bottom", gid="footer")
+    kept_text(sk, sk.fig, "brand", 0.99, 0.012, "liqbot", color=MUTED,
+              fontsize=FONT_PT["footer"], ha="right", va="bottom")
 
 
 def to_png(fig: Figure) -> bytes:

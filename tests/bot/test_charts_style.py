@@ -53,7 +53,7 @@ def test_public_api_is_explicit():
     assert sorted(bot.charts.__all__) == sorted(
         n for n in vars(bot.charts) if not n.startswith("_")
         and n not in {"cache", "canvas", "heatmap", "liqmap", "skeleton", "style", "labels",
-                      "ticks", "legend"})
+                      "ticks", "kept"})
     for name in bot.charts.__all__:
         assert hasattr(bot.charts, name)
 

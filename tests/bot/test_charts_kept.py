@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from bot.charts import heatmap_figure, map_figure
-from bot.charts.legend import KeptLegend
-from bot.charts.style import to_png
+from bot.charts.kept import KeptLegend
+from bot.charts.style import BG, to_png
 from estimator import ClusterRule, build_book, build_heatmap, find_clusters
 from tests.bot.chart_helpers import walk
 
@@ -49,11 +49,14 @@ def test_a_changed_legend_or_background_is_drawn_again() -> None:
     fig = map_figure(book, [], reuse=True, **LABELS)
     kept = fig.legends[0]
     to_png(fig)
-    fig.patch.set_facecolor("#202020")
-    assert fig.legends[0] is kept and kept._snap is not None
-    plain = map_figure(book, [], **LABELS)
-    plain.patch.set_facecolor("#202020")
-    assert to_png(fig) == to_png(plain)
+    fig.patch.set_facecolor("#202020")  # this thread's kept map: set back below
+    try:
+        assert fig.legends[0] is kept and kept._snap is not None
+        plain = map_figure(book, [], **LABELS)
+        plain.patch.set_facecolor("#202020")
+        assert to_png(fig) == to_png(plain)
+    finally:
+        fig.patch.set_facecolor(BG)
 
 
 def test_a_legend_over_the_heatmap_is_kept_but_always_drawn() -> None:
@@ -68,3 +71,26 @@ def test_a_legend_over_the_heatmap_is_kept_but_always_drawn() -> None:
         assert png == to_png(heatmap_figure(c, hm, clusters, window_label="7d", **LABELS))
     assert legends[0] is legends[1]
     assert isinstance(legends[0], KeptLegend) and not legends[0].keep_pixels
+
+
+def test_titles_and_footers_are_kept_while_their_text_is_the_same() -> None:
+    from bot.charts.kept import KeptText
+
+    book = _books()[0]
+
+    def texts(fig):
+        return [t for t in fig.texts if t.get_text()]
+
+    first = map_figure(book, [], reuse=True, **LABELS)
+    to_png(first)
+    kept = {t.get_gid() or t.get_text(): t for t in texts(first)}
+    again = map_figure(book, [], reuse=True, **LABELS)
+    assert again.texts[0] is kept["title"] and isinstance(kept["title"], KeptText)
+    assert kept["title"]._snap is not None
+    assert [t.get_text() for t in texts(again)] == [
+        t.get_text() for t in texts(map_figure(book, [], **LABELS))]  # the same order
+    other = map_figure(book, [], reuse=True, **{**LABELS, "symbol": "ETH/USDT"})
+    titles = [t for t in other.texts if t.get_gid() == "title"]
+    assert len(titles) == 1 and titles[0] is not kept["title"]
+    assert titles[0].get_text().startswith("ETH/USDT")
+    assert to_png(other) == to_png(map_figure(book, [], **{**LABELS, "symbol": "ETH/USDT"}))

@@ -1,16 +1,17 @@
-"""Legends kept with their figure: built again only when their entries change, and drawn by
-pasting their last pixels when they would draw onto the same pixels again.
+"""Artists kept with their figure: built again only when what they show changes, and drawn
+by pasting their last pixels when they would draw onto the same pixels again.
 
 A chart's legend names the same things on every render (the leverage bands and the curves of
-the map, the price band and line of the heatmap), yet matplotlib built it anew (~3 ms) and laid
-it out and drew it on every draw (the map's one-row legend of 9 entries: ~7 ms). Here a kept
-figure (:mod:`bot.charts.skeleton`) keeps its legend while the entries' labels and the styles
-the legend copies from their handles are equal, and a kept legend remembers the pixels of its
+the map, the price band and line of the heatmap), and its title and footer rarely change, yet
+matplotlib built them anew and laid them out and drew them on every draw (the map's one-row
+legend of 9 entries: ~7 ms). Here a kept figure (:mod:`bot.charts.skeleton`) keeps such an
+artist while what it shows is equal (a legend's labels and the styles it copies from its
+handles; a text's string, place and style), and a kept artist remembers the pixels of its
 region before and after it drew: when the region holds the same pixels before the next draw
-(nothing under it changed), the legend's pixels are those it drew last time, byte for byte.
-A legend over data (the heatmap's, over the colour mesh) simply draws again.
+(nothing under it changed), its pixels are those it drew last time, byte for byte. An artist
+over data (the heatmap's legend, over the colour mesh) simply draws again.
 
-Only handle types whose copied style is known here are kept (plain lines, filled polygons);
+Only legend handles whose copied style is known here are kept (plain lines, filled polygons);
 any other legend (tape dots, confirmed marks) is built and drawn as matplotlib does.
 """
 
@@ -26,43 +27,96 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from bot.charts.skeleton import Skeleton
 
-_MARGIN = 4  # px around the legend box: anti-aliased edges, handle line widths
+_MARGIN = 4  # px around the artist's box: anti-aliased edges, handle line widths
 
 
-class KeptLegend(Legend):
-    """A Legend that pastes its last pixels when its region is unchanged (see module doc)."""
+class PixelKept:
+    """Mixin for an artist that does not change while kept: its draw pastes the pixels it drew
+    last time when its region holds the same pixels as then (see module doc)."""
 
-    signature: tuple[Any, ...] | None = None
     keep_pixels = True
     _snap: tuple[Any, tuple[slice, slice], np.ndarray, np.ndarray] | None = None
 
+    def _pixel_box(self, renderer: Any) -> Bbox:
+        raise NotImplementedError
+
     def draw(self, renderer: Any) -> None:
-        if not self.get_visible():
+        me: Any = self
+        if not me.get_visible() or not self.keep_pixels:
+            super().draw(renderer)  # type: ignore[misc]
             return
         buf = np.asarray(renderer.buffer_rgba())
-        if not self.keep_pixels:
-            super().draw(renderer)
-            return
         snap = self._snap
-        if snap is not None and not self.stale and snap[0] is renderer:
+        if snap is not None and not me.stale and snap[0] is renderer:
             _r, region, before, after = snap
             if np.array_equal(buf[region], before):
                 buf[region] = after
                 return
         self._snap = None
-        box = self._legend_box.get_window_extent(renderer)  # type: ignore[attr-defined]
+        box = self._pixel_box(renderer)
         h, w = buf.shape[:2]
         x0, x1 = max(int(box.x0) - _MARGIN, 0), min(int(np.ceil(box.x1)) + _MARGIN, w)
         y0 = max(h - int(np.ceil(box.y1)) - _MARGIN, 0)  # buffer rows run downwards
         y1 = min(h - int(box.y0) + _MARGIN, h)
         region = (slice(y0, y1), slice(x0, x1))
         before = buf[region].copy()
-        super().draw(renderer)
-        if not self.stale:  # drawn without a change to itself: the pixels can be kept
+        super().draw(renderer)  # type: ignore[misc]
+        if not me.stale:  # drawn without a change to itself: the pixels can be kept
             self._snap = (renderer, region, before, buf[region].copy())
+
+
+class KeptText(PixelKept, Text):
+    """A figure text that pastes its last pixels when its region is unchanged."""
+
+    signature: tuple[Any, ...] | None = None
+
+    def _pixel_box(self, renderer: Any) -> Bbox:
+        return self.get_window_extent(renderer)
+
+
+def kept_text(sk: Skeleton, fig: Figure, name: str, x: float, y: float, s: str,
+              **kwargs: Any) -> Text:
+    """``fig.text(x, y, s, **kwargs)``, or the same text ``sk`` kept from the last fill under
+    ``name`` (moved to the end of the figure's texts, where ``fig.text`` puts a new one)."""
+    sig = (x, y, s, repr(sorted(kwargs.items())))
+    old = sk.kept.pop(f"text:{name}", None)
+    if isinstance(old, KeptText) and old in fig.texts:
+        if old.signature == sig:
+            fig.texts.remove(old)
+            fig.texts.append(old)
+            sk.kept[f"text:{name}"] = old
+            return old
+        old.remove()
+    text = KeptText(x=x, y=y, text=s, **{"transform": fig.transSubfigure, **kwargs})
+    # What Figure.text does with a new text.
+    text.set_figure(fig)
+    text.stale_callback = _stale_figure
+    fig.texts.append(text)
+    text._remove_method = fig.texts.remove  # type: ignore[attr-defined]
+    fig.stale = True
+    text.signature = sig
+    sk.kept[f"text:{name}"] = text
+    return text
+
+
+def _stale_figure(artist: Artist, val: bool) -> None:
+    fig = artist.get_figure(root=False)
+    if fig is not None:
+        fig.stale = val
+
+
+class KeptLegend(PixelKept, Legend):
+    """A Legend that pastes its last pixels when its region is unchanged (see module doc)."""
+
+    signature: tuple[Any, ...] | None = None
+
+    def _pixel_box(self, renderer: Any) -> Bbox:
+        return self._legend_box.get_window_extent(renderer)  # type: ignore[attr-defined,no-any-return]
 
 
 def kept_legend(sk: Skeleton, owner: Axes | Figure, handles: Sequence[Artist], *,
