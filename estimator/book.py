@@ -243,7 +243,8 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
             rem[zeros_col[ec] > zeros[rows.born]] = 0.0
     # A hidden row is added and taken out in one cell: give it no weight, and a cell in range.
     np.copyto(add, 0.0, where=hidden)
-    np.copyto(rem, 0.0, where=hidden)
+    if rem is not add:
+        np.copyto(rem, 0.0, where=hidden)
     # Cell of a row in a (column 0..n_cols, side, bucket) matrix: one row of 2·width cells
     # per column (shorts after the longs).
     span = 2 * width

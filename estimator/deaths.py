@@ -125,15 +125,16 @@ def _first_crossing_column(x: FloatArray, born: IntArray, level: FloatArray, col
     ranks_sorted = np.unique(stretch_min)
     rank = np.searchsorted(ranks_sorted, stretch_min)
     n_ranks = len(ranks_sorted) + 1
-    nxt = np.full((n_cols + 1, n_ranks), n_cols, dtype=np.int64)
+    small = np.int16 if n_cols < 2**15 else np.int64  # (a smaller table to fill and read)
+    nxt = np.full((n_cols + 1, n_ranks), n_cols, dtype=small)
     crossing = rank[:, None] < np.arange(n_ranks)[None, :]
-    np.copyto(nxt[:n_cols], np.arange(n_cols)[:, None], where=crossing)
+    np.copyto(nxt[:n_cols], np.arange(n_cols, dtype=small)[:, None], where=crossing)
     np.minimum.accumulate(nxt[::-1], axis=0, out=nxt[::-1])
     r = _count_at_or_below(ranks_sorted, level)  # stretch minima ≤ the level
     r += born_col * n_ranks
     r += n_ranks  # row c + 1 of nxt: stretches after c only
     later = np.take(nxt.ravel(), r, mode="clip")  # (in range: no checks)
-    out = np.where(late, later, born_col)
+    out = np.where(late, later, born_col)  # (as int64, born_col's type)
     return out
 
 
