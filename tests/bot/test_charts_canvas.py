@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from bot.charts import heatmap_figure, map_figure
+from bot.charts.canvas import SharedRendererCanvas
 from bot.charts.style import new_figure, to_png
 from bot.tape.events import Liquidation
 from estimator import ClusterRule, build_book, build_heatmap, find_clusters
@@ -161,3 +162,24 @@ def test_text_boxes_kept_by_the_renderer_match_matplotlibs() -> None:
             want = Text.get_window_extent(t, plain)
             assert np.allclose(got.get_points(), want.get_points()), change
     assert len(renderer._text_boxes) >= len(changes)
+
+
+def test_a_text_is_pasted_only_onto_the_same_pixels() -> None:
+    """A text drawn again at the same place and in the same colour is pasted from its last
+    draw when the pixels under it are unchanged, and drawn again when they changed: either
+    way the pixels are those of a fresh matplotlib canvas."""
+    from matplotlib.patches import Rectangle
+
+    fig = new_figure((1300, 900))
+    fig.text(0.5, 0.5, "94,400 · $1.2M", fontsize=14, color="#d1d4dc", ha="center")
+    under = Rectangle((0.45, 0.45), 0.1, 0.1, transform=fig.transFigure, color="#131722",
+                      zorder=0)
+    fig.add_artist(under)
+    renderer = fig.canvas.get_renderer()
+    for colour in ("#131722", "#131722", "#ffd54f", "#ffd54f", "#131722"):
+        under.set_color(colour)
+        SharedRendererCanvas(fig)  # _plain_pixels gave the figure matplotlib's own canvas
+        to_png(fig)
+        shared = np.asarray(fig.canvas.buffer_rgba()).copy()
+        assert np.array_equal(shared, _plain_pixels(fig)), colour
+    assert renderer._pixels  # the text's pixels are kept
