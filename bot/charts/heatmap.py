@@ -19,10 +19,11 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colorbar import Colorbar
-from matplotlib.colors import Colormap, LogNorm
+from matplotlib.colors import Colormap, LogNorm, to_rgba
 from matplotlib.figure import Figure
-from matplotlib.image import AxesImage
+from matplotlib.image import AxesImage, PcolorImage
 from matplotlib.ticker import AutoLocator, FixedLocator, FuncFormatter, LogLocator, NullLocator
+from matplotlib.transforms import IdentityTransform
 from numpy.typing import ArrayLike
 
 from bot import fmt
@@ -191,7 +192,40 @@ def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float, yhi: float,
         norm.vmin, norm.vmax = min(vmin, vmax / 3.0), vmax
     # Empty buckets as NaN (the colormap's "bad" colour, like a mask, without masked arrays).
     shown = np.where(z.T > 0.0, z.T, np.nan)
-    return ax.pcolorfast(x_edges, y_edges, shown, cmap=cmap, norm=norm)
+    mesh = ax.pcolorfast(x_edges, y_edges, shown, cmap=cmap, norm=norm)
+    if type(mesh) is PcolorImage:  # price buckets are not evenly spaced: a PcolorImage
+        mesh.__class__ = _RowsThenColumns
+    return mesh
+
+
+class _RowsThenColumns(PcolorImage):
+    """PcolorImage (matplotlib 3.11) whose resampling to screen pixels picks the matrix rows
+    of the pixel rows, then the columns of the pixel columns (two takes), instead of indexing
+    with a table of one index per pixel (np.add.outer): the same pixels, ~1 ms less."""
+
+    def make_image(self, renderer: Any, magnification: float = 1.0,
+                   unsampled: bool = False) -> Any:
+        me: Any = self
+        if me._A is None or unsampled:
+            return super().make_image(renderer, magnification, unsampled)
+        if me._imcache is None:
+            rgba = self.to_rgba(me._A, bytes=True)
+            me._imcache = np.pad(rgba, [(1, 1), (1, 1), (0, 0)], "constant")
+        padded = me._imcache
+        bg = (np.array(to_rgba(self.axes.patch.get_facecolor(), 0)) * 255).astype(np.uint8)
+        if (padded[0, 0] != bg).all():
+            padded[[0, -1], :] = padded[:, [0, -1]] = bg
+        extents = np.asarray(self.axes.bbox.extents)
+        left, bottom, right, top = (extents * magnification + 0.5).astype(int)
+        width, height = right - left, top - bottom
+        vl = self.axes.viewLim
+        x_edges = np.linspace(vl.x0, vl.x1, width + 1)
+        y_edges = np.linspace(vl.y0, vl.y1, height + 1)
+        x_int = me._Ax.searchsorted((x_edges[:-1] + x_edges[1:]) / 2)
+        y_int = me._Ay.searchsorted((y_edges[:-1] + y_edges[1:]) / 2)
+        pixels = padded.view(np.uint32)[..., 0].take(y_int, axis=0).take(x_int, axis=1)
+        im = pixels.view(np.uint8).reshape((height, width, 4))
+        return im, left / magnification, bottom / magnification, IdentityTransform()
 
 
 class ShownLogNorm(LogNorm):

@@ -224,3 +224,19 @@ def test_the_colour_scale_floor_is_the_median_or_a_thousandth_of_the_top():
             assert _scale_floor(z.reshape(1, -1), vmax) == want
     z = np.array([[0.0, 1.0, 1.0, 1000.0]])  # the median equals the floor exactly
     assert _scale_floor(z, 1000.0) == 1.0
+
+
+def test_the_mesh_resamples_like_matplotlibs_pcolorimage(proxy_inputs):
+    """The heatmap's image gathers its screen pixels in two takes; they are exactly
+    matplotlib's PcolorImage pixels."""
+    from matplotlib.image import PcolorImage
+
+    c, hm, clusters = proxy_inputs
+    fig = heatmap_figure(c, hm, clusters, window_label="7d", **LABELS)
+    (mesh,) = fig.axes[0].get_images()
+    assert isinstance(mesh, PcolorImage) and type(mesh) is not PcolorImage
+    renderer = fig.canvas.get_renderer()
+    ours = mesh.make_image(renderer)
+    mesh._imcache = None
+    theirs = PcolorImage.make_image(mesh, renderer)
+    assert np.array_equal(ours[0], theirs[0]) and ours[1:3] == theirs[1:3]
