@@ -183,3 +183,28 @@ def test_a_text_is_pasted_only_onto_the_same_pixels() -> None:
         shared = np.asarray(fig.canvas.buffer_rgba()).copy()
         assert np.array_equal(shared, _plain_pixels(fig)), colour
     assert renderer._pixels  # the text's pixels are kept
+
+
+def test_a_new_string_is_shaped_once_for_its_metrics_and_its_glyphs() -> None:
+    """Measuring a string also lays it out for drawing, exactly as FT2Font._layout would,
+    unless shaping ligated glyphs; the metrics are RendererAgg's."""
+    from matplotlib.backends.backend_agg import RendererAgg, get_hinting_flag
+    from matplotlib.font_manager import FontProperties
+
+    renderer = new_figure((1300, 900)).canvas.get_renderer()
+    plain = RendererAgg(1300, 900, 100)
+    flags = get_hinting_flag()
+    for prop in (FontProperties(size=12), FontProperties(size=17, weight="bold")):
+        for s in ("$1.4M longs", "7,600–7,700 (-2.1%)", "2019-10-17 02:00 → 2019-11-16",
+                  "AVAWAY", "fi ffl"):
+            assert (renderer.get_text_width_height_descent(s, prop, False)
+                    == plain.get_text_width_height_descent(s, prop, False))
+            kept = renderer._layouts.get((s, prop, renderer.dpi, flags, None, None))
+            font = plain._prepare_font(prop)
+            want = [(i.ft_object, i.x, i.y, i.glyph_index) for i in font._layout(s, flags)]
+            if len(want) == len(s):
+                assert kept is not None
+                assert [(f.fname, x, y, g) for f, x, y, g in kept] == [
+                    (f.fname, x, y, g) for f, x, y, g in want]
+            else:  # ligatures: draw_text lays the string out itself
+                assert kept is None
