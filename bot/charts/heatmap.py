@@ -187,7 +187,7 @@ def _draw_matrix(ax: Axes, hm: Heatmap, step_ms: int, ylo: float, yhi: float,
     y_edges = hm.grid.edge(np.arange(hm.k0 + k_lo, hm.k0 + k_hi + 1))
     cmap = _cmap()
     # Log colour from the median bucket up: the typical level stays dark, clusters glow.
-    vmin = _scale_floor(z, vmax)
+    vmin = max(float(np.median(z[z > 0])), vmax / 10**_MAX_DECADES)
     with norm.callbacks.blocked():  # the colour bar is updated from the mesh, once
         norm.vmin, norm.vmax = min(vmin, vmax / 3.0), vmax
     # Empty buckets as NaN (the colormap's "bad" colour, like a mask, without masked arrays).
@@ -267,18 +267,6 @@ def _covers(mesh: ScalarMappable | None, ax: Axes) -> bool:
     x0, x1, y0, y1 = mesh.get_extent()
     (v0, v1), (w0, w1) = ax.get_xlim(), ax.get_ylim()
     return bool(x0 <= v0 and x1 >= v1 and y0 <= w0 and y1 >= w1)
-
-
-def _scale_floor(z: FloatArray, vmax: float) -> float:
-    """max(median of the non-empty buckets, vmax / 10**_MAX_DECADES), without sorting when
-    the median is at most that floor: at least half of the buckets lie at or below it (then
-    the middle ones do too). Usual: most buckets hold dust far below a thousandth of the top.
-    """
-    floor = vmax / 10**_MAX_DECADES
-    filled = z > 0.0
-    if np.count_nonzero(filled & (z <= floor)) > np.count_nonzero(filled) // 2:
-        return floor
-    return max(float(np.median(z[filled])), floor)
 
 
 @functools.cache

@@ -209,23 +209,6 @@ def test_one_heatmap_colormap_per_process(proxy_inputs):
     assert _cmap().get_bad().tolist() == list(to_rgba(PANEL))
 
 
-def test_the_colour_scale_floor_is_the_median_or_a_thousandth_of_the_top():
-    from bot.charts.heatmap import _scale_floor
-
-    rng = np.random.default_rng(7)
-    for n in (1, 2, 3, 10, 11, 1000, 1001):
-        for spread_ in (0.5, 3.0, 8.0):
-            z = rng.lognormal(0.0, spread_, size=n)
-            z[rng.random(n) < 0.3] = 0.0
-            if not (z > 0).any():
-                continue
-            vmax = float(z.max())
-            want = max(float(np.median(z[z > 0])), vmax / 1000.0)
-            assert _scale_floor(z.reshape(1, -1), vmax) == want
-    z = np.array([[0.0, 1.0, 1.0, 1000.0]])  # the median equals the floor exactly
-    assert _scale_floor(z, 1000.0) == 1.0
-
-
 def test_the_mesh_resamples_like_matplotlibs_pcolorimage(proxy_inputs):
     """The heatmap's image gathers its screen pixels in two takes; they are exactly
     matplotlib's PcolorImage pixels."""
