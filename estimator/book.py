@@ -196,6 +196,7 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     cols = np.unique(spaced.round().astype(np.int64))
     rows, proxy = created_levels(c, p)
     _, log_f, zeros = survival(c, p)
+    log_col, zeros_col = log_f[cols], zeros[cols]  # at each column
     n_cols, n_long = len(cols), rows.n_long
     # Every row at once, no filtering: its first column at/after its birth and at/after its
     # death (n_cols: never, or after the last column), by one look-up per candle index.
@@ -208,7 +209,7 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     ec[shorts] = first_column_at_or_above(c.high, rows.born[shorts], rows.level[shorts], cols,
                                           fc[shorts])
     if zeros[-1]:  # an OI wipe-out zeroes every older level: taken out at the first column
-        np.minimum(ec, np.searchsorted(zeros[cols], zeros[rows.born], side="right"), out=ec)
+        np.minimum(ec, np.searchsorted(zeros_col, zeros[rows.born], side="right"), out=ec)
     hidden = fc == ec  # gone before the first column at/after its birth: never shown
     # Every row's bucket (a fresh array: shifted into a cell index in place below).
     cell = p.grid.index(rows.level)
@@ -218,9 +219,9 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     # Each row's weight where it is added and where it is taken out, in the scale of the run
     # of columns it falls in (see _column_runs): notional × survival from birth to the run's
     # first column.
-    runs = _column_runs(log_f[cols], zeros[cols])
+    runs = _column_runs(log_col, zeros_col)
     if len(runs) == 1 and not zeros[-1]:  # one run, no OI wipe-out: both weights the same
-        scaled = np.subtract(log_f[cols[0]], log_f)
+        scaled = np.subtract(log_col[0], log_f)
         np.exp(scaled, out=scaled)
         add = scaled[rows.born]
         add *= rows.notional
@@ -228,7 +229,7 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     else:
         base = np.empty(n_cols + 1)
         for a, b, _ in runs:
-            base[a:b] = log_f[cols[a]]
+            base[a:b] = log_col[a]
         base[n_cols] = log_f[-1]  # end column n_cols: never taken out (any finite weight)
         log_born = log_f[rows.born]
         add = base[fc] - log_born
@@ -239,8 +240,7 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
         np.exp(rem, out=rem)
         rem *= rows.notional
         if zeros[-1]:  # taken out at an OI wipe-out: worth 0 there (added: never wiped)
-            zeros_col = np.append(zeros[cols], 0)
-            rem[zeros_col[ec] > zeros[rows.born]] = 0.0
+            rem[np.append(zeros_col, 0)[ec] > zeros[rows.born]] = 0.0
     # A hidden row is added and taken out in one cell: give it no weight, and a cell in range.
     np.copyto(add, 0.0, where=hidden)
     if rem is not add:
@@ -271,7 +271,7 @@ def build_heatmap(c: Candles, params: ModelParams | None = None, columns: int = 
     until2 = until.reshape(n_cols + 1, span)[:n_cols]
     for col in range(1, n_cols):  # running maximum (row by row: faster than along axis 0)
         np.maximum(until2[col - 1], until2[col], out=until2[col])
-    _carry_columns(mat2, log_f[cols], runs)
+    _carry_columns(mat2, log_col, runs)
     # Rounding below 0, and values decayed below the smallest normal float (the per-candle
     # product underflows to 0 there), are 0; so is a bucket with no live level.
     np.copyto(mat2, 0.0, where=mat2 < _TINY)
