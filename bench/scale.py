@@ -22,7 +22,7 @@ Parts, each with its baseline measured in the same run:
 - ``store``: bench/load.py's day (10k chats, 100k levels, 20 symbols, 24 replayed hours at
   full speed, then the outbox drained at full speed) in one process, on SQLite (the
   baseline) and on PostgreSQL: day wall time, tick median / p95, populate time (the same
-  rows as load.py, in transactions of 100 chats / 1,000 levels: :func:`populate_batched`),
+  rows as load.py, in transactions of 100 chats / 1,000 levels: ``load.populate``'s batch),
   delivery per second; ratios PostgreSQL / SQLite (> 1: PostgreSQL slower).
 
 ``--quick`` shrinks every part (a smoke run of the script itself).
@@ -223,36 +223,6 @@ async def part_dispatch(server: PgServer, rows: int, latency_ms: float) -> dict[
 
 
 # --- store: SQLite vs PostgreSQL on load.py's day ---------------------------------------------
-def populate_batched(store: Store, symbols: list[str], chats: int, levels: int,
-                     prices: dict[str, float], rng: random.Random,
-                     batch: int = 100) -> tuple[int, int]:
-    """bench/load.py's populate (same calls, same random draws, so the same rows) in
-    transactions of ``batch`` chats / 10 × ``batch`` levels instead of one: in one transaction
-    of 140k changes PostgreSQL slows down quadratically (every change bumps the one
-    ``meta.watch_version`` row, and each update walks that row's versions made earlier in
-    the transaction; 4,000 levels: 3.9 s in one transaction vs 2.3 s in transactions of 100;
-    the 140k-change populate ran > 20 min before it was stopped)."""
-    subs = 0
-    ids: list[int] = []
-    for start in range(0, chats, batch):
-        with store.db.atomic():
-            for c in range(start, min(chats, start + batch)):
-                chat = store.upsert_chat("console", f"chat{c}", now=0)
-                ids.append(chat.id)
-                for sym in rng.sample(symbols, rng.randint(1, min(5, len(symbols)))):
-                    store.subscribe(chat.id, sym, min_usd=rng.choice([3e5, 5e5, 1e6, 2e6, 5e6]),
-                                    approach_pct=rng.choice([0.25, 0.5, 0.5, 1.0, 2.0]), now=0)
-                    subs += 1
-    for start in range(0, levels, 10 * batch):
-        with store.db.atomic():
-            for k in range(start, min(levels, start + 10 * batch)):
-                sym = symbols[k % len(symbols)]
-                store.add_level(ids[k % len(ids)], sym,
-                                prices[sym] * (1 + rng.uniform(-4, 4) / 100),
-                                rng.choice(("up", "down", "any")), now=0)
-    return subs, levels
-
-
 async def store_day(store: Store, chats: int, levels: int, symbols_n: int, hours: int,
                     drain_s: float, seed: int) -> dict[str, Any]:
     symbols = [f"{b}/USDT:USDT" for b in load.BASES[:symbols_n]]
@@ -262,7 +232,8 @@ async def store_day(store: Store, chats: int, levels: int, symbols_n: int, hours
     notifier = load.RecordingNotifier()
     service = Service(cfg, source, store, {"console": notifier})
     t = time.perf_counter()
-    subs, _ = populate_batched(store, symbols, chats, levels, prices, random.Random(seed))
+    subs, _ = load.populate(store, symbols, chats, levels, prices, random.Random(seed),
+                               batch=100)
     populate_s = time.perf_counter() - t
     day = await load.play_day(service, source, symbols, hours)
     t = time.perf_counter()
