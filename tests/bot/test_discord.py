@@ -98,12 +98,18 @@ async def discord_api() -> AsyncIterator[FakeDiscord]:
 
 
 @asynccontextmanager
-async def started_bot(fake: FakeDiscord) -> AsyncIterator[Bot]:
-    """The real service and Discord adapter (REST only) on ``fake``, one recompute done."""
-    cfg = discord_config()
+async def started_bot(fake: FakeDiscord, *, gateway: bool = False,
+                      **discord_opts: object) -> AsyncIterator[Bot]:
+    """The real service and Discord adapter on ``fake``, one recompute done: REST only, or
+    with ``gateway`` the gateway task too (discord.py pointed at the fake's gateway).
+    ``discord_opts``: ``[discord]`` settings (see :func:`discord_config`)."""
+    cfg = discord_config(**discord_opts)
     store = Store(memory=True)
-    adapter = DiscordAdapter(cfg.discord, gateway=False)
+    adapter = DiscordAdapter(cfg.discord, gateway=gateway)
     service, core = make_service(cfg, store, [adapter])
+    old_gateway = DiscordWebSocket.DEFAULT_GATEWAY
+    if gateway:
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
     try:
         await service.recompute(SYMBOL)
         await adapter.start(core)
@@ -112,6 +118,7 @@ async def started_bot(fake: FakeDiscord) -> AsyncIterator[Bot]:
         await adapter.stop()
         await service.source.close()
         store.close()
+        DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
 
 
 @pytest.fixture
@@ -421,16 +428,9 @@ async def _until(condition: Callable[[], object], timeout: float = 10.0) -> None
 
 
 async def test_start_runs_the_gateway_in_the_loop_and_answers_its_interactions(
-        fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch) -> None:
+        fake: FakeDiscord) -> None:
     """The production path: login, sync, gateway task; INTERACTION_CREATE → reply; stop."""
-    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
-    cfg = discord_config()
-    store = Store(memory=True)
-    adapter = DiscordAdapter(cfg.discord)
-    service, core = make_service(cfg, store, [adapter])
-    await service.recompute(SYMBOL)
-    try:
-        await adapter.start(core)
+    async with started_bot(fake, gateway=True) as b:
         await _until(lambda: fake.identify)
         (identify,) = fake.identify
         assert identify["token"] == TOKEN
@@ -439,8 +439,5 @@ async def test_start_runs_the_gateway_in_the_loop_and_answers_its_interactions(
             "levels", {"symbol": "BTC"}, interaction_id=5, channel_id=CHANNEL))
         await _until(lambda: fake.callbacks)
         assert "Shorts above" in reply_embed(fake.callbacks[0].payload)["description"]
-    finally:
-        await adapter.stop()
-        store.close()
-    assert adapter.client.is_closed()
+    assert b.adapter.client.is_closed()
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "discord-gateway"]

@@ -13,60 +13,44 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-import yarl
 
 with warnings.catch_warnings():  # discord.py's voice support imports audioop (unused here)
     warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
-    from discord.gateway import DiscordWebSocket
 
 from bot.cli import main
 from bot.config import parse_config
 from bot.discord_adapter import DiscordAdapter
 from bot.errors import ConfigError
-from bot.store import Store
-from bot.wiring import make_service
 from tests.bot.fake_discord import FakeDiscord, interaction_payload
 from tests.bot.test_discord import (
     CHANNEL,
-    SYMBOL,
     _until,
     discord_api,
-    discord_config,
     reply_embed,
+    started_bot,
 )
 
 GUILD_ON_SHARD_1 = 1 << 22  # (guild_id >> 22) % 2 == 1
 
 
 @pytest.fixture
-async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+async def fake() -> AsyncIterator[FakeDiscord]:
     async with discord_api() as f:
-        monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(f.gateway_url))
         yield f
 
 
 @asynccontextmanager
-async def running(shards: int | str) -> AsyncIterator[DiscordAdapter]:
+async def running(fake: FakeDiscord, shards: int | str) -> AsyncIterator[DiscordAdapter]:
     """The real service and adapter with the gateway task, ``[discord] shards`` set."""
-    cfg = discord_config(shards=shards)
-    store = Store(memory=True)
-    adapter = DiscordAdapter(cfg.discord)
-    service, core = make_service(cfg, store, [adapter])
-    await service.recompute(SYMBOL)
-    try:
-        await adapter.start(core)
-        yield adapter
-    finally:
-        await adapter.stop()
-        await service.source.close()
-        store.close()
-    assert adapter.client.is_closed()
+    async with started_bot(fake, gateway=True, shards=shards) as bot:
+        yield bot.adapter
+    assert bot.adapter.client.is_closed()
 
 
 @pytest.mark.slow
 async def test_two_shards_identify_apart_and_a_guild_is_answered_once(fake: FakeDiscord) -> None:
     fake.shards = 7  # a fixed count does not ask Discord
-    async with running(2):
+    async with running(fake, 2):
         await _until(lambda: len(fake.identify) == 2, timeout=20)
         assert [i["shard"] for i in fake.identify] == [[0, 2], [1, 2]]
         await fake.dispatch("INTERACTION_CREATE", interaction_payload(
@@ -83,7 +67,7 @@ async def test_two_shards_identify_apart_and_a_guild_is_answered_once(fake: Fake
 @pytest.mark.slow
 async def test_auto_uses_the_recommended_shard_count(fake: FakeDiscord) -> None:
     fake.shards = 2
-    async with running("auto"):
+    async with running(fake, "auto"):
         await _until(lambda: len(fake.identify) == 2, timeout=20)
         assert [i["shard"] for i in fake.identify] == [[0, 2], [1, 2]]
 
@@ -91,7 +75,7 @@ async def test_auto_uses_the_recommended_shard_count(fake: FakeDiscord) -> None:
 async def test_default_is_one_connection_without_a_shard_field(fake: FakeDiscord) -> None:
     fake.shards = 2
     assert parse_config("", env={}).discord.shards == 0
-    async with running(parse_config("", env={}).discord.shards):
+    async with running(fake, parse_config("", env={}).discord.shards):
         await _until(lambda: fake.identify)
         await asyncio.sleep(0.3)
         (identify,) = fake.identify

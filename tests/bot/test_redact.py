@@ -14,23 +14,19 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
-import yarl
 
 with warnings.catch_warnings():  # discord.py's voice support imports audioop (unused here)
     warnings.filterwarnings("ignore", "'audioop' is deprecated", DeprecationWarning)
     import discord  # noqa: F401
-from discord.gateway import DiscordWebSocket
 
 from bot import redact
 from bot.alerts import SymbolState
-from bot.discord_adapter import DiscordAdapter
 from bot.dispatcher import Dispatcher
 from bot.store import Store
-from bot.wiring import make_service
 from tests.bot.fake_discord import TOKEN as DISCORD_TOKEN
 from tests.bot.fake_discord import interaction_payload
 from tests.bot.fake_telegram import FAULTS
-from tests.bot.test_discord import CHANNEL, SYMBOL, discord_api, discord_config
+from tests.bot.test_discord import CHANNEL, SYMBOL, discord_api, started_bot
 from tests.bot.test_security import event
 from tests.bot.test_telegram import running
 
@@ -108,34 +104,21 @@ def root_stream() -> Iterator[io.StringIO]:
 
 
 async def test_verbose_discord_logs_carry_no_interaction_or_bot_token(
-        caplog: pytest.LogCaptureFixture, root_stream: io.StringIO,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        caplog: pytest.LogCaptureFixture, root_stream: io.StringIO) -> None:
     caplog.set_level(logging.DEBUG)
-    async with discord_api() as fake:
-        monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(fake.gateway_url))
-        cfg = discord_config()
-        store = Store(memory=True)
-        adapter = DiscordAdapter(cfg.discord)
-        service, core = make_service(cfg, store, [adapter])
-        await service.recompute(SYMBOL)
-        try:
-            await adapter.start(core)
-            deadline = asyncio.get_running_loop().time() + 10
-            while not fake.identify:
-                assert asyncio.get_running_loop().time() < deadline
-                await asyncio.sleep(0.02)
-            # A chart: the interaction token is in the gateway event, the callback URL and the
-            # follow-up's webhook URL.
-            await fake.dispatch("INTERACTION_CREATE", interaction_payload(
-                "map", {"symbol": "BTC"}, interaction_id=5, channel_id=CHANNEL,
-                token=INTERACTION))
-            while not fake.followups:
-                assert asyncio.get_running_loop().time() < deadline + 20
-                await asyncio.sleep(0.02)
-        finally:
-            await adapter.stop()
-            await service.source.close()
-            store.close()
+    async with discord_api() as fake, started_bot(fake, gateway=True):
+        deadline = asyncio.get_running_loop().time() + 10
+        while not fake.identify:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+        # A chart: the interaction token is in the gateway event, the callback URL and the
+        # follow-up's webhook URL.
+        await fake.dispatch("INTERACTION_CREATE", interaction_payload(
+            "map", {"symbol": "BTC"}, interaction_id=5, channel_id=CHANNEL,
+            token=INTERACTION))
+        while not fake.followups:
+            assert asyncio.get_running_loop().time() < deadline + 20
+            await asyncio.sleep(0.02)
     assert fake.callbacks[0].path.endswith(f"/{INTERACTION}/callback")  # it was really used
     records = "\n".join(r.getMessage() + (r.exc_text or "") + (r.stack_info or "")
                         for r in caplog.records)
