@@ -89,13 +89,16 @@ def test_service_refuses_a_role_without_its_leases() -> None:
 
 
 class Worker:
-    def __init__(self, name: str, path: Path, fake: FakeBinance, ttl_ms: int = 30_000,
+    """A market-role Service with its own store connection, ccxt source and leases: on the
+    SQLite file ``where`` or the PostgreSQL DSN ``where``."""
+
+    def __init__(self, name: str, where: Path | str, fake: FakeBinance, ttl_ms: int = 30_000,
                  timeout_ms: int = 2000) -> None:
-        self.cfg = replace(Config(), bot=BotSection(symbols=SYMBOLS, store=str(path)),
+        self.cfg = replace(Config(), bot=BotSection(symbols=SYMBOLS, store=str(where)),
                            source=SourceSection(kind="live", lookback_days=1.0,
                                                 exchanges=("binanceusdm",)),
                            console=ConsoleSection(enabled=False), schedule=SLOW)
-        self.store = Store(path)
+        self.store = Store(where) if isinstance(where, Path) else Store(dsn=where)
         self.source = CcxtSource(["binanceusdm"], lookback_days=1, retry=FAST,
                                  exchange_factory=binance_factory(fake.url, timeout_ms=timeout_ms,
                                                                   rateLimit=2),

@@ -18,21 +18,14 @@ import pytest
 from bot.alerts.top_digest import HOUR_MS
 from bot.commands.reply import Caller
 from bot.commands.top_cmds import top_answer
-from bot.config import BotSection, Config, ConsoleSection, ScheduleSection, SourceSection
 from bot.estimate_summaries import stale_after_ms, tracked_summaries
 from bot.estimates import EstimateBoard
-from bot.leases import MARKET_JOBS, SymbolLeases
-from bot.market.ccxt_source import CcxtSource, binance_factory
-from bot.market.errors import RetryPolicy
-from bot.service import Service
+from bot.leases import MARKET_JOBS
 from bot.store import Store, now_ms
 from bot.wiring import make_service
 from estimator import Cluster
 from tests.bot.fake_binance import FakeBinance
-
-SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
-FAST = RetryPolicy(attempts=2, base_delay_s=0.01, max_delay_s=0.05)
-SLOW = ScheduleSection(recompute_seconds=3600, price_seconds=3600, dispatch_seconds=3600)
+from tests.bot.test_roles import SYMBOLS, Worker
 
 
 def cluster(side: str, low: float, high: float, usd: float, dist: float) -> Cluster:
@@ -74,27 +67,6 @@ def test_a_stored_summary_is_ranked_with_its_age_and_a_stale_one_is_named(store:
     assert [s.symbol for s in tops.fresh] == ["BTC/USDT:USDT", "SOL/USDT:USDT"]
 
 
-class Worker:
-    def __init__(self, name: str, dsn: str, fake: FakeBinance) -> None:
-        self.cfg = replace(Config(), bot=BotSection(symbols=SYMBOLS, store=dsn),
-                           source=SourceSection(kind="live", lookback_days=1.0,
-                                                exchanges=("binanceusdm",)),
-                           console=ConsoleSection(enabled=False), schedule=SLOW)
-        self.store = Store(dsn=dsn)
-        self.source = CcxtSource(["binanceusdm"], lookback_days=1, retry=FAST,
-                                 exchange_factory=binance_factory(fake.url, rateLimit=2),
-                                 clock=lambda: fake.now_ms)
-        self.leases = SymbolLeases(self.store, name, 30_000)
-        self.service = Service(self.cfg, self.source, self.store, {}, role="market",
-                               leases=self.leases, clock_ms=lambda: fake.now_ms)
-
-    async def close(self) -> None:
-        if self.service.scheduler is not None:
-            await self.service.stop()
-        await self.source.close()
-        self.store.close()
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeBinance]:
     async with FakeBinance(now_ms=now_ms()) as fb:
@@ -107,7 +79,8 @@ def symbols_in(text: str) -> set[str]:
 
 async def test_a_chat_process_ranks_the_symbols_of_both_market_workers(
         pg_dsn: str, fake: FakeBinance) -> None:
-    a, b = Worker("a", pg_dsn, fake), Worker("b", pg_dsn, fake)
+    a = Worker("a", pg_dsn, fake, timeout_ms=10_000)
+    b = Worker("b", pg_dsn, fake, timeout_ms=10_000)
     chat_store = Store(dsn=pg_dsn)
     cfg = replace(a.cfg, source=replace(a.cfg.source, rest_url=fake.url))
     chat, core = make_service(cfg, chat_store, [], role="chat")
