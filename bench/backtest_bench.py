@@ -64,6 +64,7 @@ from bot.backtest.walk import (  # noqa: E402
     to_candles,
     walk,
 )
+from bot.heap import keep_freed_heap  # noqa: E402
 from bot.market.replay import load_csv  # noqa: E402
 from estimator import Candles, ClusterRule, ModelParams, books_at, level_model  # noqa: E402
 from tests.bot.backtest_reference import walk_rebuilding  # noqa: E402
@@ -258,6 +259,7 @@ def main() -> None:
     ap.add_argument("--only-minute", action="store_true", help="only the 1m cases")
     ap.add_argument("--child-minute", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    keep_freed_heap()  # as liqbot runs (bot/heap.py); children too
     opts = BacktestOptions(params=ModelParams(half_life_hours=args.half_life),
                            rule=ClusterRule())
     if args.child_minute:

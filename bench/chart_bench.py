@@ -51,6 +51,7 @@ from bot.charts import (  # noqa: E402
 from bot.charts.style import new_figure, to_png  # noqa: E402
 from bot.config import Config, model_params  # noqa: E402
 from bot.estimates import WINDOWS_H, window_heatmap  # noqa: E402
+from bot.heap import keep_freed_heap  # noqa: E402
 from bot.market.replay import BUNDLED_CSV, load_csv, replay_label  # noqa: E402
 from estimator import build_book, find_clusters  # noqa: E402
 
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--window", choices=tuple(WINDOWS_H), default="30d")
     args = ap.parse_args(argv)
+    keep_freed_heap()  # as liqbot runs (bot/heap.py)
     result = run(max(args.repeat, 1), args.window)
     if args.json:
         print(json.dumps(result, indent=2))

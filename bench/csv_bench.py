@@ -149,6 +149,8 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, metavar=("WHICH", "PATH"), help=argparse.SUPPRESS)
     ap.add_argument("--save", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    from bot.heap import keep_freed_heap
+    keep_freed_heap()  # as liqbot runs (bot/heap.py); children too
     if args.child:
         child(args.child[0], args.child[1], args.save)
         return

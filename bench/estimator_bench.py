@@ -21,6 +21,8 @@ Data: a seeded synthetic 1m random walk with open interest and taker-buy volume 
   (steadier than the best wall times when other processes share the cores);
   heatmap_minor_faults / full_model_book_minor_faults: page faults of one call each (fresh
   pages the allocator asked the kernel for: part of the time on this VM).
+- heap: the process keeps freed memory as ``liqbot`` does (bot/heap.py, a glibc top pad of
+  64 MiB), or with --default-heap glibc's defaults, to show what the pad is worth.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import estimator_baseline as previous  # noqa: E402
 
+from bot.heap import TOP_PAD_BYTES, keep_freed_heap  # noqa: E402
 from estimator import (  # noqa: E402
     Book,
     Candles,
@@ -157,15 +160,20 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--reference-max", type=int, default=43_200,
                     help="run the per-candle reference only up to this many candles")
+    ap.add_argument("--default-heap", action="store_true",
+                    help="glibc's default heap, not the top pad liqbot sets (bot/heap.py)")
     args = ap.parse_args()
+    padded = not args.default_heap and keep_freed_heap()
+    heap = f"top pad {TOP_PAD_BYTES >> 20} MiB (as liqbot)" if padded else "default"
     runs = [measure(n, args.repeat, args.reference_max) for n in args.candles]
     if args.json:
-        print(json.dumps({"runs": runs}))
+        print(json.dumps({"heap": heap, "runs": runs}))
     else:
         for r in runs:
             for k, v in r.items():
                 print(f"{k:>28}: {v}")
             print()
+        print(f"{'heap':>28}: {heap}")
 
 
 if __name__ == "__main__":

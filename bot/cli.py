@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from bot.errors import ConfigError, LiqBotError, UsageError
 from bot.estimates import WINDOWS_H
+from bot.heap import keep_freed_heap
 from bot.outpath import check_out_file
 from estimator import ModelParams
 
@@ -525,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_heap()  # before the first large array (bot/heap.py: page faults)
     args = build_parser().parse_args(argv)
     # The demo's progress bar and alerts are the show: its INFO lines (a "recompute" line
     # every few candles) only with -v.

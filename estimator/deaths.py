@@ -165,14 +165,15 @@ def _stretch_minima(x: FloatArray, cols: IntArray) -> tuple[FloatArray, FloatArr
     return rest, stretch
 
 
-# Resolution of the coarse rank look-up: at most this many cells (2^14).
-_KEY_CELLS_LOG2 = 14
+# Resolution of the coarse rank look-up: at most this many cells (2^16: a 30-day series'
+# ~100k levels a side then share a cell with a stretch minimum ~1% of the time).
+_KEY_CELLS_LOG2 = 16
 
 
 def _count_at_or_below(sorted_values: FloatArray, x: FloatArray) -> IntArray:
     """``np.searchsorted(sorted_values, x, side="right")``, exactly, mostly without a binary
     search: each float is mapped to an integer key that never decreases as the float grows
-    (its IEEE bits, in order, shifted down to at most 2^14 cells over the range of ``x``). A
+    (its IEEE bits, in order, shifted down to at most 2^16 cells over the range of ``x``). A
     value in a cell below x's is ≤ x and one in a cell above is > x, so one look-up in a
     per-cell count answers every x whose cell holds no sorted value; only those that share
     a cell with one are searched."""
@@ -194,7 +195,7 @@ def _count_at_or_below(sorted_values: FloatArray, x: FloatArray) -> IntArray:
     at_or_below = np.cumsum(per_cell)
     at_or_below += below
     np.take(at_or_below, x_key, out=out, mode="clip")  # (in range: no checks)
-    shared = np.flatnonzero(per_cell[x_key])
+    shared = np.flatnonzero(per_cell.astype(bool)[x_key])  # (a byte per x to gather)
     out[shared] = np.searchsorted(sorted_values, x[shared], side="right")
     return out
 

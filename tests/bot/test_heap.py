@@ -1,0 +1,59 @@
+"""bot/heap.py: a ``liqbot`` process keeps the memory it frees, so a heatmap drawn again takes
+no fresh pages from the kernel; a setting of the user's own wins."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
+                                reason="the top pad is a glibc malloc setting")
+
+# In a fresh process: optionally start liqbot's entry point (a command that fails fast), then
+# draw the bundled file's heatmap twice and print the page faults of the second one.
+_CHILD = """
+import json, resource, sys
+from bot.cli import main
+from bot.market.replay import BUNDLED_CSV, load_csv
+from estimator import ModelParams, build_heatmap
+if sys.argv[1] == "liqbot":
+    assert main(["levels", "NOPE"]) == 2
+candles = load_csv(BUNDLED_CSV)
+build_heatmap(candles, ModelParams(), columns=300)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+build_heatmap(candles, ModelParams(), columns=300)
+print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before))
+"""
+
+
+def second_heatmap_faults(how: str, **env: str) -> int:
+    clean = {k: v for k, v in os.environ.items()
+             if k != "MALLOC_TOP_PAD_" and k != "GLIBC_TUNABLES"}
+    proc = subprocess.run([sys.executable, "-c", _CHILD, how], capture_output=True, text=True,
+                          cwd=ROOT, env={**clean, **env}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return int(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def test_liqbot_draws_a_heatmap_again_without_fresh_pages() -> None:
+    # (glibc's defaults give the same heatmap thousands: the last test)
+    assert second_heatmap_faults("liqbot") < 100
+
+
+def test_the_users_own_malloc_setting_wins() -> None:
+    with_pad = second_heatmap_faults("liqbot")
+    users = second_heatmap_faults("liqbot", MALLOC_TOP_PAD_="0")
+    assert users > 1000 > with_pad
+
+
+def test_without_liqbot_s_entry_point_the_heatmap_takes_fresh_pages() -> None:
+    # What the pad saves: the same two heatmaps in a plain Python process.
+    assert second_heatmap_faults("plain") > 1000
