@@ -21,8 +21,9 @@ Data: a seeded synthetic 1m random walk with open interest and taker-buy volume 
   (steadier than the best wall times when other processes share the cores);
   heatmap_minor_faults / full_model_book_minor_faults: page faults of one call each (fresh
   pages the allocator asked the kernel for: part of the time on this VM).
-- heap: the process keeps freed memory as ``liqbot`` does (bot/heap.py, a glibc top pad of
-  64 MiB), or with --default-heap glibc's defaults, to show what the pad is worth.
+- heap: the process keeps freed memory as ``liqbot`` does (bot/heap.py: arrays up to 32 MiB
+  from glibc's heap, 64 MiB of freed memory kept at its top), or with --default-heap glibc's
+  defaults, to show what that is worth.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import estimator_baseline as previous  # noqa: E402
 
-from bot.heap import TOP_PAD_BYTES, keep_freed_heap  # noqa: E402
+from bot.heap import MMAP_THRESHOLD_BYTES, TOP_PAD_BYTES, keep_freed_heap  # noqa: E402
 from estimator import (  # noqa: E402
     Book,
     Candles,
@@ -164,7 +165,8 @@ def main() -> None:
                     help="glibc's default heap, not the top pad liqbot sets (bot/heap.py)")
     args = ap.parse_args()
     padded = not args.default_heap and keep_freed_heap()
-    heap = f"top pad {TOP_PAD_BYTES >> 20} MiB (as liqbot)" if padded else "default"
+    heap = (f"mmap threshold {MMAP_THRESHOLD_BYTES >> 20} MiB, top pad {TOP_PAD_BYTES >> 20} MiB"
+            " (as liqbot)" if padded else "glibc default")
     runs = [measure(n, args.repeat, args.reference_max) for n in args.candles]
     if args.json:
         print(json.dumps({"heap": heap, "runs": runs}))

@@ -1,11 +1,13 @@
 """Keep freed memory mapped in the process instead of handing it back to the kernel at once.
 
 A recompute, a heatmap or a backtest step allocates and frees tens of MB of numpy arrays.
-With glibc's defaults the freed top of the heap goes back to the kernel after each call, and
-the next call maps it again a 4 KiB page at a time: one minor page fault per page, a third
-of a 30-day heatmap's time on the bench machine. A top pad makes glibc keep up to that much
-freed memory at the top of the heap (bench/estimator_bench.py prints the figures with it and,
-with ``--default-heap``, without it).
+With glibc's defaults an array above the mmap threshold (128 KiB, raised as large blocks are
+freed) is mapped fresh and unmapped when freed, and the freed top of the heap goes back to the
+kernel: the next call maps it again a 4 KiB page at a time, one minor page fault per page, a
+third of a 30-day heatmap's time on the bench machine. Here arrays up to 32 MiB (glibc's own
+ceiling for that threshold) come from the heap, and up to 64 MiB of freed memory stays at its
+top (bench/estimator_bench.py prints the figures with this and, with ``--default-heap``,
+without it).
 
 Set once, at the start of a process (``liqbot``'s entry point and the bench scripts). A
 ``MALLOC_TOP_PAD_`` or ``GLIBC_TUNABLES`` setting of the user's own wins; on a C library
@@ -20,13 +22,16 @@ import platform
 
 # Freed memory kept at the top of the heap: above a 30-day 1m heatmap's working set (~30 MB).
 TOP_PAD_BYTES = 64 << 20
-_M_TOP_PAD = -2  # glibc's mallopt parameter number
+# Arrays up to this size from the heap: glibc's ceiling for its own dynamic threshold (64-bit).
+MMAP_THRESHOLD_BYTES = 32 << 20
+_M_TOP_PAD, _M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameter numbers
 
 
-def keep_freed_heap(pad: int = TOP_PAD_BYTES) -> bool:
-    """Set glibc's ``M_TOP_PAD`` to ``pad`` bytes; True if it was set (False: not glibc, or
-    the environment already chose a setting)."""
-    if "MALLOC_TOP_PAD_" in os.environ or "malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+def keep_freed_heap() -> bool:
+    """Set glibc's ``M_MMAP_THRESHOLD`` and ``M_TOP_PAD``; True if both were set (False: not
+    glibc, or the environment already chose a malloc setting)."""
+    if (any(k.startswith("MALLOC_") and k.endswith("_") for k in os.environ)
+            or "malloc" in os.environ.get("GLIBC_TUNABLES", "")):
         return False
     if platform.libc_ver()[0] != "glibc":
         return False
@@ -35,4 +40,6 @@ def keep_freed_heap(pad: int = TOP_PAD_BYTES) -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_TOP_PAD, pad))
+    # (a fixed threshold: set before the pad, as glibc stops raising it on either call)
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+                and mallopt(_M_TOP_PAD, TOP_PAD_BYTES))
