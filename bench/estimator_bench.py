@@ -22,7 +22,7 @@ Data: a seeded synthetic 1m random walk with open interest and taker-buy volume 
   heatmap_minor_faults / full_model_book_minor_faults: page faults of one call each (fresh
   pages the allocator asked the kernel for: part of the time on this VM).
 - heap: the process keeps freed memory as ``liqbot`` does (bot/heap.py: arrays up to 32 MiB
-  from glibc's heap, 64 MiB of freed memory kept at its top), or with --default-heap glibc's
+  from glibc's heap, 32 MiB of freed memory kept at its top), or with --default-heap glibc's
   defaults, to show what that is worth.
 """
 

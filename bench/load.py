@@ -62,6 +62,7 @@ from bot.config import Config, parse_config  # noqa: E402
 from bot.console import ConsoleNotifier  # noqa: E402
 from bot.dispatcher import Alert  # noqa: E402
 from bot.errors import BadSymbolError  # noqa: E402
+from bot.heap import keep_freed_heap  # noqa: E402
 from bot.market.base import MarketSnapshot, PriceTick  # noqa: E402
 from bot.market.replay import BUNDLED_CSV, ReplaySource, load_csv  # noqa: E402
 from bot.market.symbols import normalise  # noqa: E402
@@ -459,6 +460,7 @@ def main() -> int:
     ap.add_argument("--churn", type=int, default=1000,
                     help="--week: levels replaced every hour (default 1000)")
     args = ap.parse_args()
+    keep_freed_heap()  # as liqbot runs (bot/heap.py): the RSS figures include what it keeps
     if args.week:
         given = set(sys.argv[1:])
         args.chats = args.chats if "--chats" in given else 2_000

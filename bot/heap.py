@@ -5,7 +5,7 @@ With glibc's defaults an array above the mmap threshold (128 KiB, raised as larg
 freed) is mapped fresh and unmapped when freed, and the freed top of the heap goes back to the
 kernel: the next call maps it again a 4 KiB page at a time, one minor page fault per page, a
 third of a 30-day heatmap's time on the bench machine. Here arrays up to 32 MiB (glibc's own
-ceiling for that threshold) come from the heap, and up to 64 MiB of freed memory stays at its
+ceiling for that threshold) come from the heap, and up to 32 MiB of freed memory stays at its
 top (bench/estimator_bench.py prints the figures with this and, with ``--default-heap``,
 without it).
 
@@ -20,8 +20,9 @@ import ctypes
 import os
 import platform
 
-# Freed memory kept at the top of the heap: above a 30-day 1m heatmap's working set (~30 MB).
-TOP_PAD_BYTES = 64 << 20
+# Freed memory kept at the top of the heap: enough for a 30-day 1m heatmap to take no fresh
+# pages (16 MiB is not); each MiB of it can stay resident.
+TOP_PAD_BYTES = 32 << 20
 # Arrays up to this size from the heap: glibc's ceiling for its own dynamic threshold (64-bit).
 MMAP_THRESHOLD_BYTES = 32 << 20
 _M_TOP_PAD, _M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameter numbers
