@@ -9,9 +9,9 @@ ceiling for that threshold) come from the heap, and up to 32 MiB of freed memory
 top (bench/estimator_bench.py prints the figures with this and, with ``--default-heap``,
 without it).
 
-Set once, at the start of a process (``liqbot``'s entry point and the bench scripts). A
-``MALLOC_TOP_PAD_`` or ``GLIBC_TUNABLES`` setting of the user's own wins; on a C library
-other than glibc this does nothing.
+Set once, at the start of a process (``liqbot``'s entry point and the bench scripts). If
+the environment has any ``MALLOC_*`` variable or a ``GLIBC_TUNABLES`` malloc entry, malloc is
+left as the user configured it; on a C library other than glibc this does nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ _M_TOP_PAD, _M_MMAP_THRESHOLD = -2, -3  # glibc's mallopt parameter numbers
 def keep_freed_heap() -> bool:
     """Set glibc's ``M_MMAP_THRESHOLD`` and ``M_TOP_PAD``; True if both were set (False: not
     glibc, or the environment already chose a malloc setting)."""
-    if (any(k.startswith("MALLOC_") and k.endswith("_") for k in os.environ)
+    if (any(k.startswith("MALLOC_") for k in os.environ)
             or "malloc" in os.environ.get("GLIBC_TUNABLES", "")):
         return False
     if platform.libc_ver()[0] != "glibc":
