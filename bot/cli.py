@@ -280,17 +280,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from bot.config import Config, load_config
-    from bot.run import check_role, run
+    from bot.run import check_role, remember_stop_signals, run
 
     cfg = load_config(args.config) if args.config else Config()
     check_role(cfg, args.role)  # before anything prints or opens: one line when refused
+    noted = remember_stop_signals()  # a Ctrl-C from here on stops the bot cleanly
     if not args.config:  # else a default run prints nothing more: no chat is subscribed
         print(f"liqbot run: no --config, so built-in defaults: a replay of the bundled BTC "
               f"candles (one every {cfg.schedule.price_seconds:g} s), alerts to this console, "
               f"store {cfg.bot.store}; nothing is subscribed and no commands are read, so "
               "little prints here. Try `liqbot demo`, or a config with [console] interactive = "
               "true (see config.example.toml).", file=sys.stderr, flush=True)
-    return asyncio.run(run(cfg, args.role))
+    return asyncio.run(run(cfg, args.role, noted))
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -40,8 +40,21 @@ def check_role(cfg: Config, role: str) -> None:
                          "a SQLite store serves one process: use --role all")
 
 
-async def run(cfg: Config, role: str = "all") -> int:
-    """Start the service and the adapters of ``role``; stop cleanly on a signal; exit 0."""
+def remember_stop_signals() -> list[int]:
+    """Until :func:`run` takes SIGINT/SIGTERM over, note them instead of letting them raise
+    KeyboardInterrupt at some point of the start-up (or asyncio cancel the task half-way
+    through it, a cancellation start-up code can lose: the bot then ran on, deaf to the
+    Ctrl-C). Pass the list to :func:`run`: a noted signal stops the bot, cleanly, as soon
+    as it is up."""
+    noted: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: noted.append(signum))
+    return noted
+
+
+async def run(cfg: Config, role: str = "all", noted: list[int] | None = None) -> int:
+    """Start the service and the adapters of ``role``; stop cleanly on a signal (or on one
+    already ``noted`` by :func:`remember_stop_signals`); exit 0."""
     check_role(cfg, role)
     # PostgreSQL: one `all` process or role workers on a database, not both (bot.role_lock).
     lock = RoleLock(store_dsn(cfg), role, worker_name(cfg.cluster.worker)) \
@@ -56,6 +69,8 @@ async def run(cfg: Config, role: str = "all") -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if noted:  # a signal came while starting: stop once up (every part started is stopped)
+        stop.set()
     # A market worker talks to no chat platform; the others build the configured adapters.
     service, core = make_service(cfg, store, [] if role == "market" else None, role=role)
     # A platform unreachable at start is retried in the background (bot.platform_start).

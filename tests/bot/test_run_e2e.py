@@ -68,3 +68,27 @@ def test_run_replays_alerts_and_stops_cleanly_on_sigterm(tmp_path: Path):
         assert len(set(alerts)) == len(alerts)
     finally:
         store.close()
+
+
+# A Ctrl-C while `liqbot run` is still starting (store, service, first recompute): the
+# signal arrives here before the loop's handlers exist, as it can from a terminal or a test
+# that signals on the first line printed.
+_EARLY_SIGINT = """
+import asyncio, logging, os, signal, sys
+from bot.config import Config
+logging.basicConfig(level=logging.INFO)
+from bot.run import remember_stop_signals, run
+noted = remember_stop_signals()
+os.kill(os.getpid(), signal.SIGINT)
+sys.exit(asyncio.run(run(Config(), noted=noted)))
+"""
+
+
+def test_a_ctrl_c_during_start_up_stops_the_bot_once_it_is_up(tmp_path: Path):
+    proc = subprocess.run([sys.executable, "-c", _EARLY_SIGINT], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "liqbot running" in proc.stderr  # started in full, then stopped
+    assert "stopped (store integrity ok)" in proc.stderr
+    assert "Traceback" not in proc.stderr
