@@ -34,13 +34,19 @@ print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before))
 """
 
 
-def second_heatmap_faults(how: str, **env: str) -> int:
+def faults_in_child(code: str, *argv: str, **env: str) -> int:
+    """Run ``code`` in a fresh interpreter (no malloc setting inherited from this one's
+    environment, plus ``env``); the page-fault count it prints last."""
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    proc = subprocess.run([sys.executable, "-c", _CHILD, how], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                           cwd=ROOT, env={**clean, **env}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return int(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def second_heatmap_faults(how: str, **env: str) -> int:
+    return faults_in_child(_CHILD, how, **env)
 
 
 def test_liqbot_draws_a_heatmap_again_without_fresh_pages() -> None:
@@ -77,7 +83,4 @@ print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before))
 def test_arrays_of_a_few_mb_come_back_from_the_heap() -> None:
     # Not only after the import of liqbot raised glibc's threshold: straight after the setting
     # (a top pad alone fixes the threshold at 128 KiB: every such array mapped fresh).
-    proc = subprocess.run([sys.executable, "-c", _ARRAYS], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout.strip()) < 50
+    assert faults_in_child(_ARRAYS) < 50
